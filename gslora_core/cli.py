@@ -1,0 +1,186 @@
+"""Command line: ``python -m gslora_core {enroll,forget,evaluate,rollback,export} ...``.
+
+Everything the app does goes through these same functions, so every number on screen can be
+reproduced here. ``forget`` on its own output is the next continual task.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS, DataConfig, ForgetConfig, ModelConfig, TrainConfig, preset
+from .data import load_gallery
+from .forgetting import evaluate, forget, rollback
+from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
+from .training import train_recognizer
+
+MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": ModelConfig.small(),
+               "tiny": ModelConfig.tiny()}
+
+
+def _print_json(data: dict, path: str | None) -> None:
+    text = json.dumps(data, indent=2)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    print(text)
+
+
+def _summary(report: dict) -> dict:
+    """The report without the per-step curve (which stays in the JSON file)."""
+    return {k: v for k, v in report.items() if k != "curve"}
+
+
+def _gallery_for(model: Recognizer, folder: str):
+    return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names)
+
+
+def cmd_enroll(a: argparse.Namespace) -> int:
+    mcfg = MODEL_SIZES[a.model_size]
+    dcfg = DataConfig(preprocess=a.preprocess, max_per_identity=a.max_per_identity,
+                      test_fraction=a.test_fraction, min_images=a.min_images)
+    gallery = load_gallery(a.gallery, mcfg.img_size, dcfg)
+    if len(gallery.names) < 2:
+        raise SystemExit(f"need at least 2 identities with {dcfg.min_images}+ images; "
+                         f"found {len(gallery.names)} in {a.gallery}")
+    model = Recognizer(mcfg, gallery.names, dcfg)
+    tcfg = TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed,
+                       device=a.device)
+    report = train_recognizer(model, gallery, tcfg, on_progress=lambda p: print(
+        f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr))
+    save_recognizer(model, a.out)
+    report.update(checkpoint=str(a.out), identities=len(gallery.names),
+                  counts=gallery.counts(), rejected=gallery.rejected)
+    _print_json(report, a.report)
+    return 0
+
+
+def forget_config_from_args(a: argparse.Namespace) -> ForgetConfig:
+    """The preset, overridden by every hyper-parameter given on the command line."""
+    names = {f.name for f in fields(ForgetConfig)}
+    overrides = {k: v for k, v in vars(a).items() if k in names and v is not None}
+    if a.no_proximal:
+        overrides["proximal"] = False
+    return preset(a.preset).with_overrides(**overrides)
+
+
+def cmd_forget(a: argparse.Namespace) -> int:
+    cfg = forget_config_from_args(a)
+    device = resolve_device(cfg.device)
+    model = load_recognizer(a.checkpoint, device)
+    gallery = _gallery_for(model, a.gallery)
+
+    def progress(p: dict[str, Any]) -> None:
+        if "acc_r" in p:
+            print(f"step {p['step']}/{p['steps']} loss {p['loss']:.3f} retain {p['retain']:.3f} "
+                  f"forget {p['forget']:.3f} Acc_r {p['acc_r']:.3f} Acc_f {p['acc_f']:.3f} "
+                  f"zero groups {p['zero_groups']}", file=sys.stderr)
+
+    report = forget(model, gallery, a.forget, cfg, on_progress=progress)
+    save_recognizer(model, a.out)
+    report["checkpoint"] = str(a.out)
+    if a.report:
+        Path(a.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.report).write_text(json.dumps(report, indent=2) + "\n")
+    _print_json(_summary(report), None)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    model = load_recognizer(a.checkpoint, resolve_device(a.device))
+    _print_json(evaluate(model, _gallery_for(model, a.gallery)), a.report)
+    return 0
+
+
+def cmd_rollback(a: argparse.Namespace) -> int:
+    model = load_recognizer(a.checkpoint)
+    name = rollback(model)
+    save_recognizer(model, a.out)
+    _print_json({"rolled_back": name, "checkpoint": str(a.out),
+                 "remaining_tasks": [t.name for t in model.tasks]}, None)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    model = merged_copy(load_recognizer(a.checkpoint))
+    save_recognizer(model, a.out)
+    _print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gslora_core",
+                                description="GS-LoRA continual forgetting for face recognition.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("enroll", help="train a recognizer on a gallery folder (one folder per identity)")
+    e.add_argument("--gallery", required=True, help="folder with one sub-folder per identity")
+    e.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
+    e.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
+    e.add_argument("--preprocess", default="center", help="face cropper (default: center)")
+    e.add_argument("--max-per-identity", type=int, default=None)
+    e.add_argument("--test-fraction", type=float, default=DataConfig.test_fraction)
+    e.add_argument("--min-images", type=int, default=DataConfig.min_images)
+    e.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    e.add_argument("--lr", type=float, default=TrainConfig.lr)
+    e.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--report", help="also write the JSON report here")
+    e.set_defaults(func=cmd_enroll)
+
+    f = sub.add_parser("forget", help="run one GS-LoRA forgetting task (again on its output = next task)")
+    f.add_argument("--checkpoint", required=True, help="recognizer checkpoint (.safetensors)")
+    f.add_argument("--gallery", required=True, help="the recognizer's gallery folder")
+    f.add_argument("--forget", nargs="+", required=True, metavar="NAME", help="identities to forget")
+    f.add_argument("--out", required=True, help="output checkpoint with the new task's adapters")
+    f.add_argument("--report", help="write the full JSON report (with the loss curve) here")
+    f.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    for name, typ, help_ in [
+        ("rank", int, "LoRA rank r"), ("lora_alpha", float, "LoRA scaling numerator (scale = lora_alpha/r)"),
+        ("alpha", float, "group-sparsity weight"), ("beta", float, "forget-loss weight"),
+        ("bnd", float, "bound BND of the forget loss"), ("steps", int, "optimizer steps"),
+        ("lr", float, "learning rate"), ("batch_size", int, "retain and forget batch size"),
+        ("data_fraction", float, "share of each identity's train images"),
+        ("shots", int, "K images per identity (few-shot) instead of a fraction"),
+        ("prototype_weight", float, "GS-LoRA++ prototype-loss weight"),
+        ("sparsity_warmup", float, "share of steps before group sparsity starts"),
+        ("seed", int, "random seed"), ("device", str, "auto, cpu or cuda"),
+    ]:
+        f.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_)
+    f.add_argument("--no-proximal", action="store_true",
+                   help="plain (sub)gradient group lasso as in the authors' code (no exact zeros)")
+    f.set_defaults(func=cmd_forget)
+
+    v = sub.add_parser("evaluate", help="accuracy per identity on the gallery's test split")
+    v.add_argument("--checkpoint", required=True)
+    v.add_argument("--gallery", required=True)
+    v.add_argument("--device", default="auto")
+    v.add_argument("--report", help="also write the JSON report here")
+    v.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("rollback", help="remove the last forgetting task")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_rollback)
+
+    x = sub.add_parser("export", help="merge every task into plain weights")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", required=True)
+    x.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+

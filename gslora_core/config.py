@@ -1,0 +1,169 @@
+"""Every default of the engine lives here, as dataclasses, so a reader finds each knob once.
+
+Names follow the paper: ``alpha`` weighs the group-sparsity loss, ``beta`` the forget loss,
+``bnd`` bounds the forget loss. The LoRA scaling is ``lora_alpha / rank`` (authors: 1/8).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    """Build a dataclass from a dict, ignoring unknown keys (forward compatible checkpoints)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Face Transformer (plain pre-norm ViT, CLS pooling) plus a CosFace head.
+
+    The default is small enough to forget in seconds on a 2-core CPU (see ENVIRONMENT.md's
+    throughput table); ``ModelConfig.paper()`` is the authors' size.
+    """
+
+    img_size: int = 112
+    patch_size: int = 16
+    embed_dim: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    cosface_s: float = 64.0
+    cosface_m: float = 0.35
+
+    @classmethod
+    def paper(cls) -> "ModelConfig":
+        return cls(img_size=112, patch_size=8, embed_dim=512, depth=6, num_heads=8, mlp_ratio=4.0)
+
+    @classmethod
+    def small(cls) -> "ModelConfig":
+        """64 px, patch 8: trains from scratch in about a minute on 2 cores (tests, quick demos)."""
+        return cls(img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4)
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """For unit tests: random weights, runs in milliseconds."""
+        return cls(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a gallery folder becomes train/test tensors.
+
+    ``preprocess`` names the face cropper: "center" crops the middle of the picture (fine for
+    LFW's deep-funneled images, which are already roughly aligned).
+    """
+
+    preprocess: str = "center"
+    center_crop_fraction: float = 0.5
+    test_fraction: float = 0.25
+    min_test: int = 1
+    min_images: int = 4
+    max_per_identity: int | None = None
+    split_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supervised CosFace training of a recognizer (enrollment) on a gallery's train split."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ForgetConfig:
+    """One GS-LoRA forgetting task. Defaults are the tested fast preset ("fast")."""
+
+    rank: int = 8
+    lora_alpha: float = 1.0  # LoRA scaling = lora_alpha / rank (authors: 1/8)
+    # Group sparsity. Proximal mode: threshold lr*alpha*sqrt(|g|) per step (alpha ~ 1 holds idle
+    # groups at zero). proximal=False: alpha*L_struct in the loss (authors' scale 1e-4..1e-2).
+    alpha: float = 0.3
+    beta: float = 0.2  # forget-loss weight
+    bnd: float = 30.0  # bound on the forget CE: L_f = ReLU(BND - CE_f)
+    steps: int = 60
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    batch_size: int = 32  # per side: one retain and one forget batch per step
+    sparsity_warmup: float = 0.3  # fraction of steps with alpha = 0 (authors' warm-up)
+    proximal: bool = True  # exact zeros by the group soft-threshold after each step
+    data_fraction: float = 1.0  # share of each identity's training images used
+    shots: int | None = None  # K-shot per identity instead of a fraction (GS-LoRA++)
+    prototype_weight: float = 0.0  # GS-LoRA++ prototype term weight (0 = off)
+    bnd_pro: float = 10.0  # bound on the prototype KL term
+    eval_every: int = 10  # steps between running Acc_r / Acc_f evaluations (0 = never)
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ForgetConfig":
+        return _from_dict(cls, data)
+
+    def with_overrides(self, **kw: Any) -> "ForgetConfig":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+# Named recipes a user picks from; "fast" is the tested default.
+PRESETS: dict[str, ForgetConfig] = {
+    "fast": ForgetConfig(),
+    # Closer to the authors' scripts: longer schedule, authors' lr, a fraction of the data.
+    "paper": ForgetConfig(steps=300, lr=1e-2, weight_decay=0.05, data_fraction=0.1,
+                          beta=0.2, sparsity_warmup=0.3),
+    # GS-LoRA++: few-shot (K=4 per identity) with the prototype term.
+    "fewshot": ForgetConfig(shots=4, prototype_weight=0.1, steps=80),
+}
+
+
+def preset(name: str) -> ForgetConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+@dataclass
+class TaskRecord:
+    """What a checkpoint remembers of one forgetting task (one LoRA adapter set)."""
+
+    name: str
+    forgotten: list[str]
+    rank: int
+    lora_alpha: float
+    config: dict[str, Any] = field(default_factory=dict)
+    merged: bool = False  # folded into the base weights: history only, no adapter left
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TaskRecord":
+        return _from_dict(cls, data)

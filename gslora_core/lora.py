@@ -1,0 +1,159 @@
+"""LoRA adapters on the FFN linears, one adapter set per forgetting task.
+
+``LoRALinear`` wraps a frozen ``nn.Linear`` and adds ``(lora_alpha / r) * B(A x)`` for every task
+it holds. Tasks stay un-merged until export so that each task's group norms can be shown and the
+last task rolled back; ``merge_all`` folds them into plain weights (identical outputs).
+
+A *group* is all LoRA matrices of one transformer block for one task (A and B of fc1 and fc2).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+from torch import nn
+
+LORA_TARGETS = ("mlp.fc1", "mlp.fc2")
+
+
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus low-rank adapters keyed by task name (peft-style)."""
+
+    def __init__(self, base: nn.Linear):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.ParameterDict()
+        self.lora_B = nn.ParameterDict()
+        self.scaling: dict[str, float] = {}
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.lora_A.keys())
+
+    def add_adapter(self, task: str, rank: int, lora_alpha: float,
+                    generator: torch.Generator | None = None) -> None:
+        """A ~ kaiming-uniform(a=sqrt 5), B = 0, so a fresh adapter changes nothing."""
+        if task in self.lora_A:
+            raise ValueError(f"adapter {task!r} already exists")
+        w = self.base.weight
+        a = torch.empty(rank, self.base.in_features, device=w.device, dtype=w.dtype)
+        nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)
+        b = torch.zeros(self.base.out_features, rank, device=w.device, dtype=w.dtype)
+        self.lora_A[task] = nn.Parameter(a)
+        self.lora_B[task] = nn.Parameter(b)
+        self.scaling[task] = lora_alpha / rank
+
+    def remove_adapter(self, task: str) -> None:
+        del self.lora_A[task]
+        del self.lora_B[task]
+        del self.scaling[task]
+
+    def delta_weight(self, task: str) -> torch.Tensor:
+        return self.scaling[task] * (self.lora_B[task] @ self.lora_A[task])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        for task, a in self.lora_A.items():
+            y = y + self.scaling[task] * ((x @ a.t()) @ self.lora_B[task].t())
+        return y
+
+    def merged(self) -> nn.Linear:
+        """A plain nn.Linear whose weight includes every adapter."""
+        out = nn.Linear(self.base.in_features, self.base.out_features,
+                        bias=self.base.bias is not None)
+        out.to(device=self.base.weight.device, dtype=self.base.weight.dtype)
+        with torch.no_grad():
+            w = self.base.weight.detach().clone()
+            for task in self.tasks:
+                w += self.delta_weight(task).detach()
+            out.weight.copy_(w)
+            if self.base.bias is not None:
+                out.bias.copy_(self.base.bias.detach())
+        return out
+
+
+def _get_parent(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = dotted.rpartition(".")
+    return root.get_submodule(parent_name) if parent_name else root, child
+
+
+def inject_lora(blocks: nn.Sequential, targets: tuple[str, ...] = LORA_TARGETS) -> None:
+    """Wrap each block's target linears in LoRALinear (idempotent)."""
+    for block in blocks:
+        for name in targets:
+            parent, child = _get_parent(block, name)
+            layer = getattr(parent, child)
+            if isinstance(layer, LoRALinear):
+                continue
+            if not isinstance(layer, nn.Linear):
+                raise TypeError(f"{name} is {type(layer).__name__}, expected nn.Linear")
+            setattr(parent, child, LoRALinear(layer))
+
+
+def lora_layers(block: nn.Module) -> list[LoRALinear]:
+    return [m for m in block.modules() if isinstance(m, LoRALinear)]
+
+
+def has_lora(blocks: nn.Sequential) -> bool:
+    return any(lora_layers(b) for b in blocks)
+
+
+def add_task(blocks: nn.Sequential, task: str, rank: int, lora_alpha: float,
+             seed: int = 0) -> None:
+    """Add one adapter set (one group per block) for a new forgetting task."""
+    inject_lora(blocks)
+    gen = torch.Generator().manual_seed(seed)
+    for block in blocks:
+        for layer in lora_layers(block):
+            # kaiming_uniform_ with a generator must draw on the generator's device (CPU).
+            layer.add_adapter(task, rank, lora_alpha, generator=gen if layer.base.weight.is_cpu else None)
+
+
+def remove_task(blocks: nn.Sequential, task: str) -> None:
+    for block in blocks:
+        for layer in lora_layers(block):
+            layer.remove_adapter(task)
+
+
+def task_names(blocks: nn.Sequential) -> list[str]:
+    for block in blocks:
+        for layer in lora_layers(block):
+            return layer.tasks
+    return []
+
+
+def merge_all(blocks: nn.Sequential) -> None:
+    """Fold every adapter into the base weights and drop the LoRA wrappers."""
+    for block in blocks:
+        for name in LORA_TARGETS:
+            parent, child = _get_parent(block, name)
+            layer = getattr(parent, child)
+            if isinstance(layer, LoRALinear):
+                setattr(parent, child, layer.merged())
+
+
+def group_params(blocks: nn.Sequential, task: str) -> list[list[nn.Parameter]]:
+    """The groups of one task: per block, the A and B matrices of fc1 and fc2."""
+    return [[p for layer in lora_layers(block) for p in (layer.lora_A[task], layer.lora_B[task])]
+            for block in blocks]
+
+
+def group_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """sqrt(sum ||M||_F^2) over a group's matrices."""
+    return torch.sqrt(sum((p.pow(2).sum() for p in params), torch.zeros((), device=params[0].device)))
+
+
+@torch.no_grad()
+def norms_of(groups: list[list[nn.Parameter]]) -> list[float]:
+    return [float(group_norm(g)) for g in groups]
+
+
+def group_norms(blocks: nn.Sequential) -> list[list[float]]:
+    """The task x block matrix of group norms (exact zeros stay exactly 0.0)."""
+    return [norms_of(group_params(blocks, t)) for t in task_names(blocks)]
+
+
+def iter_task_parameters(blocks: nn.Sequential, task: str) -> Iterator[nn.Parameter]:
+    for group in group_params(blocks, task):
+        yield from group

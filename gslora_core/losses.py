@@ -1,0 +1,60 @@
+"""GS-LoRA's losses: retain CE, bounded forget loss, group lasso, the GS-LoRA++ prototype term,
+and the proximal group soft-threshold that turns group lasso into exact zeros."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .lora import group_norm
+
+
+def retain_loss(margin_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_r: plain CE on CosFace margin logits of retained identities."""
+    return F.cross_entropy(margin_logits, labels)
+
+
+def bounded_forget_loss(margin_logits: torch.Tensor, labels: torch.Tensor,
+                        bnd: float) -> torch.Tensor:
+    """L_f = ReLU(BND - CE): raise the forget CE, but stop pushing once it passes BND.
+
+    Without the bound the CE can grow without limit and wreck the retained identities."""
+    return F.relu(bnd - F.cross_entropy(margin_logits, labels))
+
+
+def group_lasso(groups: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L_struct = sum_g sqrt(sum_{M in g} ||M||_F^2)."""
+    return torch.stack([group_norm(g) for g in groups]).sum()
+
+
+def group_size(group: list[torch.Tensor]) -> int:
+    return sum(p.numel() for p in group)
+
+
+@torch.no_grad()
+def proximal_group_step(groups: list[list[torch.Tensor]],
+                        threshold: float | list[float]) -> list[bool]:
+    """Group soft-threshold g <- g * max(0, 1 - t_g/||g||), in place.
+
+    It is the exact proximal operator of ``t_g * ||g||``: groups whose norm is at most their
+    threshold become exactly zero, larger ones shrink by ``t_g`` in norm. ``threshold`` is one
+    value for all groups or one per group. Returns which groups are zero afterwards."""
+    thresholds = threshold if isinstance(threshold, list) else [threshold] * len(groups)
+    zero = []
+    for g, t in zip(groups, thresholds):
+        norm = float(group_norm(g))
+        scale = max(0.0, 1.0 - t / norm) if norm > 0 else 0.0
+        for p in g:
+            p.mul_(scale)
+        zero.append(scale == 0.0)
+    return zero
+
+
+def prototype_loss(logits: torch.Tensor, prototype_logits: torch.Tensor,
+                   bnd_pro: float) -> torch.Tensor:
+    """GS-LoRA++: ReLU(BND_pro - KL(softmax(p_y) || softmax(z))) on forget samples.
+
+    ``prototype_logits`` are the head's logits for each sample's class prototype taken at task
+    start; raising the KL pushes a forgotten face's prediction away from its old class profile."""
+    kl = F.kl_div(F.log_softmax(logits, dim=1), F.log_softmax(prototype_logits, dim=1),
+                  reduction="batchmean", log_target=True)
+    return F.relu(bnd_pro - kl)

@@ -1,0 +1,166 @@
+"""The recognizer: a Face Transformer backbone (timm ViT, LayerNorm'd CLS embedding) + CosFace head.
+
+Checkpoints are a single ``.safetensors`` file whose metadata holds the JSON config (model size,
+class names, preprocessing, forgetting tasks). No pickle is ever written or read.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from . import lora
+from .config import DataConfig, ModelConfig, TaskRecord
+
+FORMAT = "gslora-recognizer/1"
+
+
+def build_backbone(cfg: ModelConfig) -> VisionTransformer:
+    """Plain pre-norm ViT; with num_classes=0 and token pooling it returns the normed CLS token."""
+    return VisionTransformer(
+        img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=3, num_classes=0,
+        global_pool="token", embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
+        mlp_ratio=cfg.mlp_ratio, class_token=True,
+    )
+
+
+class CosFaceHead(nn.Module):
+    """Cosine classifier; the margin ``m`` is applied to the true class only while training."""
+
+    def __init__(self, embed_dim: int, num_classes: int, s: float, m: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embed_dim))
+        nn.init.normal_(self.weight, std=0.01)
+        self.s, self.m = s, m
+
+    def cosine(self, emb: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(emb, dim=-1), F.normalize(self.weight, dim=-1))
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cos = self.cosine(emb)
+        if labels is None:
+            return self.s * cos
+        return self.s * (cos - self.m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
+
+
+class Recognizer(nn.Module):
+    """Backbone + CosFace head over ``class_names``, with its forgetting history."""
+
+    def __init__(self, cfg: ModelConfig, class_names: list[str],
+                 data_config: DataConfig | None = None):
+        super().__init__()
+        if len(set(class_names)) != len(class_names):
+            raise ValueError("class names must be unique")
+        self.cfg = cfg
+        self.class_names = list(class_names)
+        self.data_config = data_config or DataConfig()
+        self.backbone = build_backbone(cfg)
+        self.head = CosFaceHead(cfg.embed_dim, len(class_names), cfg.cosface_s, cfg.cosface_m)
+        self.tasks: list[TaskRecord] = []
+        # Inputs are float images in [0, 1]; the model normalises them itself.
+        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+        self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+
+    @property
+    def blocks(self) -> nn.Sequential:
+        return self.backbone.blocks
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, H, W), uint8 or float in [0, 1]."""
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        return self.backbone((images - self.mean) / self.std)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.embed(images), labels)
+
+    def class_index(self, name: str) -> int:
+        try:
+            return self.class_names.index(name)
+        except ValueError:
+            raise KeyError(f"identity {name!r} is not known to this recognizer") from None
+
+    def forgotten(self) -> list[str]:
+        """Every identity forgotten by any task so far, in task order."""
+        return [n for t in self.tasks for n in t.forgotten]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model": self.cfg.to_dict(),
+            "class_names": self.class_names,
+            "data": self.data_config.to_dict(),
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def save_recognizer(model: Recognizer, path: str | Path) -> Path:
+    """Weights and config in one .safetensors file (config as JSON in the metadata)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"gslora": json.dumps(model.metadata())})
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "gslora" not in meta:
+        raise ValueError(f"{path} is not a GS-LoRA recognizer checkpoint (no 'gslora' metadata)")
+    data = json.loads(meta["gslora"])
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path}: unsupported checkpoint format {data.get('format')!r}")
+    return data
+
+
+def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
+    """Rebuild the recognizer (and its un-merged task adapters) from a .safetensors file."""
+    meta = read_metadata(path)
+    model = Recognizer(ModelConfig.from_dict(meta["model"]), meta["class_names"],
+                       DataConfig.from_dict(meta.get("data", {})))
+    for rec in (TaskRecord.from_dict(t) for t in meta.get("tasks", [])):
+        if not rec.merged:
+            lora.add_task(model.blocks, rec.name, rec.rank, rec.lora_alpha)
+        model.tasks.append(rec)
+    tensors = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            tensors[key] = f.get_tensor(key)
+    model.load_state_dict(tensors, strict=True)
+    model.requires_grad_(False)
+    return model.to(device).eval()
+
+
+def merged_copy(model: Recognizer) -> Recognizer:
+    """A copy with every task folded into plain weights (loads without any LoRA code)."""
+    out = Recognizer(model.cfg, model.class_names, model.data_config)
+    for rec in model.tasks:
+        if not rec.merged:
+            lora.add_task(out.blocks, rec.name, rec.rank, rec.lora_alpha)
+    out.load_state_dict(model.state_dict())
+    lora.merge_all(out.blocks)
+    out.tasks = [replace(t, merged=True) for t in model.tasks]
+    return out.to(model.device).eval()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,260 @@
+"""Unit tests of the engine on a tiny random model (milliseconds each)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gslora_core import lora
+from gslora_core.config import ForgetConfig, ModelConfig, TaskRecord, preset
+from gslora_core.data import Gallery
+from gslora_core.forgetting import forget, rollback
+from gslora_core.losses import bounded_forget_loss, group_lasso, proximal_group_step
+from gslora_core.metrics import h_mean, mia_score
+from gslora_core.model import (Recognizer, load_recognizer, merged_copy, read_metadata,
+                               save_recognizer)
+
+NAMES = ["ann", "bob", "cid", "dee"]
+
+
+def tiny_model(seed: int = 0) -> Recognizer:
+    torch.manual_seed(seed)
+    return Recognizer(ModelConfig.tiny(), NAMES).eval()
+
+
+def images(n: int = 6, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+
+
+def tiny_gallery(per_class: int = 6, seed: int = 2) -> Gallery:
+    g = torch.Generator().manual_seed(seed)
+    n = per_class * len(NAMES)
+    y = torch.arange(len(NAMES)).repeat_interleave(per_class)
+    return Gallery(names=list(NAMES),
+                   train_x=torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                   train_y=y.clone(),
+                   test_x=torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                   test_y=y.clone())
+
+
+def randomise_task(model: Recognizer, task: str, seed: int = 3) -> None:
+    """Give a task's B matrices non-zero values, as training would."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for group in lora.group_params(model.blocks, task):
+            for p in group:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def test_fresh_adapter_leaves_outputs_identical():
+    model = tiny_model()
+    x = images()
+    before = model(x)
+    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
+    assert torch.equal(model(x), before)
+    # A is random, B is zero: the adapter exists but adds nothing.
+    layer = lora.lora_layers(model.blocks[0])[0]
+    assert layer.lora_A["task1"].abs().sum() > 0 and layer.lora_B["task1"].abs().sum() == 0
+
+
+def test_only_current_task_lora_gets_gradients():
+    model = tiny_model()
+    gallery = tiny_gallery()
+    cfg = ForgetConfig(steps=2, batch_size=4, eval_every=0, sparsity_warmup=1.0)
+    forget(model, gallery, ["ann"], cfg)
+    with_grad: set[str] = set()
+
+    def spy(point: dict) -> None:
+        # Called right after the optimizer step, while this step's gradients are still there.
+        with_grad.update(n for n, p in model.named_parameters()
+                         if p.grad is not None and bool(p.grad.abs().sum() > 0))
+
+    forget(model, gallery, ["bob"], cfg, on_progress=spy)
+    task2 = {n for n, _ in model.named_parameters() if "lora_" in n and n.endswith(".task2")}
+    assert with_grad == task2
+
+
+def test_forget_trains_only_lora_and_keeps_everything_else():
+    model = tiny_model()
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4, eval_every=0))
+    for k, v in model.state_dict().items():
+        if "lora_" not in k:
+            assert torch.equal(v, frozen[k.replace(".base.", ".")]), k
+    # depth 3 x rank 8 x (fc1: A 8x32 + B 64x8, fc2: A 8x64 + B 32x8)
+    assert report["trainable_params"] == 3 * 8 * (32 + 64 + 64 + 32)
+    assert 0 < report["trainable_share"] < 1
+
+
+def test_merged_outputs_equal_unmerged():
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", 4, 1.0)
+    randomise_task(model, "task1", seed=3)
+    lora.add_task(model.blocks, "task2", 4, 1.0)
+    randomise_task(model, "task2", seed=4)
+    model.tasks = [TaskRecord("task1", ["ann"], 4, 1.0), TaskRecord("task2", ["bob"], 4, 1.0)]
+    x = images()
+    merged = merged_copy(model)
+    assert not lora.has_lora(merged.blocks)
+    assert torch.allclose(merged(x), model(x), atol=1e-5)
+    assert all(t.merged for t in merged.tasks)
+
+
+def test_rollback_restores_earlier_outputs():
+    model = tiny_model()
+    x = images()
+    base = model(x)
+    lora.add_task(model.blocks, "task1", 4, 1.0)
+    randomise_task(model, "task1", seed=5)
+    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0))
+    after_one = model(x)
+    lora.add_task(model.blocks, "task2", 4, 1.0)
+    randomise_task(model, "task2", seed=6)
+    model.tasks.append(TaskRecord("task2", ["bob"], 4, 1.0))
+    assert not torch.allclose(model(x), after_one)
+    assert rollback(model) == "task2"
+    assert torch.equal(model(x), after_one)
+    assert rollback(model) == "task1"
+    assert torch.equal(model(x), base)
+    with pytest.raises(ValueError):
+        rollback(model)
+
+
+def test_proximal_step_zeroes_small_groups_exactly_and_only_shrinks_large():
+    small = [torch.full((2, 3), 0.01), torch.full((3, 2), 0.01)]  # norm ~0.035
+    large = [torch.full((2, 3), 1.0), torch.full((3, 2), 1.0)]  # norm sqrt(12) ~ 3.46
+    norm_large = float(torch.sqrt(sum(p.pow(2).sum() for p in large)))
+    zero = proximal_group_step([small, large], threshold=0.5)
+    assert zero == [True, False]
+    assert all(torch.count_nonzero(p) == 0 for p in small)
+    new_norm = float(torch.sqrt(sum(p.pow(2).sum() for p in large)))
+    assert new_norm == pytest.approx(norm_large - 0.5, rel=1e-6)
+    # Shrinks, never flips direction.
+    assert all((p > 0).all() for p in large)
+
+
+def test_group_lasso_value():
+    g1 = [torch.tensor([[3.0]]), torch.tensor([[4.0]])]  # norm 5
+    g2 = [torch.tensor([[0.0, 0.0]])]
+    assert float(group_lasso([g1, g2])) == pytest.approx(5.0)
+
+
+def test_bounded_forget_loss_is_flat_past_bnd():
+    labels = torch.tensor([0, 1])
+
+    def loss_and_grad(scale: float) -> tuple[float, torch.Tensor]:
+        logits = (torch.tensor([[-1.0, 1.0], [1.0, -1.0]]) * scale).requires_grad_(True)
+        out = bounded_forget_loss(logits, labels, bnd=5.0)
+        out.backward()
+        return float(out), logits.grad
+
+    low, grad_low = loss_and_grad(1.0)  # CE ~ 2.1 < BND: loss positive, gradient non-zero
+    high, grad_high = loss_and_grad(10.0)  # CE ~ 20 > BND: loss 0 and flat
+    assert low > 0 and grad_low.abs().sum() > 0
+    assert high == 0.0 and grad_high.abs().sum() == 0
+
+
+def test_h_mean_reproduces_paper():
+    assert h_mean(74.16, 74.65) == pytest.approx(74.40, abs=0.005)
+    assert h_mean(0.0, 0.0) == 0.0
+
+
+def test_mia_score_separates_and_is_chance_on_equal_losses():
+    g = torch.Generator().manual_seed(0)
+    members = torch.rand(200, generator=g) * 0.1
+    nonmembers = 2 + torch.rand(200, generator=g)
+    assert mia_score(members, nonmembers) > 0.95
+    same = torch.rand(400, generator=g)
+    assert abs(mia_score(same[:200], same[200:]) - 0.5) < 0.1
+    assert mia_score(torch.ones(1), torch.ones(1)) is None
+
+
+def test_checkpoint_roundtrips_through_safetensors(tmp_path):
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", 4, 1.0)
+    randomise_task(model, "task1")
+    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0, {"steps": 3}))
+    path = save_recognizer(model, tmp_path / "rec.safetensors")
+    # The file is plain safetensors, its config readable as JSON metadata.
+    meta = read_metadata(path)
+    assert meta["class_names"] == NAMES and meta["tasks"][0]["forgotten"] == ["ann"]
+    json.dumps(meta)
+    loaded = load_recognizer(path)
+    x = images()
+    assert torch.equal(loaded(x), model(x))
+    assert loaded.forgotten() == ["ann"]
+    merged = merged_copy(loaded)
+    path2 = save_recognizer(merged, tmp_path / "merged.safetensors")
+    reloaded = load_recognizer(path2)
+    assert not lora.has_lora(reloaded.blocks)
+    assert torch.allclose(reloaded(x), model(x), atol=1e-5)
+
+
+def test_load_refuses_foreign_files(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a GS-LoRA"):
+        load_recognizer(tmp_path / "other.safetensors")
+
+
+def test_cancel_leaves_model_exactly_as_before():
+    model = tiny_model()
+    x = images()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out_before = model(x)
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
+                    should_cancel=cancel)
+    assert report["cancelled"] and report["step"] == 2
+    assert model.tasks == [] and not lora.task_names(model.blocks)
+    assert torch.equal(model(x), out_before)
+    assert {k.replace(".base.", "."): v for k, v in model.state_dict().items()}.keys() == before.keys()
+
+
+def test_forget_is_seeded_and_reproducible():
+    reports = []
+    for _ in range(2):
+        model = tiny_model()
+        reports.append(forget(model, tiny_gallery(), ["ann"],
+                              ForgetConfig(steps=4, batch_size=4, eval_every=2, seed=7)))
+    assert reports[0]["group_norms"] == reports[1]["group_norms"]
+    assert [p["loss"] for p in reports[0]["curve"]] == [p["loss"] for p in reports[1]["curve"]]
+
+
+def test_forget_validates_requests():
+    model = tiny_model()
+    gallery = tiny_gallery()
+    with pytest.raises(ValueError, match="at least one"):
+        forget(model, gallery, [], ForgetConfig(steps=1))
+    with pytest.raises(KeyError):
+        forget(model, gallery, ["zed"], ForgetConfig(steps=1))
+    with pytest.raises(ValueError, match="retained"):
+        forget(model, gallery, NAMES, ForgetConfig(steps=1))
+    forget(model, gallery, ["ann"], ForgetConfig(steps=1, batch_size=2, eval_every=0))
+    with pytest.raises(ValueError, match="already forgotten"):
+        forget(model, gallery, ["ann"], ForgetConfig(steps=1))
+
+
+def test_report_has_the_promised_keys():
+    model = tiny_model()
+    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4))
+    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o", "h_mean",
+                "seconds", "trainable_params", "total_params", "group_norms", "zero_groups", "mia"]:
+        assert key in report, key
+    assert len(report["group_norms"]) == 1 and len(report["group_norms"][0]) == 3
+    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after"]:
+        assert 0.0 <= report[key] <= 1.0
+
+
+def test_presets_exist_and_unknown_is_refused():
+    assert preset("fast").rank == 8
+    assert preset("fewshot").shots == 4
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("nope")
