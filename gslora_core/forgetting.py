@@ -128,7 +128,6 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
 
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
-    model.to(device)
     params = list(lora.iter_task_parameters(model.blocks, task))
     for p in params:
         p.requires_grad_(True)

@@ -148,7 +148,7 @@ def test_bounded_forget_loss_is_flat_past_bnd():
         logits = (torch.tensor([[-1.0, 1.0], [1.0, -1.0]]) * scale).requires_grad_(True)
         out = bounded_forget_loss(logits, labels, bnd=5.0)
         out.backward()
-        return float(out), logits.grad
+        return float(out.detach()), logits.grad
 
     low, grad_low = loss_and_grad(1.0)  # CE ~ 2.1 < BND: loss positive, gradient non-zero
     high, grad_high = loss_and_grad(10.0)  # CE ~ 20 > BND: loss 0 and flat
