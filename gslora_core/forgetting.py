@@ -221,6 +221,8 @@ def build_report(model: Recognizer, gallery: Gallery, record: TaskRecord, before
     per_a = per_identity_accuracy(after.pred, gallery.test_y, C)
     role = {c: "forget" for c in f_idx} | {c: "earlier" for c in o_idx}
     trainable = sum(p.numel() for p in lora.iter_task_parameters(model.blocks, record.name))
+    total = count_parameters(model)
+    zero_groups = sum(n == 0.0 for n in current)
     return {
         "cancelled": False,
         "task": record.name,
@@ -234,12 +236,12 @@ def build_report(model: Recognizer, gallery: Gallery, record: TaskRecord, before
         "h_mean": h_mean(acc_r_a or 0.0, drop),
         "seconds": seconds,
         "trainable_params": trainable,
-        "total_params": count_parameters(model),
-        "trainable_share": trainable / max(1, count_parameters(model)),
+        "total_params": total,
+        "trainable_share": trainable / max(1, total),
         "group_norms": norms,
         "task_names": live,
-        "zero_groups": sum(n == 0.0 for n in current),
-        "zero_group_ratio": sum(n == 0.0 for n in current) / max(1, len(current)),
+        "zero_groups": zero_groups,
+        "zero_group_ratio": zero_groups / max(1, len(current)),
         "mia_before": mia_score(before.train_loss[fm_tr], before.test_loss[fm_te], seed=cfg.seed),
         "mia": mia_score(after.train_loss[fm_tr], after.test_loss[fm_te], seed=cfg.seed),
         "forgotten_cos_to_prototype_before": _mean_cos(before.test_emb[fm_te], protos_before,
