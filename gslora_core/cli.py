@@ -1,4 +1,4 @@
-"""Command line: ``python -m gslora_core {enroll,forget,evaluate,rollback,export} ...``.
+"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,rollback,export} ...``.
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -8,15 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, DataConfig, ForgetConfig, ModelConfig, TrainConfig, preset
+from .config import (PRESETS, DataConfig, ForgetConfig, ModelConfig, PretrainConfig, TrainConfig,
+                     preset)
 from .data import load_gallery
 from .forgetting import evaluate, forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
-from .training import train_recognizer
+from .training import from_backbone, train_recognizer
 
 MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": ModelConfig.small(),
                "tiny": ModelConfig.tiny()}
@@ -39,22 +40,63 @@ def _gallery_for(model: Recognizer, folder: str):
     return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names)
 
 
+def read_holdout(path: str | None) -> set[str]:
+    """Identity names kept out of pretraining: every name list in a JSON object (or a list)."""
+    if not path:
+        return set()
+    data = json.loads(Path(path).read_text())
+    lists = data.values() if isinstance(data, dict) else [data]
+    return {n for v in lists if isinstance(v, list) for n in v}
+
+
+def cmd_pretrain(a: argparse.Namespace) -> int:
+    import torch
+
+    from .facecache import load_face_cache
+    from .pretrain import pretrain, split_holdout
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data, held = split_holdout(load_face_cache(a.cache), read_holdout(a.holdout))
+    print(f"{len(data.images)} training faces, {len(held.images)} held out "
+          f"({len(set(held.identities))} identities)", file=sys.stderr, flush=True)
+    cfg = PretrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                         relation_weight=a.relation_weight, seed=a.seed, device=a.device)
+
+    def progress(row: dict) -> None:
+        ver = row.get("verification", {}).get("accuracy")
+        print(f"epoch {row['epoch']}/{cfg.epochs} loss {row['loss']:.4f} point {row['point']:.4f} "
+              f"relation {row['relation']:.4f} verification {ver} ({row['seconds']:.0f} s)",
+              file=sys.stderr, flush=True)
+
+    _, report = pretrain(data, held, MODEL_SIZES[a.model_size], cfg, out=a.out, on_progress=progress)
+    report["checkpoint"] = str(a.out)
+    _print_json(report, a.report)
+    return 0
+
+
 def cmd_enroll(a: argparse.Namespace) -> int:
-    mcfg = MODEL_SIZES[a.model_size]
-    dcfg = DataConfig(preprocess=a.preprocess, max_per_identity=a.max_per_identity,
+    backbone = load_recognizer(a.backbone, resolve_device(a.device)) if a.backbone else None
+    mcfg = backbone.cfg if backbone else MODEL_SIZES[a.model_size]
+    preprocess = a.preprocess or (backbone.data_config.preprocess if backbone else "center")
+    dcfg = DataConfig(preprocess=preprocess, max_per_identity=a.max_per_identity,
                       test_fraction=a.test_fraction, min_images=a.min_images)
     gallery = load_gallery(a.gallery, mcfg.img_size, dcfg)
     if len(gallery.names) < 2:
-        raise SystemExit(f"need at least 2 identities with {dcfg.min_images}+ images; "
+        raise ValueError(f"need at least 2 identities with {dcfg.min_images}+ usable pictures; "
                          f"found {len(gallery.names)} in {a.gallery}")
-    model = Recognizer(mcfg, gallery.names, dcfg)
-    tcfg = TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed,
-                       device=a.device)
+    base = TrainConfig.from_backbone() if backbone else TrainConfig()
+    tcfg = replace(base, seed=a.seed, device=a.device, **{
+        k: v for k, v in (("epochs", a.epochs), ("lr", a.lr), ("batch_size", a.batch_size))
+        if v is not None})
+    model = from_backbone(backbone, gallery) if backbone else Recognizer(mcfg, gallery.names, dcfg)
+    model.data_config = dcfg
     report = train_recognizer(model, gallery, tcfg, on_progress=lambda p: print(
         f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr))
     save_recognizer(model, a.out)
-    report.update(checkpoint=str(a.out), identities=len(gallery.names),
-                  counts=gallery.counts(), rejected=gallery.rejected)
+    report.update(checkpoint=str(a.out), backbone=a.backbone, identities=len(gallery.names),
+                  counts=gallery.summary(), rejected=gallery.rejected, excluded=gallery.excluded,
+                  notes=gallery.notes)
     _print_json(report, a.report)
     return 0
 
@@ -117,17 +159,38 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="GS-LoRA continual forgetting for face recognition.")
     sub = p.add_subparsers(dest="command", required=True)
 
+    t = sub.add_parser("pretrain", help="train the backbone by distilling a teacher (needs a face cache)")
+    t.add_argument("--cache", required=True, help="face cache folder (scripts/build_face_cache.py)")
+    t.add_argument("--out", required=True, help="output backbone (.safetensors), saved every epoch")
+    t.add_argument("--holdout", help="JSON of identity names kept out of training (scored on pairs)")
+    t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
+    t.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
+    t.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
+    t.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    t.add_argument("--relation-weight", type=float, default=PretrainConfig.relation_weight)
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--report", help="also write the JSON report here")
+    t.set_defaults(func=cmd_pretrain)
+
     e = sub.add_parser("enroll", help="train a recognizer on a gallery folder (one folder per identity)")
-    e.add_argument("--gallery", required=True, help="folder with one sub-folder per identity")
+    e.add_argument("--gallery", required=True,
+                   help="folder with one sub-folder per identity, or a .zip of such folders")
     e.add_argument("--out", required=True, help="output checkpoint (.safetensors)")
-    e.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
-    e.add_argument("--preprocess", default="center", help="face cropper (default: center)")
+    e.add_argument("--backbone", help="pretrained backbone (.safetensors); without it, from scratch")
+    e.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default",
+                   help="from scratch only (a backbone brings its own size)")
+    e.add_argument("--preprocess", choices=["mtcnn", "center"], default=None,
+                   help="face cropper (default: the backbone's, mtcnn; center from scratch)")
     e.add_argument("--max-per-identity", type=int, default=None)
     e.add_argument("--test-fraction", type=float, default=DataConfig.test_fraction)
     e.add_argument("--min-images", type=int, default=DataConfig.min_images)
-    e.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    e.add_argument("--lr", type=float, default=TrainConfig.lr)
-    e.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    e.add_argument("--epochs", type=int, default=None,
+                   help=f"default {TrainConfig.from_backbone().epochs} on a backbone, "
+                        f"{TrainConfig.epochs} from scratch")
+    e.add_argument("--lr", type=float, default=None)
+    e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--report", help="also write the JSON report here")

@@ -79,6 +79,25 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """Limits on what a gallery upload may contain; everything past them is refused with a reason.
+
+    Why limits: a public demo gets zip bombs and 50-megapixel phone pictures; decoding those
+    would take the memory every other visitor needs."""
+
+    max_file_mb: float = 20.0  # one picture, compressed
+    max_pixels: int = 25_000_000  # one picture, decoded (a 50 MP photo is refused)
+    min_side: int = 24  # pixels; smaller pictures hold no usable face
+    max_images: int = 5000
+    max_identities: int = 1000
+    max_zip_mb: float = 500.0  # total uncompressed size of a zip's pictures
+    max_zip_ratio: float = 200.0  # uncompressed / compressed, per member (zip bombs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Supervised CosFace training of a recognizer (enrollment) on a gallery's train split."""
 
@@ -89,6 +108,38 @@ class TrainConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.0
     augment: bool = True
+    # From a pretrained backbone: the backbone learns at lr * backbone_lr_scale (small, so a
+    # 300-picture gallery adapts it without erasing what pretraining taught).
+    backbone_lr_scale: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_backbone(cls) -> "TrainConfig":
+        """Enrollment on a pretrained backbone: the head starts at the class means, few epochs."""
+        return cls(epochs=8, lr=1e-3, warmup_epochs=1, backbone_lr_scale=0.1)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Backbone pretraining by distilling a face-embedding teacher (dlib, 128-d) into the ViT.
+
+    Why distillation: 12.7k LFW pictures are too few to teach a transformer faces from labels
+    alone, but every picture carries a dense target (the teacher's embedding), identity or not.
+    The loss is 1 - cos(student, teacher) plus ``relation_weight`` times the mean squared gap
+    between the batch's student and teacher cosine matrices, which is what verification uses.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    relation_weight: float = 1.0
+    colour_jitter: float = 0.2  # +- brightness and contrast share
     seed: int = 0
     device: str = "auto"
 

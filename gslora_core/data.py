@@ -1,23 +1,27 @@
-"""Galleries: one folder per identity, turned into a deterministic train/test split of face crops.
+"""Galleries: pictures of identities turned into a deterministic train/test split of face crops.
 
 The split is decided per file by a hash of its name (not by listing order), so the same image is
 always train or always test, whichever tool loads the gallery: enrollment never sees a test image
-that forgetting later measures on.
+that forgetting later measures on. Sources, decoding and rejections live in ``ingest``; this
+module crops faces (MTCNN alignment, cached on disk by content hash, or a centre crop).
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .config import DataConfig
+from .config import DataConfig, IngestConfig
+from .ingest import Picture, Rejection, collect, decode_all
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm", ".pnm", ".tif", ".tiff"}
+ALIGN_VERSION = "arcface112-v1"  # part of the cache key: a new aligner must not reuse old crops
 
 
 @dataclass
@@ -31,12 +35,24 @@ class Gallery:
     test_y: torch.Tensor
     train_files: list[str] = field(default_factory=list)
     test_files: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file or identity, reason)
+    rejected: list[Rejection] = field(default_factory=list)  # (identity/file, reason)
+    excluded: list[Rejection] = field(default_factory=list)  # (identity, why it is not enrolled)
+    notes: list[Rejection] = field(default_factory=list)  # (identity/file, remark), e.g. 2 faces
+    methods: dict[str, str] = field(default_factory=dict)  # identity/file -> mtcnn|as-is|center
 
     def counts(self) -> list[dict]:
         tr = torch.bincount(self.train_y, minlength=len(self.names)).tolist()
         te = torch.bincount(self.test_y, minlength=len(self.names)).tolist()
         return [{"identity": n, "train": a, "test": b} for n, a, b in zip(self.names, tr, te)]
+
+    def summary(self) -> list[dict]:
+        """Per identity: pictures used, how their faces were found, train/test sizes."""
+        out = []
+        for row in self.counts():
+            mine = [m for f, m in self.methods.items() if f.split("/", 1)[0] == row["identity"]]
+            out.append({**row, "faces": len(mine), "aligned": mine.count("mtcnn"),
+                        "as_is": mine.count("as-is")})
+        return out
 
     def indices_of(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in names if n not in self.names]
@@ -45,32 +61,50 @@ class Gallery:
         return [self.names.index(n) for n in names]
 
 
-def list_identities(root: str | Path) -> dict[str, list[Path]]:
-    """{identity: sorted image files} for a folder with one sub-folder per identity."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"gallery folder not found: {root}")
-    out: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-        if files:
-            out[sub.name] = files
-    return out
+def default_cache_dir() -> Path:
+    """Where aligned crops are kept: $GSLORA_CACHE, else ~/.cache/gslora/faces."""
+    return Path(os.environ.get("GSLORA_CACHE") or Path.home() / ".cache" / "gslora" / "faces")
 
 
-def _rank_key(name: str, seed: int) -> str:
-    return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
+class CropCache:
+    """Aligned crops on disk, keyed by the picture's content hash: a gallery is aligned once.
 
+    Each entry is ``<key>.json`` (method, note, faces) plus ``<key>.png`` when a face was found."""
 
-def split_files(files: Sequence[Path], cfg: DataConfig) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/test split of one identity's files (hash order, not list order)."""
-    ranked = sorted(files, key=lambda p: _rank_key(p.name, cfg.split_seed))
-    if cfg.max_per_identity:
-        ranked = ranked[: cfg.max_per_identity]
-    n_test = max(cfg.min_test, int(round(cfg.test_fraction * len(ranked))))
-    test = sorted(ranked[:n_test])
-    train = sorted(ranked[n_test:])
-    return train, test
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root else None
+
+    def _paths(self, digest: str) -> tuple[Path, Path]:
+        assert self.root is not None
+        key = f"{digest}-{ALIGN_VERSION}"
+        return self.root / key[:2] / f"{key}.json", self.root / key[:2] / f"{key}.png"
+
+    def get(self, digest: str) -> dict | None:
+        if self.root is None:
+            return None
+        meta_path, png = self._paths(digest)
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta["method"] != "none":
+                with Image.open(png) as im:
+                    meta["crop"] = im.convert("RGB")
+            return meta
+        except (OSError, ValueError, KeyError):
+            return None  # absent or damaged: align again
+
+    def put(self, digest: str, crop: Image.Image | None, method: str, note: str | None,
+            n_faces: int) -> None:
+        if self.root is None:
+            return
+        meta_path, png = self._paths(digest)
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        if crop is not None:
+            tmp = png.with_suffix(".tmp.png")
+            crop.save(tmp)
+            os.replace(tmp, png)
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"method": method, "note": note, "n_faces": n_faces}))
+        os.replace(tmp, meta_path)
 
 
 def center_crop(img: Image.Image, size: int, fraction: float) -> Image.Image:
@@ -89,10 +123,56 @@ def open_rgb(path: str | Path) -> Image.Image:
         return im.convert("RGB")
 
 
-def make_cropper(cfg: DataConfig, size: int) -> Callable[[Image.Image], Image.Image]:
+def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
+               cache_dir: str | Path | None = None, aligner=None
+               ) -> tuple[list[tuple[Picture, Image.Image, str]], list[Rejection], list[Rejection]]:
+    """Face crop of every picture: ([(picture, crop, method)], rejected, notes).
+
+    "mtcnn" aligns with ``alignment.FaceAligner`` (cache misses only, in one batch);
+    "center" crops the middle (LFW deep-funneled is already roughly aligned)."""
     if cfg.preprocess == "center":
-        return lambda im: center_crop(im, size, cfg.center_crop_fraction)
-    raise ValueError(f"unknown preprocess {cfg.preprocess!r}")
+        return [(p, center_crop(p.image, size, cfg.center_crop_fraction), "center")
+                for p in pictures], [], []
+    if cfg.preprocess != "mtcnn":
+        raise ValueError(f"unknown preprocess {cfg.preprocess!r} (choose mtcnn or center)")
+    cache = CropCache(cache_dir)
+    results: list[dict | None] = [cache.get(p.digest) for p in pictures]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        if aligner is None:
+            from .alignment import FaceAligner
+            aligner = FaceAligner(size=112)
+        for i, res in zip(todo, aligner.align_many([pictures[i].image for i in todo])):
+            cache.put(pictures[i].digest, res.crop, res.method, res.note, res.n_faces)
+            results[i] = {"method": res.method, "note": res.note, "n_faces": res.n_faces,
+                          "crop": res.crop}
+    kept, rejected, notes = [], [], []
+    for p, r in zip(pictures, results):
+        assert r is not None
+        if r["method"] == "none":
+            rejected.append((p.label, "no face found"))
+            continue
+        crop = r["crop"] if r["crop"].size == (size, size) else r["crop"].resize(
+            (size, size), Image.Resampling.BILINEAR)
+        kept.append((p, crop, r["method"]))
+        for remark in (p.note, r.get("note")):
+            if remark:
+                notes.append((p.label, remark))
+    return kept, rejected, notes
+
+
+def _rank_key(name: str, seed: int) -> str:
+    return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
+
+
+def split_labels(labels: Sequence[str], cfg: DataConfig) -> tuple[list[str], list[str]]:
+    """Deterministic train/test split of one identity's ``identity/file`` labels, by a hash of
+    the file name (so adding a picture never moves another between train and test)."""
+    ranked = sorted(labels, key=lambda s: _rank_key(s.rsplit("/", 1)[-1], cfg.split_seed))
+    if cfg.max_per_identity:
+        ranked = ranked[: cfg.max_per_identity]
+    n_test = max(cfg.min_test, int(round(cfg.test_fraction * len(ranked))))
+    return sorted(ranked[n_test:]), sorted(ranked[:n_test])
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -104,39 +184,65 @@ def _stack(items: list[torch.Tensor], size: int) -> torch.Tensor:
     return torch.stack(items) if items else torch.zeros((0, 3, size, size), dtype=torch.uint8)
 
 
-def load_gallery(root: str | Path, image_size: int, cfg: DataConfig | None = None,
-                 names: Sequence[str] | None = None) -> Gallery:
-    """Load a gallery folder. With ``names``, labels follow that order (a recognizer's classes)
-    and identities outside it are skipped; otherwise identities are sorted by name."""
+def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
+                 cfg: DataConfig | None = None, names: Sequence[str] | None = None,
+                 ingest: IngestConfig = IngestConfig(), cache_dir: str | Path | None = "default",
+                 aligner=None) -> Gallery:
+    """Load a gallery from a folder, a zip or a list of files.
+
+    With ``names``, labels follow that order (a recognizer's classes) and other identities are
+    skipped; otherwise identities with at least ``cfg.min_images`` usable faces are enrolled,
+    sorted by name, and the rest are listed in ``excluded``. Bad files land in ``rejected``."""
     cfg = cfg or DataConfig()
-    found = list_identities(root)
-    rejected: list[tuple[str, str]] = []
+    if cache_dir == "default":
+        cache_dir = default_cache_dir()
+    files, rejected = collect(source, ingest)
+    if names is not None:
+        wanted = set(names)
+        files = [f for f in files if f.identity in wanted]
+    if cfg.max_per_identity:  # cap before decoding: a 530-picture identity is not aligned in full
+        ranked = sorted(files, key=lambda f: _rank_key(f.label.rsplit("/", 1)[-1], cfg.split_seed))
+        count: dict[str, int] = {}
+        keep = set()
+        for f in ranked:
+            if count.get(f.identity, 0) < cfg.max_per_identity:
+                count[f.identity] = count.get(f.identity, 0) + 1
+                keep.add(id(f))
+        files = [f for f in files if id(f) in keep]
+    pictures, bad = decode_all(files, ingest)
+    kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner)
+    rejected += bad + no_face
+    by_id: dict[str, dict[str, Image.Image]] = {}
+    methods: dict[str, str] = {}
+    for pic, crop, method in kept:
+        by_id.setdefault(pic.identity, {})[pic.label] = crop
+        methods[pic.label] = method
+    excluded: list[Rejection] = []
     if names is None:
-        names = [n for n, fs in found.items() if len(fs) >= cfg.min_images]
-        rejected += [(n, f"only {len(fs)} images (need {cfg.min_images})")
-                     for n, fs in found.items() if len(fs) < cfg.min_images]
+        seen = sorted({f.identity for f in files})
+        names = [n for n in seen if len(by_id.get(n, {})) >= cfg.min_images]
+        excluded = [(n, f"only {len(by_id.get(n, {}))} usable pictures (need {cfg.min_images})")
+                    for n in seen if n not in names]
     else:
-        missing = [n for n in names if n not in found]
+        missing = [n for n in names if n not in by_id]
         if missing:
-            raise KeyError(f"identities missing from {root}: {', '.join(missing)}")
-    crop = make_cropper(cfg, image_size)
+            raise KeyError(f"identities with no usable picture in {source}: {', '.join(missing)}")
     xs: dict[str, list[torch.Tensor]] = {"train": [], "test": []}
     ys: dict[str, list[int]] = {"train": [], "test": []}
-    files: dict[str, list[str]] = {"train": [], "test": []}
+    used: dict[str, list[str]] = {"train": [], "test": []}
     for label, name in enumerate(names):
-        train, test = split_files(found[name], cfg)
-        for part, paths in (("train", train), ("test", test)):
-            for p in paths:
-                try:
-                    xs[part].append(to_tensor(crop(open_rgb(p))))
-                except (OSError, ValueError) as e:
-                    rejected.append((f"{name}/{p.name}", f"unreadable image: {e}"))
-                    continue
+        crops = by_id[name]
+        for part, labels in zip(("train", "test"), split_labels(list(crops), cfg)):
+            for lab in labels:
+                xs[part].append(to_tensor(crops[lab]))
                 ys[part].append(label)
-                files[part].append(f"{name}/{p.name}")
+                used[part].append(lab)
+    kept_labels = set(used["train"]) | set(used["test"])
     return Gallery(
         names=list(names),
         train_x=_stack(xs["train"], image_size), train_y=torch.tensor(ys["train"], dtype=torch.long),
         test_x=_stack(xs["test"], image_size), test_y=torch.tensor(ys["test"], dtype=torch.long),
-        train_files=files["train"], test_files=files["test"], rejected=rejected,
+        train_files=used["train"], test_files=used["test"], rejected=rejected, excluded=excluded,
+        notes=[n for n in notes if n[0] in kept_labels],
+        methods={k: v for k, v in methods.items() if k in kept_labels},
     )

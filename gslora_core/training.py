@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .data import Gallery
-from .metrics import fraction_correct, logits_all, per_identity_accuracy
+from .metrics import class_prototypes, embed_all, fraction_correct, logits_all, per_identity_accuracy
 from .model import Recognizer, resolve_device
 
 ProgressFn = Callable[[dict], None]
@@ -42,6 +42,20 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def from_backbone(backbone: Recognizer, gallery: Gallery) -> Recognizer:
+    """A recognizer over ``gallery.names`` on a pretrained backbone, its CosFace head set to each
+    identity's mean train embedding (so it recognizes before any training step)."""
+    model = Recognizer(backbone.cfg, gallery.names, backbone.data_config)
+    state = {k: v for k, v in backbone.state_dict().items() if k.startswith("backbone.")}
+    model.load_state_dict(state, strict=False)
+    model.to(backbone.device)
+    with torch.no_grad():
+        emb = F.normalize(embed_all(model, gallery.train_x), dim=-1)
+        protos = class_prototypes(emb, gallery.train_y, len(gallery.names))
+        model.head.weight.copy_(F.normalize(protos, dim=-1))
+    return model
+
+
 def check_labels(model: Recognizer, gallery: Gallery) -> None:
     if gallery.names != model.class_names:
         raise ValueError("gallery identities do not match the recognizer's classes; load the "
@@ -59,11 +73,13 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device).train().requires_grad_(True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    groups = []
+    for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
+        params = [p for p in part.parameters() if p.requires_grad]
+        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay,
+                    "scale": scale},
+                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "scale": scale}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
     n = len(gallery.train_y)
     per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
@@ -78,7 +94,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
             x = augment(x, gen) if cfg.augment else x.float() / 255.0
             y = gallery.train_y[idx].to(device)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, warmup, cfg.lr)
+                g["lr"] = lr_at(step, total, warmup, cfg.lr) * g["scale"]
             loss = F.cross_entropy(model(x.to(device), y), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -86,7 +102,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
             losses.append(float(loss.detach()))
             step += 1
         if on_progress:
-            on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": losses[-1]})
+            on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": losses[-1] if losses else None})
     model.eval().requires_grad_(False)
     pred = logits_all(model, gallery.test_x).argmax(1)
     per_id = per_identity_accuracy(pred, gallery.test_y, len(gallery.names))
@@ -94,7 +110,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         "test_accuracy": fraction_correct(pred, gallery.test_y),
         "per_identity": dict(zip(gallery.names, per_id)),
         "seconds": time.perf_counter() - t0,
-        "final_loss": losses[-1],
+        "final_loss": losses[-1] if losses else None,
         "steps": step,
         "config": cfg.to_dict(),
     }

@@ -1,13 +1,15 @@
-"""Build the LFW pretraining cache: aligned 112x112 crops + dlib teacher embeddings, resumable.
+"""Build a face cache for pretraining: aligned 112x112 crops + dlib teacher embeddings, resumable.
 
 Why a cache: aligning (MTCNN) and embedding (dlib) all 12.7k LFW pictures takes most of an hour
-on 2 CPU cores; pretraining then reads plain arrays. Rows are committed every --chunk pictures
-(arrays flushed, then lfw_index.json rewritten atomically), so a killed run resumes where the
+on 2 CPU cores; pretraining then reads plain arrays (layout: gslora_core/facecache.py). Any folder
+with one sub-folder of .jpg/.png pictures per identity works; LFW deep-funneled is the default. Rows are committed every --chunk pictures
+(arrays flushed, then index.json rewritten atomically), so a killed run resumes where the
 index stops.
 
-Run:  nohup nice -n 10 .venv/bin/python scripts/build_lfw_cache.py > /tmp/gslora_cache/build.log 2>&1 &
-Out:  lfw_aligned_112.npy uint8 (N,112,112,3) (zeros where no face), lfw_teacher.npy float32
-      (N,128) (NaN where no embedding), lfw_index.json (one record per row, same order).
+Run:  nohup nice -n 10 .venv/bin/python scripts/build_face_cache.py > /tmp/gslora_cache/build.log 2>&1 &
+      (needs requirements-pretrain.txt for the dlib teacher)
+Out:  aligned.npy uint8 (N,112,112,3) (zeros where no face), teacher.npy float32 (N,128) (NaN
+      where no embedding), index.json (one record per row, same order).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gslora_core.alignment import FaceAligner  # noqa: E402
+from gslora_core.facecache import ALIGNED, INDEX, TEACHER  # noqa: E402
 from gslora_core.teacher import DlibTeacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,19 +52,21 @@ def write_index(path: Path, meta: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    ap.add_argument("--lfw", "--data", dest="lfw", type=Path, default=DEFAULT_LFW,
+                    help="folder of identity sub-folders (default: LFW deep-funneled)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/gslora_cache"))
     ap.add_argument("--chunk", type=int, default=500, help="pictures per commit")
     ap.add_argument("--limit", type=int, default=0, help="only the first N pictures (testing)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # leave the other core free; 2 threads under load is ~10x slower
 
-    files = sorted(p.relative_to(args.lfw).as_posix() for p in args.lfw.glob("*/*.jpg"))
+    files = sorted(p.relative_to(args.lfw).as_posix() for p in args.lfw.glob("*/*")
+                   if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if args.limit:
         files = files[:args.limit]
     n = len(files)
     args.out.mkdir(parents=True, exist_ok=True)
-    index_path = args.out / "lfw_index.json"
+    index_path = args.out / INDEX
     rows: list[dict] = []
     if index_path.exists():
         meta = json.loads(index_path.read_text())
@@ -69,10 +74,10 @@ def main() -> None:
             rows = meta["rows"]
         else:
             print("index does not match this file list: starting over", flush=True)
-    if not all((args.out / f).exists() for f in ("lfw_aligned_112.npy", "lfw_teacher.npy")):
+    if not all((args.out / f).exists() for f in (ALIGNED, TEACHER)):
         rows = []  # arrays missing: the index alone cannot be trusted
-    aligned = open_array(args.out / "lfw_aligned_112.npy", (n, 112, 112, 3), np.uint8, 0)
-    teacher_emb = open_array(args.out / "lfw_teacher.npy", (n, 128), np.float32, np.nan)
+    aligned = open_array(args.out / ALIGNED, (n, 112, 112, 3), np.uint8, 0)
+    teacher_emb = open_array(args.out / TEACHER, (n, 128), np.float32, np.nan)
     if len(rows) == n:
         print(f"already complete: {n} rows in {args.out}", flush=True)
         return
@@ -100,7 +105,7 @@ def main() -> None:
                   f"({time.strftime('%H:%M:%S')})", flush=True)
         aligned.flush()
         teacher_emb.flush()
-        write_index(index_path, {"n": n, "lfw": str(args.lfw), "size": 112,
+        write_index(index_path, {"n": n, "root": str(args.lfw), "size": 112,
                                  "complete": len(rows) == n, "rows": rows})
         print(f"committed {len(rows)} rows", flush=True)
 
