@@ -69,7 +69,8 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
               f"relation {row['relation']:.4f} verification {ver} ({row['seconds']:.0f} s)",
               file=sys.stderr, flush=True)
 
-    _, report = pretrain(data, held, MODEL_SIZES[a.model_size], cfg, out=a.out, on_progress=progress)
+    mcfg = replace(MODEL_SIZES[a.model_size], stem=a.stem)
+    _, report = pretrain(data, held, mcfg, cfg, out=a.out, on_progress=progress)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
     return 0
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output backbone (.safetensors), saved every epoch")
     t.add_argument("--holdout", help="JSON of identity names kept out of training (scored on pairs)")
     t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
+    t.add_argument("--stem", choices=["patch", "conv"], default="patch",
+                   help="patch: one patchify conv (paper); conv: small conv stem (trains faster)")
     t.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
     t.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
     t.add_argument("--lr", type=float, default=PretrainConfig.lr)

@@ -31,6 +31,7 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     cosface_s: float = 64.0
     cosface_m: float = 0.35
+    stem: str = "patch"  # "patch": one patchify conv (the paper); "conv": a small conv stem
 
     @classmethod
     def paper(cls) -> "ModelConfig":

@@ -6,6 +6,7 @@ class names, preprocessing, forgetting tasks). No pickle is ever written or read
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,45 @@ from .config import DataConfig, ModelConfig, TaskRecord
 FORMAT = "gslora-recognizer/1"
 
 
+class ConvStem(nn.Module):
+    """Stride-2 3x3 convolutions (GroupNorm, GELU) then a 1x1 projection, in place of the single
+    patchify convolution: the same token grid, but far easier to train on a small face set
+    (Xiao et al. 2021, "Early convolutions help transformers see better"). GroupNorm, not
+    BatchNorm: no running statistics, so forgetting in train mode changes nothing here."""
+
+    def __init__(self, img_size: int = 112, patch_size: int = 16, in_chans: int = 3,
+                 embed_dim: int = 192, **_: Any):
+        super().__init__()
+        steps = int(math.log2(patch_size))
+        if 2 ** steps != patch_size:
+            raise ValueError("the conv stem needs a power-of-two patch size")
+        chans = [in_chans] + [max(16, embed_dim // 2 ** (steps - i)) for i in range(1, steps + 1)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                       nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
+        layers.append(nn.Conv2d(chans[-1], embed_dim, 1))
+        self.proj = nn.Sequential(*layers)
+        self.img_size = (img_size, img_size)
+        self.patch_size = (patch_size, patch_size)
+        self.grid_size = (img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.dynamic_img_pad = False
+
+    def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
+        return self.patch_size[0] if as_scalar else self.patch_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)  # (N, tokens, dim)
+
+
 def build_backbone(cfg: ModelConfig) -> VisionTransformer:
     """Plain pre-norm ViT; with num_classes=0 and token pooling it returns the normed CLS token."""
+    extra = {"embed_layer": ConvStem} if cfg.stem == "conv" else {}
     return VisionTransformer(
         img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=3, num_classes=0,
         global_pool="token", embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
-        mlp_ratio=cfg.mlp_ratio, class_token=True,
+        mlp_ratio=cfg.mlp_ratio, class_token=True, **extra,
     )
 
 

@@ -1,0 +1,48 @@
+"""The shipped checkpoints: they load, their card matches their config, and the sample
+recognizer recognizes the sample gallery's held-back test pictures."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gslora_core.data import load_gallery
+from gslora_core.forgetting import evaluate
+from gslora_core.model import load_recognizer, read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+CK = ROOT / "checkpoints"
+GALLERY = ROOT / "assets" / "sample_gallery"
+
+
+def card_configs() -> list[dict]:
+    text = (CK / "README.md").read_text()
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+
+
+def test_checkpoints_load_and_match_their_card() -> None:
+    backbone = read_metadata(CK / "backbone.safetensors")
+    sample = read_metadata(CK / "sample_recognizer.safetensors")
+    assert card_configs() == [backbone["model"], sample["model"]]
+    assert backbone["class_names"] == [] and backbone["data"]["preprocess"] == "mtcnn"
+    assert sample["class_names"] == sorted(p.name for p in GALLERY.iterdir() if p.is_dir())
+    assert sample["tasks"] == []
+    model = load_recognizer(CK / "sample_recognizer.safetensors")
+    assert model.head.weight.shape == (len(sample["class_names"]), model.cfg.embed_dim)
+
+
+def test_sample_gallery_was_kept_out_of_pretraining() -> None:
+    hold = json.loads((CK / "lfw_holdout.json").read_text())
+    assert sorted(p.name for p in GALLERY.iterdir() if p.is_dir()) == hold["sample_gallery"]
+
+
+@pytest.mark.slow
+def test_sample_recognizer_recognizes_the_sample_gallery() -> None:
+    model = load_recognizer(CK / "sample_recognizer.safetensors")
+    gallery = load_gallery(GALLERY, model.cfg.img_size, model.data_config, names=model.class_names)
+    assert gallery.rejected == [] and len(gallery.test_y) == 80
+    report = evaluate(model, gallery)
+    # The model card states the measured figure; this is the floor it must not fall under.
+    assert report["acc_all"] >= 0.90, report
