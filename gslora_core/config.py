@@ -154,10 +154,10 @@ class ForgetConfig:
 
     rank: int = 8
     lora_alpha: float = 1.0  # LoRA scaling = lora_alpha / rank (authors: 1/8)
-    # Group sparsity. Proximal mode: threshold lr*alpha*sqrt(|g|) per step (alpha ~ 1 holds idle
-    # groups at zero). proximal=False: alpha*L_struct in the loss (authors' scale 1e-4..1e-2).
-    alpha: float = 0.3
-    beta: float = 0.2  # forget-loss weight
+    # Group sparsity alpha * sum_g ||g||. Proximal mode: its exact proximal step in Adam's metric
+    # after each step (exact zeros). proximal=False: alpha*L_struct added to the loss (authors').
+    alpha: float = 0.01
+    beta: float = 1.0  # forget-loss weight (authors: 0.2; 1.0 forgets fully on our recognizer)
     bnd: float = 30.0  # bound on the forget CE: L_f = ReLU(BND - CE_f)
     steps: int = 60
     lr: float = 1e-2
@@ -172,6 +172,28 @@ class ForgetConfig:
     eval_every: int = 10  # steps between running Acc_r / Acc_f evaluations (0 = never)
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        """Refuse impossible settings up front, with the setting's name in the message."""
+        checks = [
+            (self.rank >= 1, "rank must be at least 1"),
+            (self.lora_alpha > 0, "lora_alpha must be positive"),
+            (self.alpha >= 0, "alpha (group sparsity weight) must be 0 or more"),
+            (self.beta >= 0, "beta (forget-loss weight) must be 0 or more"),
+            (self.bnd > 0, "bnd (forget-loss bound) must be positive"),
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.weight_decay >= 0, "weight_decay must be 0 or more"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (0 <= self.sparsity_warmup <= 1, "sparsity_warmup must be between 0 and 1"),
+            (0 < self.data_fraction <= 1, "data_fraction must be in (0, 1]"),
+            (self.shots is None or self.shots >= 1, "shots must be at least 1"),
+            (self.prototype_weight >= 0, "prototype_weight must be 0 or more"),
+            (self.eval_every >= 0, "eval_every must be 0 or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,13 +1,13 @@
 """One GS-LoRA forgetting task: add a fresh adapter set, train it, measure before and after.
 
-Per step: a retain batch and a forget batch, ``L = L_r + beta*L_f (+ w*L_pro)``; the group lasso
-is applied after the optimizer step as its exact proximal operator (group soft-threshold with
-threshold ``lr * alpha * sqrt(|g|)``), so unneeded groups end at exactly zero. The sqrt(|g|)
-weight is the usual group-lasso weighting; it also matches Adam, whose step moves every
-coordinate by about ``lr``, so a group that only drifts grows by about ``lr * sqrt(|g|)`` a step:
-``alpha`` near 1 is therefore the scale at which idle groups are held at zero, whatever the model
-size. With ``proximal=False`` the group lasso is a plain (sub)gradient term ``alpha * L_struct``
-in the loss, as in the authors' code (their alpha: 1e-4 to 1e-2).
+Per step: a retain batch and a forget batch, ``L = L_r + beta*L_f (+ w*L_pro)``, an AdamW step,
+then the group lasso ``alpha * sum_g ||g||`` as its exact proximal operator (a group
+soft-threshold), so unneeded groups end at exactly zero. The threshold is taken in Adam's own
+metric, ``lr * alpha / mean_g(sqrt(v_hat) + eps)`` (see ``adam_group_scale``): Adam moves every
+coordinate by about ``lr`` whatever its gradient, so a plain ``lr * alpha`` threshold cannot tell
+a block the task needs from one that only drifts; divided by the block's gradient scale it can.
+With ``proximal=False`` the group lasso is a plain (sub)gradient term ``alpha * L_struct`` in the
+loss, as in the authors' code (their alpha: 1e-4 to 1e-2), which never reaches exact zeros.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from . import lora
 from .config import ForgetConfig, TaskRecord
 from .data import Gallery
-from .losses import (bounded_forget_loss, group_lasso, group_size, prototype_loss,
+from .losses import (bounded_forget_loss, group_lasso, prototype_loss,
                      proximal_group_step, retain_loss)
 from .metrics import (class_prototypes, embed_all, fraction_correct, h_mean, mia_score,
                       per_identity_accuracy, per_sample_loss, subset_accuracy)
@@ -100,6 +100,30 @@ def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str]) -> tup
     return f_idx, o_idx, r_idx
 
 
+@torch.no_grad()
+def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]]) -> list[float]:
+    """Per group, the mean of Adam's denominator sqrt(v_hat) + eps over its entries.
+
+    Adam divides each gradient by this; the proximal step of ``alpha * ||g||`` taken in the same
+    metric therefore has threshold ``lr * alpha / scale``. A block whose gradients are small
+    (it does not matter for the task) gets a large threshold and is zeroed; a block that matters
+    keeps its weights."""
+    out = []
+    for g in groups:
+        total, count = 0.0, 0
+        for p in g:
+            state = opt.state.get(p, {})
+            if "exp_avg_sq" not in state:
+                continue
+            beta2 = opt.param_groups[0]["betas"][1]
+            step = float(state["step"])
+            v_hat = state["exp_avg_sq"] / (1 - beta2 ** step)
+            total += float((v_hat.sqrt() + opt.param_groups[0]["eps"]).sum())
+            count += p.numel()
+        out.append(total / count if count else float("inf"))
+    return out
+
+
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
            on_progress: ProgressFn | None = None,
@@ -132,7 +156,6 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     for p in params:
         p.requires_grad_(True)
     groups = lora.group_params(model.blocks, task)
-    group_weights = [math.sqrt(group_size(g)) for g in groups]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = int(round(cfg.sparsity_warmup * cfg.steps))
     curve: list[dict] = []
@@ -178,7 +201,7 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
         loss.backward()
         opt.step()
         if cfg.proximal and alpha > 0:
-            proximal_group_step(groups, [lr * alpha * w for w in group_weights])
+            proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
         point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
                  "retain": float(l_r.detach()), "forget": float(l_f.detach()),
                  "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()), "lr": lr, "alpha": alpha}

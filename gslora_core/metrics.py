@@ -15,8 +15,9 @@ from .model import Recognizer
 
 @torch.no_grad()
 def embed_all(model: Recognizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Evaluation embeddings (with the test-time flip, see ``Recognizer.embed_flip``)."""
     model.eval()
-    out = [model.embed(images[i:i + batch_size].to(model.device)).float().cpu()
+    out = [model.embed_flip(images[i:i + batch_size].to(model.device)).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.zeros((0, model.cfg.embed_dim))
 

@@ -142,17 +142,18 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         if on_progress:
             on_progress(row)
         if out is not None:
-            save_backbone(model, out, history, cfg, model_cfg)
+            save_backbone(model, out, history, cfg, model_cfg, images=n)
     model.eval().requires_grad_(False)
     return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n}
 
 
 def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
-                  cfg: PretrainConfig, model_cfg: ModelConfig) -> None:
+                  cfg: PretrainConfig, model_cfg: ModelConfig, images: int) -> None:
     out = Path(out)
     tmp = out.with_suffix(".tmp.safetensors")
     save_recognizer(model, tmp)
     tmp.replace(out)
     out.with_suffix(".json").write_text(json.dumps(
-        {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "history": history}, indent=1))
+        {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "images": images,
+         "history": history}, indent=1))
 

@@ -258,3 +258,25 @@ def test_presets_exist_and_unknown_is_refused():
     assert preset("fewshot").shots == 4
     with pytest.raises(ValueError, match="unknown preset"):
         preset("nope")
+
+
+@pytest.mark.parametrize("bad", [{"rank": 0}, {"steps": 0}, {"lr": -1.0}, {"alpha": -0.1},
+                                 {"data_fraction": 0.0}, {"shots": 0},
+                                 {"sparsity_warmup": 1.5}, {"bnd": 0.0}])
+def test_impossible_forget_settings_are_refused_by_name(bad):
+    with pytest.raises(ValueError, match=list(bad)[0].split("_")[0]):
+        ForgetConfig().with_overrides(**bad)
+
+
+def test_adam_metric_threshold_spares_the_group_with_large_gradients():
+    from gslora_core.forgetting import adam_group_scale
+    big, small = [torch.nn.Parameter(torch.ones(10))], [torch.nn.Parameter(torch.ones(10))]
+    opt = torch.optim.AdamW(big + small, lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (100.0 * big[0].sum() + 0.01 * small[0].sum()).backward()
+        opt.step()
+    scale_big, scale_small = adam_group_scale(opt, [big, small])
+    assert scale_big > 1000 * scale_small  # threshold lr*alpha/scale: tiny for big, large for small
+    fresh = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))])
+    assert adam_group_scale(fresh, [[fresh.param_groups[0]["params"][0]]]) == [float("inf")]
