@@ -192,7 +192,8 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
 
     With ``names``, labels follow that order (a recognizer's classes) and other identities are
     skipped; otherwise identities with at least ``cfg.min_images`` usable faces are enrolled,
-    sorted by name, and the rest are listed in ``excluded``. Bad files land in ``rejected``."""
+    sorted by name, and the rest are listed in ``excluded``. Bad files land in ``rejected``.
+    ``cache_dir``: "default" is ``default_cache_dir()``, None aligns without caching."""
     cfg = cfg or DataConfig()
     if cache_dir == "default":
         cache_dir = default_cache_dir()
