@@ -69,8 +69,9 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
               f"relation {row['relation']:.4f} verification {ver} ({row['seconds']:.0f} s)",
               file=sys.stderr, flush=True)
 
-    mcfg = replace(MODEL_SIZES[a.model_size], stem=a.stem)
-    _, report = pretrain(data, held, mcfg, cfg, out=a.out, on_progress=progress)
+    init = load_recognizer(a.init) if a.init else None
+    mcfg = init.cfg if init else replace(MODEL_SIZES[a.model_size], stem=a.stem)
+    _, report = pretrain(data, held, mcfg, cfg, out=a.out, on_progress=progress, init=init)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
     return 0
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output backbone (.safetensors), saved every epoch")
     t.add_argument("--holdout", help="JSON of identity names kept out of training (scored on pairs)")
     t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
+    t.add_argument("--init", help="continue from this backbone (its size and stem are kept)")
     t.add_argument("--stem", choices=["patch", "conv"], default="patch",
                    help="patch: one patchify conv (paper); conv: small conv stem (trains faster)")
     t.add_argument("--epochs", type=int, default=PretrainConfig.epochs)

@@ -84,11 +84,13 @@ def validation_pairs(held: DistillSet, n_pairs: int = 3000, seed: int = 0) -> tu
 
 def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              cfg: PretrainConfig = PretrainConfig(), out: str | Path | None = None,
-             on_progress: ProgressFn | None = None) -> tuple[Recognizer, dict]:
+             on_progress: ProgressFn | None = None,
+             init: Recognizer | None = None) -> tuple[Recognizer, dict]:
     """Train a backbone on ``data``; score verification on ``held`` after every epoch.
 
     With ``out`` the backbone is saved after every epoch (so a long run can be stopped at any
-    time) together with ``<out>.json``, the history."""
+    time) together with ``<out>.json``, the history. ``init`` continues from an earlier
+    backbone of the same size (a fresh projection and schedule)."""
     if len(data.images) == 0:
         raise ValueError("no training pictures")
     device = resolve_device(cfg.device)
@@ -101,7 +103,12 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     data = DistillSet(data.images, data.targets - center, data.identities)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn")).to(device)
+    model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn"))
+    if init is not None:
+        if init.cfg != model_cfg:
+            raise ValueError("--init must be a backbone of the same model size")
+        model.backbone.load_state_dict(init.backbone.state_dict())
+    model.to(device)
     proj = nn.Linear(model_cfg.embed_dim, data.targets.shape[1], bias=False).to(device)
     params = list(model.backbone.parameters()) + list(proj.parameters())
     decay = [p for p in params if p.ndim >= 2]

@@ -62,3 +62,6 @@ def test_pretrain_saves_a_loadable_backbone_each_epoch(tmp_path) -> None:
     assert loaded.class_names == [] and loaded.cfg.stem == "conv"
     x = torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8)
     assert torch.allclose(loaded.embed(x), model.embed(x), atol=1e-6)
+    # Continuing from it starts from its weights, not from a fresh initialisation.
+    again, _ = pretrain(train, None, loaded.cfg, replace(cfg, epochs=1, lr=1e-12), init=loaded)
+    assert torch.allclose(again.embed(x), loaded.embed(x), atol=1e-4)
