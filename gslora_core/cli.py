@@ -91,8 +91,8 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     tcfg = replace(base, seed=a.seed, device=a.device, **{
         k: v for k, v in (("epochs", a.epochs), ("lr", a.lr), ("batch_size", a.batch_size))
         if v is not None})
-    model = from_backbone(backbone, gallery) if backbone else Recognizer(mcfg, gallery.names, dcfg)
-    model.data_config = dcfg
+    model = (from_backbone(backbone, gallery, dcfg) if backbone
+             else Recognizer(mcfg, gallery.names, dcfg))
     report = train_recognizer(model, gallery, tcfg, on_progress=lambda p: print(
         f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr))
     save_recognizer(model, a.out)

@@ -117,7 +117,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     pairs = validation_pairs(held) if held is not None and len(held.images) else None
     n = len(data.images)
-    per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: BN-free, but steadier
+    per_epoch = max(1, n // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
     history: list[dict] = []
     t0, step = time.perf_counter(), 0

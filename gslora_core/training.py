@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from .config import DataConfig, TrainConfig
 from .data import Gallery
 from .metrics import class_prototypes, embed_all, fraction_correct, logits_all, per_identity_accuracy
 from .model import Recognizer, resolve_device
@@ -42,10 +42,12 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def from_backbone(backbone: Recognizer, gallery: Gallery) -> Recognizer:
+def from_backbone(backbone: Recognizer, gallery: Gallery,
+                  data_config: DataConfig | None = None) -> Recognizer:
     """A recognizer over ``gallery.names`` on a pretrained backbone, its CosFace head set to each
-    identity's mean train embedding (so it recognizes before any training step)."""
-    model = Recognizer(backbone.cfg, gallery.names, backbone.data_config)
+    identity's mean train embedding (so it recognizes before any training step).
+    ``data_config`` is how the gallery was loaded (default: the backbone's)."""
+    model = Recognizer(backbone.cfg, gallery.names, data_config or backbone.data_config)
     state = {k: v for k, v in backbone.state_dict().items() if k.startswith("backbone.")}
     model.load_state_dict(state, strict=False)
     model.to(backbone.device)
