@@ -1,4 +1,4 @@
-"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,rollback,export} ...``.
+"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,predict,rollback,export} ...``.
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -156,6 +156,19 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .inference import top_k
+
+    model = load_recognizer(a.checkpoint, resolve_device(a.device))
+    out = []
+    for photo in a.photo:
+        result = top_k(model, photo, k=a.k)
+        result.pop("crop")
+        out.append({"photo": photo, **result})
+    _print_json({"forgotten": model.forgotten(), "predictions": out}, a.report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
@@ -230,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto")
     v.add_argument("--report", help="also write the JSON report here")
     v.set_defaults(func=cmd_evaluate)
+
+    q = sub.add_parser("predict", help="top-k identities for photos (aligned like the gallery)")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--photo", nargs="+", required=True, help="one or more image files")
+    q.add_argument("--k", type=int, default=5)
+    q.add_argument("--device", default="auto")
+    q.add_argument("--report", help="also write the JSON here")
+    q.set_defaults(func=cmd_predict)
 
     r = sub.add_parser("rollback", help="remove the last forgetting task")
     r.add_argument("--checkpoint", required=True)

@@ -46,3 +46,28 @@ def test_sample_recognizer_recognizes_the_sample_gallery() -> None:
     report = evaluate(model, gallery)
     # The model card states the measured figure; this is the floor it must not fall under.
     assert report["acc_all"] >= 0.90, report
+
+
+@pytest.mark.slow
+def test_cli_predict_names_the_known_probe_photos_and_refuses_a_non_image(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    known = sorted(p for p in (ROOT / "assets" / "probes").iterdir()
+                   if p.stem.rsplit("_", 1)[0] in read_metadata(
+                       CK / "sample_recognizer.safetensors")["class_names"])
+    assert len(known) == 5
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "predict", "--checkpoint",
+                           str(CK / "sample_recognizer.safetensors"), "--photo",
+                           *map(str, known), "--k", "3"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    preds = json.loads(proc.stdout)["predictions"]
+    assert [p["top"][0]["identity"] for p in preds] == [p.stem.rsplit("_", 1)[0] for p in known]
+    assert all(len(p["top"]) == 3 and p["face"] == "mtcnn" for p in preds)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "predict", "--checkpoint",
+                           str(CK / "sample_recognizer.safetensors"), "--photo", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and "notes.jpg: not an image" in proc.stderr

@@ -1,0 +1,44 @@
+"""Who is in this photo? Top-k identities for one picture, as the recognizer sees it.
+
+The photo goes through the same path as a gallery picture (decode with every format rule, MTCNN
+alignment, the recognizer's image size), so "try a photo" measures what forgetting measures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .config import IngestConfig
+from .data import crop_faces, to_tensor
+from .ingest import RawFile, decode
+from .model import Recognizer
+
+
+def read_photo(path: str | Path, ingest: IngestConfig = IngestConfig()):
+    """Decode one photo with the gallery's rules; raises ValueError with the reason if unusable."""
+    path = Path(path)
+    raw = RawFile("photo", path.name, path.read_bytes, path.stat().st_size)
+    picture, reason = decode(raw, ingest)
+    if picture is None:
+        raise ValueError(f"{path.name}: {reason}")
+    return picture
+
+
+@torch.no_grad()
+def top_k(model: Recognizer, path: str | Path, k: int = 5, cache_dir: str | Path | None = None,
+          aligner=None) -> dict:
+    """{"face": how it was found, "note", "top": [{"identity", "cosine"}] best first}."""
+    picture = read_photo(path)
+    kept, rejected, notes = crop_faces([picture], model.data_config, model.cfg.img_size,
+                                       cache_dir, aligner)
+    if not kept:
+        raise ValueError(f"{Path(path).name}: {rejected[0][1]}")
+    _, crop, method = kept[0]
+    model.eval()
+    emb = model.embed_flip(to_tensor(crop).unsqueeze(0).to(model.device))
+    cos = model.head.cosine(emb)[0].cpu()
+    order = torch.argsort(cos, descending=True)[:k].tolist()
+    return {"face": method, "note": "; ".join(n for _, n in notes) or None,
+            "top": [{"identity": model.class_names[i], "cosine": float(cos[i])} for i in order],
+            "crop": crop}
