@@ -180,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--holdout", help="JSON of identity names kept out of training (scored on pairs)")
     t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
     t.add_argument("--init", help="continue from this backbone (its size and stem are kept)")
-    t.add_argument("--stem", choices=["patch", "conv"], default="patch",
-                   help="patch: one patchify conv (paper); conv: small conv stem (trains faster)")
+    t.add_argument("--stem", choices=["patch", "conv"], default="conv",
+                   help="conv (default, the shipped backbone's): small conv stem, trains faster; "
+                        "patch: one patchify conv, as in the paper")
     t.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
     t.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
     t.add_argument("--lr", type=float, default=PretrainConfig.lr)
