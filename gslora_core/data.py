@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .config import DataConfig, IngestConfig
 from .ingest import Picture, Rejection, collect, decode_all
@@ -115,14 +115,6 @@ def center_crop(img: Image.Image, size: int, fraction: float) -> Image.Image:
     return img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Open an image file as RGB with its EXIF orientation applied."""
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        return im.convert("RGB")
-
-
 def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
                cache_dir: str | Path | None = None, aligner=None
                ) -> tuple[list[tuple[Picture, Image.Image, str]], list[Rejection], list[Rejection]]:
@@ -161,16 +153,15 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
     return kept, rejected, notes
 
 
-def _rank_key(name: str, seed: int) -> str:
-    return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
+def rank_key(label: str, seed: int) -> str:
+    """Order of an ``identity/file`` label within its identity: a hash of the file name, so
+    adding a picture never moves another between train and test (or in and out of a cap)."""
+    return hashlib.sha1(f"{seed}:{label.rsplit('/', 1)[-1]}".encode()).hexdigest()
 
 
 def split_labels(labels: Sequence[str], cfg: DataConfig) -> tuple[list[str], list[str]]:
-    """Deterministic train/test split of one identity's ``identity/file`` labels, by a hash of
-    the file name (so adding a picture never moves another between train and test)."""
-    ranked = sorted(labels, key=lambda s: _rank_key(s.rsplit("/", 1)[-1], cfg.split_seed))
-    if cfg.max_per_identity:
-        ranked = ranked[: cfg.max_per_identity]
+    """Deterministic train/test split of one identity's ``identity/file`` labels."""
+    ranked = sorted(labels, key=lambda s: rank_key(s, cfg.split_seed))
     n_test = max(cfg.min_test, int(round(cfg.test_fraction * len(ranked))))
     return sorted(ranked[n_test:]), sorted(ranked[:n_test])
 
@@ -202,7 +193,7 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
         wanted = set(names)
         files = [f for f in files if f.identity in wanted]
     if cfg.max_per_identity:  # cap before decoding: a 530-picture identity is not aligned in full
-        ranked = sorted(files, key=lambda f: _rank_key(f.label.rsplit("/", 1)[-1], cfg.split_seed))
+        ranked = sorted(files, key=lambda f: rank_key(f.label, cfg.split_seed))
         count: dict[str, int] = {}
         keep = set()
         for f in ranked:

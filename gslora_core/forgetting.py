@@ -108,6 +108,7 @@ def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]
     metric therefore has threshold ``lr * alpha / scale``. A block whose gradients are small
     (it does not matter for the task) gets a large threshold and is zeroed; a block that matters
     keeps its weights."""
+    beta2, eps = opt.param_groups[0]["betas"][1], opt.param_groups[0]["eps"]
     out = []
     for g in groups:
         total, count = 0.0, 0
@@ -115,10 +116,8 @@ def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]
             state = opt.state.get(p, {})
             if "exp_avg_sq" not in state:
                 continue
-            beta2 = opt.param_groups[0]["betas"][1]
-            step = float(state["step"])
-            v_hat = state["exp_avg_sq"] / (1 - beta2 ** step)
-            total += float((v_hat.sqrt() + opt.param_groups[0]["eps"]).sum())
+            v_hat = state["exp_avg_sq"] / (1 - beta2 ** float(state["step"]))
+            total += float((v_hat.sqrt() + eps).sum())
             count += p.numel()
         out.append(total / count if count else float("inf"))
     return out

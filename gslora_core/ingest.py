@@ -135,6 +135,7 @@ def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list
         members.append((parts, info))
     total = sum(i.file_size for _, i in members if _is_image_name(i.filename))
     if total > cfg.max_zip_mb * MB:
+        zf.close()
         raise ValueError(f"{Path(path).name} would expand to {total / MB:.0f} MB of pictures; "
                          f"the limit is {cfg.max_zip_mb:.0f} MB")
     tops = {p[0] for p, _ in members if len(p) > 1}
@@ -158,18 +159,18 @@ def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list
             rejected.append((label, f"compression ratio {info.file_size / info.compress_size:.0f}:1 "
                                     "looks like a zip bomb: skipped"))
             continue
-        files.append(RawFile(ident, label, _zip_reader(path, info, cfg), info.file_size))
-    zf.close()
-    return files, rejected
+        files.append(RawFile(ident, label, _zip_reader(zf, info, cfg), info.file_size))
+    return files, rejected  # zf stays open while the readers need it (closed when collected)
 
 
-def _zip_reader(path: str | Path, info: zipfile.ZipInfo, cfg: IngestConfig) -> Callable[[], bytes]:
+def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cfg: IngestConfig) -> Callable[[], bytes]:
+    """Reads one member from the already-open zip (re-opening it per member would re-parse its
+    whole directory every time)."""
     limit = int(cfg.max_file_mb * MB) + 1
 
     def read() -> bytes:
-        with zipfile.ZipFile(path) as zf, zf.open(info) as fh:
-            data = fh.read(limit)  # never more than the limit, whatever the header claims
-        return data
+        with zf.open(info) as fh:
+            return fh.read(limit)  # never more than the limit, whatever the header claims
     return read
 
 

@@ -26,10 +26,6 @@ def group_lasso(groups: list[list[torch.Tensor]]) -> torch.Tensor:
     return torch.stack([group_norm(g) for g in groups]).sum()
 
 
-def group_size(group: list[torch.Tensor]) -> int:
-    return sum(p.numel() for p in group)
-
-
 @torch.no_grad()
 def proximal_group_step(groups: list[list[torch.Tensor]],
                         threshold: float | list[float]) -> list[bool]:
