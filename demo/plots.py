@@ -62,3 +62,14 @@ def identity_bars(per_identity: Sequence[dict]) -> go.Figure:
                       yaxis={"range": [0, 1.05], "title": "accuracy"},
                       margin={"t": 50, "l": 60, "r": 20, "b": 120})
     return fig
+
+
+def accuracy_bars(per_identity: Sequence[dict], title: str) -> go.Figure:
+    """Test accuracy per identity of one recognizer (rows with "identity" and "accuracy")."""
+    fig = go.Figure(go.Bar(x=[r["identity"] for r in per_identity],
+                           y=[r["accuracy"] for r in per_identity],
+                           marker_color=["#bbbbbb" if r.get("role") == "forgotten" else "#4c78a8"
+                                         for r in per_identity]))
+    fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "test accuracy"},
+                      margin={"t": 50, "l": 60, "r": 20, "b": 120})
+    return fig

@@ -241,3 +241,21 @@ class TaskRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TaskRecord":
         return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    """The app's per-visitor workspace: shipped files, where session files live, and limits.
+
+    Paths are relative to the project root unless absolute. A session's directory is removed
+    when the visitor leaves and, in any case, ``session_ttl_s`` after its last use."""
+
+    sample_gallery: str = "assets/sample_gallery"
+    sample_recognizer: str = "checkpoints/sample_recognizer.safetensors"
+    backbone: str = "checkpoints/backbone.safetensors"
+    sessions_root: str = ""  # "" = <system temp>/gslora_sessions
+    session_ttl_s: float = 2 * 3600.0
+    max_upload_mb: float = 200.0  # all files of one upload together
+    train_concurrency: int = 1  # enroll/forget jobs at once (one CPU or GPU is shared)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    enroll: TrainConfig = field(default_factory=TrainConfig.from_backbone)

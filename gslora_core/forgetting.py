@@ -171,49 +171,54 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
         return {"cancelled": True, "task": task, "step": len(curve),
                 "seconds": time.perf_counter() - t0}
 
-    for step in range(cfg.steps):
-        if should_cancel and should_cancel():
-            return cancel()
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        alpha = cfg.alpha if step >= warm else 0.0
-        for g in opt.param_groups:
-            g["lr"] = lr
-        ri = retain_pool[torch.randint(len(retain_pool), (cfg.batch_size,), generator=gen)]
-        fi = forget_pool[torch.randint(len(forget_pool), (cfg.batch_size,), generator=gen)]
-        x = torch.cat([gallery.train_x[ri], gallery.train_x[fi]]).to(device)
-        y = torch.cat([gallery.train_y[ri], gallery.train_y[fi]]).to(device)
-        model.train()
-        emb = model.embed(x)
-        margin_logits = model.head(emb, y)
-        nr = len(ri)
-        l_r = retain_loss(margin_logits[:nr], y[:nr])
-        l_f = bounded_forget_loss(margin_logits[nr:], y[nr:], cfg.bnd)
-        l_struct = group_lasso(groups)
-        loss = l_r + cfg.beta * l_f
-        if not cfg.proximal:
-            loss = loss + alpha * l_struct
-        l_pro = torch.zeros((), device=device)
-        if cfg.prototype_weight > 0:
-            l_pro = prototype_loss(model.head(emb[nr:]), proto_logits[y[nr:]], cfg.bnd_pro)
-            loss = loss + cfg.prototype_weight * l_pro
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if cfg.proximal and alpha > 0:
-            proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
-        point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
-                 "retain": float(l_r.detach()), "forget": float(l_f.detach()),
-                 "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()), "lr": lr, "alpha": alpha}
-        if on_progress or cfg.eval_every:
-            point["group_norms"] = lora.norms_of(groups)
-            point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
-        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            model.eval()
-            snap = snapshot(model, gallery, with_train=False)
-            point["acc_r"], point["acc_f"] = _acc(snap, gallery, r_idx), _acc(snap, gallery, f_idx)
-        curve.append(point)
-        if on_progress:
-            on_progress(point)
+    try:  # a failed task (out of memory, a bad value) leaves the model as it was
+        for step in range(cfg.steps):
+            if should_cancel and should_cancel():
+                return cancel()
+            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            alpha = cfg.alpha if step >= warm else 0.0
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ri = retain_pool[torch.randint(len(retain_pool), (cfg.batch_size,), generator=gen)]
+            fi = forget_pool[torch.randint(len(forget_pool), (cfg.batch_size,), generator=gen)]
+            x = torch.cat([gallery.train_x[ri], gallery.train_x[fi]]).to(device)
+            y = torch.cat([gallery.train_y[ri], gallery.train_y[fi]]).to(device)
+            model.train()
+            emb = model.embed(x)
+            margin_logits = model.head(emb, y)
+            nr = len(ri)
+            l_r = retain_loss(margin_logits[:nr], y[:nr])
+            l_f = bounded_forget_loss(margin_logits[nr:], y[nr:], cfg.bnd)
+            l_struct = group_lasso(groups)
+            loss = l_r + cfg.beta * l_f
+            if not cfg.proximal:
+                loss = loss + alpha * l_struct
+            l_pro = torch.zeros((), device=device)
+            if cfg.prototype_weight > 0:
+                l_pro = prototype_loss(model.head(emb[nr:]), proto_logits[y[nr:]], cfg.bnd_pro)
+                loss = loss + cfg.prototype_weight * l_pro
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if cfg.proximal and alpha > 0:
+                proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
+            point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
+                     "retain": float(l_r.detach()), "forget": float(l_f.detach()),
+                     "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()),
+                     "lr": lr, "alpha": alpha}
+            if on_progress or cfg.eval_every:
+                point["group_norms"] = lora.norms_of(groups)
+                point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
+            if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+                model.eval()
+                snap = snapshot(model, gallery, with_train=False)
+                point["acc_r"], point["acc_f"] = _acc(snap, gallery, r_idx), _acc(snap, gallery, f_idx)
+            curve.append(point)
+            if on_progress:
+                on_progress(point)
+    except BaseException:
+        cancel()
+        raise
 
     release()
     after = snapshot(model, gallery)

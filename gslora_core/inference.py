@@ -35,10 +35,16 @@ def top_k(model: Recognizer, path: str | Path, k: int = 5, cache_dir: str | Path
     if not kept:
         raise ValueError(f"{Path(path).name}: {rejected[0][1]}")
     _, crop, method = kept[0]
+    return {"face": method, "note": "; ".join(n for _, n in notes) or None,
+            "top": top_k_crop(model, crop, k), "crop": crop}
+
+
+@torch.no_grad()
+def top_k_crop(model: Recognizer, crop: Image.Image | torch.Tensor, k: int = 5) -> list[dict]:
+    """[{"identity", "cosine"}] best first, for an aligned face crop (PIL or uint8 (3, S, S))."""
+    x = to_tensor(crop) if isinstance(crop, Image.Image) else crop
     model.eval()
-    emb = model.embed_flip(to_tensor(crop).unsqueeze(0).to(model.device))
+    emb = model.embed_flip(x.unsqueeze(0).to(model.device))
     cos = model.head.cosine(emb)[0].cpu()
     order = torch.argsort(cos, descending=True)[:k].tolist()
-    return {"face": method, "note": "; ".join(n for _, n in notes) or None,
-            "top": [{"identity": model.class_names[i], "cosine": float(cos[i])} for i in order],
-            "crop": crop}
+    return [{"identity": model.class_names[i], "cosine": float(cos[i])} for i in order]

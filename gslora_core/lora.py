@@ -111,9 +111,18 @@ def add_task(blocks: nn.Sequential, task: str, rank: int, lora_alpha: float,
 
 
 def remove_task(blocks: nn.Sequential, task: str) -> None:
+    """Drop one task's adapters; with none left, the plain linears come back, so the model (and
+    its saved checkpoint) is exactly what it was before the first task."""
     for block in blocks:
         for layer in lora_layers(block):
             layer.remove_adapter(task)
+    if not task_names(blocks):
+        for block in blocks:
+            for name in LORA_TARGETS:
+                parent, child = _get_parent(block, name)
+                layer = getattr(parent, child)
+                if isinstance(layer, LoRALinear):
+                    setattr(parent, child, layer.base)
 
 
 def task_names(blocks: nn.Sequential) -> list[str]:

@@ -1,0 +1,77 @@
+"""The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
+from __future__ import annotations
+
+INTRO = """
+### What happens when you press "Forget"
+
+The recognizer is a small vision transformer (6 blocks) with a cosine classifier: one class per
+person in the gallery. Forgetting must make it fail on the chosen people **and keep working on
+everyone else**, without retraining from scratch.
+
+**1. Freeze everything, add a small adapter.** Every weight of the recognizer stays fixed. Each
+forgetting task adds its own LoRA adapter: two thin matrices beside each MLP layer of each block
+(rank {rank}: {trainable} trainable numbers, {share} of the model). Only these learn. Rolling a task
+back just deletes its adapter.
+
+**2. Two losses pull in opposite directions.**
+- *Retain loss* (cross-entropy on pictures of the people who stay): "keep recognizing them".
+- *Forget loss* `β · ReLU(BND − CE)` on pictures of the people to forget (β = {beta},
+  BND = {bnd}): "push their cross-entropy **up**, but only until it reaches BND". Without the bound
+  the loss would run off to infinity and wreck the whole model.
+
+**3. Group sparsity: touch as few blocks as possible.** All adapter weights of one block form a
+*group*. After every step the optimizer shrinks each group towards zero by a fixed amount
+(α = {alpha}) and sets it to **exactly zero** when it is smaller than that (the proximal step of
+the group lasso `α · Σ‖group‖`). A block whose adapter is zero is untouched by this task: that is
+the grey cell in the heatmap. Fewer touched blocks means a smaller, more local edit.
+
+**4. How we know it worked.** Accuracy is measured on pictures held back from training:
+- **Acc_f**: the people you forgot (should fall to 0).
+- **Acc_r**: everyone else (should stay where it was).
+- **Acc_o**: people forgotten in *earlier* tasks (should stay at 0: continual forgetting).
+- **H-Mean** combines "Acc_r after" and "how much Acc_f dropped" (100 = perfect).
+"""
+
+NO_RUN = "\n*Run a forgetting task to see these numbers for your own run.*\n"
+
+RUN = """
+### Your last run ({task}: {who})
+
+- Acc_f went from **{f_before}** to **{f_after}**; Acc_r from **{r_before}** to **{r_after}**;
+  H-Mean **{h:.1f}**.
+- It took **{seconds:.1f} s** on {device}, training {trainable} numbers ({share} of the model).
+- **{zeros} of {groups}** adapter groups ended exactly zero (α = {alpha}). With a small α every
+  block helps a little (no zeros); raise α in the advanced panel and more blocks are left
+  untouched, at some cost in forgetting.
+- Beyond accuracy: the forgotten faces' embeddings moved away from their old class centre (cosine
+  {cos_before} → {cos_after}).
+"""
+
+
+def _fmt(v: float | None, pct: bool = True) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f} %" if pct else f"{v:.2f}"
+
+
+def how_it_works(report: dict | None, defaults: dict) -> str:
+    """The panel's Markdown: the method, filled with this run's settings and results."""
+    cfg = (report or {}).get("config", defaults)
+    trainable = report["trainable_params"] if report else None
+    share = f"{100 * report['trainable_share']:.1f} %" if report else "about 3 %"
+    text = INTRO.format(rank=cfg["rank"], beta=cfg["beta"], bnd=cfg["bnd"], alpha=cfg["alpha"],
+                        trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
+                        share=share)
+    if not report:
+        return text + NO_RUN
+    return text + RUN.format(
+        task=report["task"], who=", ".join(report["forgotten"]),
+        f_before=_fmt(report["acc_f_before"]), f_after=_fmt(report["acc_f_after"]),
+        r_before=_fmt(report["acc_r_before"]), r_after=_fmt(report["acc_r_after"]),
+        h=100 * report["h_mean"], seconds=report["seconds"], device=report.get("device", "cpu"),
+        trainable=f"{report['trainable_params']:,}", share=share,
+        zeros=report["zero_groups"],
+        groups=len(report["group_norms"][report["task_names"].index(report["task"])]),
+        alpha=cfg["alpha"],
+        cos_before=_fmt(report.get("forgotten_cos_to_prototype_before"), False),
+        cos_after=_fmt(report.get("forgotten_cos_to_prototype_after"), False))

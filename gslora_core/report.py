@@ -1,0 +1,65 @@
+"""Forgetting reports as people read them: a Markdown page per session (or CLI run).
+
+The JSON report is the record; this page is a faithful rendering of it, so the numbers on screen,
+in the exported Markdown and from ``python -m gslora_core report`` are the same numbers."""
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a percentage, or a dash where it does not apply (no such identities)."""
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def metric_rows(report: dict) -> list[list[str]]:
+    """[metric, before, after] rows of one task, in the paper's names."""
+    return [
+        ["Acc_r (retained people)", pct(report["acc_r_before"]), pct(report["acc_r_after"])],
+        ["Acc_f (people forgotten now)", pct(report["acc_f_before"]), pct(report["acc_f_after"])],
+        ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
+         pct(report.get("acc_o"))],
+        ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
+        ["membership inference (0.5 = cannot tell)", f"{report['mia_before']:.2f}"
+         if report.get("mia_before") is not None else "–",
+         f"{report['mia']:.2f}" if report.get("mia") is not None else "–"],
+        ["forgotten faces: cosine to their old class centre",
+         _num(report.get("forgotten_cos_to_prototype_before")),
+         _num(report.get("forgotten_cos_to_prototype_after"))],
+    ]
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def task_summary(report: dict) -> str:
+    """One line: what the task cost."""
+    groups = len(report["group_norms"][-1]) if report.get("group_norms") else 0
+    return (f"{report['seconds']:.1f} s on {report.get('device', '?')}, "
+            f"{report['trainable_params']:,} trainable parameters "
+            f"({100 * report['trainable_share']:.1f} % of the model), "
+            f"{report['zero_groups']} of {groups} LoRA groups exactly zero")
+
+
+def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report") -> str:
+    """Every task of a session, in order: metrics before/after, cost, groups, per identity."""
+    lines = [f"# {title}", ""]
+    if not reports:
+        return "\n".join(lines + ["No forgetting task has been run.", ""])
+    lines += ["Accuracy: argmax of cosine similarity on each identity's held-back test pictures.",
+              ""]
+    for rep in reports:
+        lines += [f"## {rep['task']}: forget {', '.join(rep['forgotten'])}", "",
+                  task_summary(rep) + ".", "", "| metric | before | after |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in metric_rows(rep)]
+        norms = rep["group_norms"][rep["task_names"].index(rep["task"])]
+        lines += ["", "LoRA group norms, block 1 → " + str(len(norms)) + ": "
+                  + ", ".join("0" if n == 0.0 else f"{n:.3g}" for n in norms), "",
+                  "| identity | role | before | after |", "|---|---|---|---|"]
+        lines += [f"| {r['identity']} | {r['role']} | {pct(r['before'])} | {pct(r['after'])} |"
+                  for r in rep["per_identity"]]
+        cfg = rep.get("config", {})
+        shown = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots", "prototype_weight")
+        lines += ["", "Settings: " + ", ".join(f"{k} {cfg[k]}" for k in shown if k in cfg), ""]
+    return "\n".join(lines)

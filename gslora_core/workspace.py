@@ -1,0 +1,374 @@
+"""One visitor's work: a gallery, its recognizer, the forgetting history and one background job.
+
+The app keeps one ``Workspace`` per browser session (never in a module-level variable), so two
+visitors never share galleries, models or jobs. Everything a workspace writes lives in its own
+directory, removed by ``close()``; ``sweep()`` removes directories left idle past a time limit.
+Nothing here knows about gradio: the same calls work from a script or a test.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+
+from .config import DataConfig, ForgetConfig, StudioConfig, preset
+from .data import Gallery, load_gallery
+from .forgetting import evaluate, forget, plan_task, rollback
+from .inference import top_k, top_k_crop
+from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
+from .report import to_markdown
+from .training import from_backbone, train_recognizer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(path: str) -> Path:
+    """A shipped file: relative paths are taken from the project root, not the working dir."""
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def readable_error(err: BaseException) -> str:
+    """What went wrong, in words a visitor can act on."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return "out of memory: try fewer steps, a smaller batch or a smaller rank"
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, (ValueError, FileNotFoundError, InterruptedError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+@dataclass
+class Job:
+    """A background thread running one engine call, with its progress and outcome.
+
+    ``fn(on_progress, should_cancel)`` does the work; the page polls ``points`` while it runs."""
+
+    kind: str  # "enroll" or "forget"
+    fn: Callable[[Callable[[dict], None], Callable[[], bool]], object]
+    points: list[dict] = field(default_factory=list)
+    result: object = None
+    error: str | None = None
+    cancelled: bool = False
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def __post_init__(self) -> None:
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"gslora-{self.kind}", daemon=True)
+
+    def start(self) -> "Job":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = self.fn(self.points.append, self._cancel.is_set)
+            if isinstance(self.result, dict) and self.result.get("cancelled"):
+                self.cancelled = True
+        except InterruptedError:
+            self.cancelled = True
+        except BaseException as err:  # reported on the page; the session goes on
+            self.error = readable_error(err)
+        finally:
+            self.finished = time.time()
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+
+def sessions_root(cfg: StudioConfig) -> Path:
+    return Path(cfg.sessions_root) if cfg.sessions_root else Path(tempfile.gettempdir()) / "gslora_sessions"
+
+
+def sweep(root: Path, max_age_s: float) -> list[str]:
+    """Remove session directories not used for ``max_age_s`` (a crashed or abandoned session)."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for d in root.iterdir():
+        try:
+            if d.is_dir() and now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """uint8 (3, S, S) -> PIL, for thumbnails."""
+    return Image.fromarray(x.permute(1, 2, 0).numpy())
+
+
+class Workspace:
+    """A gallery, its recognizer (and the recognizer as it was before any forgetting), the task
+    reports, and at most one running job."""
+
+    def __init__(self, cfg: StudioConfig = StudioConfig()):
+        self.cfg = cfg
+        root = sessions_root(cfg)
+        root.mkdir(parents=True, exist_ok=True)
+        sweep(root, cfg.session_ttl_s)
+        self.dir = root / uuid.uuid4().hex  # never derived from anything a visitor sends
+        self.dir.mkdir()
+        self.source: str | None = None  # "sample" or "upload"
+        self.gallery: Gallery | None = None
+        self.model: Recognizer | None = None
+        self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
+        self.recognizer_report: dict | None = None
+        self.reports: list[dict] = []
+        self.job: Job | None = None
+        self._pending: tuple | None = None  # an uploaded gallery waiting for its recognizer
+        self.closed = False
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def touch(self) -> None:
+        """Mark the session as in use (the idle sweep goes by the directory's time)."""
+        if self.dir.is_dir():
+            os.utime(self.dir)
+
+    def close(self) -> None:
+        """Stop any job and delete every file of this session."""
+        self.closed = True
+        if self.job and not self.job.done:
+            self.job.cancel()
+            self.job.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.gallery = self.model = self.original = None
+        self.reports = []
+
+    def busy(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def _idle(self, what: str) -> None:
+        if self.busy():
+            raise ValueError(f"a {self.job.kind} job is running: wait for it or cancel it before "
+                             f"you {what}")
+
+    def _ready(self) -> Recognizer:
+        if self.model is None or self.gallery is None:
+            raise ValueError("load a gallery first (the sample gallery is one click)")
+        return self.model
+
+    # ----- gallery and recognizer --------------------------------------------------------------
+    def load_sample(self) -> dict:
+        """The bundled gallery with its shipped recognizer: ready at once, nothing to train."""
+        self._idle("load a gallery")
+        self.touch()
+        model = load_recognizer(project_path(self.cfg.sample_recognizer))
+        gallery = load_gallery(project_path(self.cfg.sample_gallery), model.cfg.img_size,
+                               model.data_config, names=model.class_names, ingest=self.cfg.ingest)
+        self._set(gallery, model, "sample")
+        self._pending = None
+        return self.overview()
+
+    def load_upload(self, paths: Sequence[str | Path]) -> dict:
+        """An uploaded zip or pictures. Its recognizer is then trained by ``start_enroll``.
+
+        A refused upload raises ValueError and leaves the current gallery and model untouched."""
+        self._idle("load a gallery")
+        self.touch()
+        paths = [Path(p) for p in paths if p]
+        if not paths:
+            raise ValueError("choose a .zip (one folder per person) or several pictures")
+        total = sum(p.stat().st_size for p in paths)
+        if total > self.cfg.max_upload_mb * 1024 * 1024:
+            raise ValueError(f"upload is {total / 2**20:.0f} MB; the limit is "
+                             f"{self.cfg.max_upload_mb:.0f} MB")
+        one_zip = len(paths) == 1 and paths[0].suffix.lower() == ".zip"
+        source: Path | list[Path] = paths[0] if one_zip else paths
+        backbone = load_recognizer(project_path(self.cfg.backbone))
+        dcfg = DataConfig(preprocess=backbone.data_config.preprocess)
+        gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest)
+        if len(gallery.names) < 2:
+            found = ", ".join(gallery.names) or "none"
+            why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])
+            raise ValueError(f"a recognizer needs at least 2 people with {dcfg.min_images}+ "
+                             f"usable pictures each; found {len(gallery.names)} ({found})"
+                             + (f". Not used: {why}" if why else ""))
+        self._pending = (gallery, backbone, dcfg)
+        self._set(gallery, None, "upload")
+        return self.overview()
+
+    def start_enroll(self) -> Job:
+        """Train the uploaded gallery's recognizer from the shipped backbone, in the background."""
+        self._idle("train")
+        pending = self._pending
+        if pending is None or self.gallery is not pending[0]:
+            raise ValueError("upload a gallery first; the sample gallery's recognizer is ready")
+        gallery, backbone, dcfg = pending
+
+        def run(progress, cancelled) -> dict:
+            model = from_backbone(backbone, gallery, dcfg)
+            report = train_recognizer(model, gallery, self.cfg.enroll, on_progress=progress,
+                                      should_cancel=cancelled)
+            if self.gallery is gallery and not self.closed:
+                self.model, self.original = model, copy.deepcopy(model)
+                self.recognizer_report = evaluate(model, gallery) | {"seconds": report["seconds"]}
+                self._pending = None
+            return report
+
+        self.job = Job("enroll", run).start()
+        return self.job
+
+    def _set(self, gallery: Gallery, model: Recognizer | None, source: str) -> None:
+        self.gallery, self.model, self.source = gallery, model, source
+        self.original = copy.deepcopy(model) if model is not None else None
+        self.reports = []
+        self.recognizer_report = evaluate(model, gallery) if model is not None else None
+
+    def overview(self) -> dict:
+        """Per identity (pictures, faces, train/test) and every file that was not used."""
+        g = self.gallery
+        if g is None:
+            return {"identities": [], "rejected": [], "excluded": [], "notes": [], "source": None}
+        return {"source": self.source, "identities": g.summary(),
+                "rejected": [list(r) for r in g.rejected], "excluded": [list(r) for r in g.excluded],
+                "notes": [list(r) for r in g.notes], "ready": self.model is not None}
+
+    def thumbnails(self) -> list[tuple[Image.Image, str]]:
+        """One aligned crop per identity, to choose whom to forget."""
+        g = self._gallery()
+        out = []
+        for i, name in enumerate(g.names):
+            idx = torch.nonzero(g.train_y == i).flatten()
+            if len(idx):
+                out.append((to_image(g.train_x[idx[0]]), name))
+        return out
+
+    def crops(self, per_identity: int = 4, limit: int = 240) -> list[tuple[Image.Image, str]]:
+        """Aligned crops as the recognizer sees them (a few per identity)."""
+        g = self._gallery()
+        out = []
+        for i, name in enumerate(g.names):
+            for j in torch.nonzero(g.train_y == i).flatten()[:per_identity].tolist():
+                out.append((to_image(g.train_x[j]), name))
+        return out[:limit]
+
+    def _gallery(self) -> Gallery:
+        if self.gallery is None:
+            raise ValueError("load a gallery first (the sample gallery is one click)")
+        return self.gallery
+
+    def candidates(self) -> list[str]:
+        """Identities that can still be forgotten."""
+        if self.model is None:
+            return []
+        gone = set(self.model.forgotten())
+        return [n for n in self.model.class_names if n not in gone]
+
+    # ----- forgetting --------------------------------------------------------------------------
+    def forget_config(self, preset_name: str = "fast", **overrides) -> ForgetConfig:
+        """The preset with the advanced panel's values (None = keep the preset's)."""
+        return preset(preset_name).with_overrides(**overrides)
+
+    def start_forget(self, names: Sequence[str], cfg: ForgetConfig) -> Job:
+        """Check the request now (readable errors at once), then forget in the background."""
+        self._idle("start another task")
+        model, gallery = self._ready(), self._gallery()
+        plan_task(model, gallery, list(names))
+        self.touch()
+
+        def run(progress, cancelled) -> dict:
+            report = forget(model, gallery, list(names), cfg, on_progress=progress,
+                            should_cancel=cancelled)
+            if not report.get("cancelled"):
+                self.reports.append(report)
+            return report
+
+        self.job = Job("forget", run).start()
+        return self.job
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop; a cancelled task leaves the model exactly as it was."""
+        if not self.busy():
+            return False
+        self.job.cancel()
+        return True
+
+    def rollback(self) -> str:
+        """Undo the last task (its adapters are removed; the model is as before it)."""
+        self._idle("roll back")
+        name = rollback(self._ready())
+        if self.reports and self.reports[-1]["task"] == name:
+            self.reports.pop()
+        return name
+
+    def history(self) -> list[dict]:
+        """Tasks so far, oldest first, with their headline numbers."""
+        return [{"task": r["task"], "forgotten": r["forgotten"], "acc_r": r["acc_r_after"],
+                 "acc_f": r["acc_f_after"], "acc_o": r["acc_o"], "h_mean": r["h_mean"],
+                 "seconds": r["seconds"], "zero_groups": r["zero_groups"]} for r in self.reports]
+
+    def evaluate_now(self) -> dict:
+        return evaluate(self._ready(), self._gallery())
+
+    def export(self) -> dict[str, Path]:
+        """The merged model (plain weights, loads without LoRA) plus the JSON and Markdown report,
+        written into this session's directory only."""
+        self._idle("export")
+        model = self._ready()
+        self.touch()
+        out = self.dir / "export"
+        out.mkdir(exist_ok=True)
+        paths = {"model": out / "gslora_merged.safetensors", "json": out / "gslora_report.json",
+                 "markdown": out / "gslora_report.md"}
+        save_recognizer(merged_copy(model), paths["model"])
+        data = {"source": self.source, "identities": model.class_names,
+                "forgotten": model.forgotten(), "tasks": self.reports,
+                "now": self.evaluate_now()}
+        paths["json"].write_text(json.dumps(data, indent=2) + "\n")
+        paths["markdown"].write_text(to_markdown(self.reports) + "\n")
+        return paths
+
+    # ----- try a photo -------------------------------------------------------------------------
+    def test_pictures(self) -> list[str]:
+        """Held-back test pictures (``identity/file``), to try without uploading anything."""
+        return list(self.gallery.test_files) if self.gallery else []
+
+    def predict(self, photo: str | Path | None = None, test_picture: str | None = None,
+                k: int = 5) -> dict:
+        """Top-k identities before any forgetting and now, for a photo or a test picture."""
+        self._idle("try a photo")
+        model = self._ready()
+        if photo:
+            now = top_k(model, photo, k)
+            crop = now["crop"]
+            face = now["face"]
+            now = now["top"]
+        elif test_picture:
+            g = self._gallery()
+            if test_picture not in g.test_files:
+                raise ValueError(f"{test_picture!r} is not one of this gallery's test pictures")
+            x = g.test_x[g.test_files.index(test_picture)]
+            crop, face, now = to_image(x), "gallery test picture", top_k_crop(model, x, k)
+        else:
+            raise ValueError("upload a photo or pick a test picture")
+        before = top_k_crop(self.original, crop, k) if self.original is not None else []
+        return {"face": face, "crop": crop, "before": before, "after": now,
+                "forgotten": model.forgotten()}
