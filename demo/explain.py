@@ -20,8 +20,8 @@ back just deletes its adapter.
   the loss would run off to infinity and wreck the whole model.
 
 **3. Group sparsity: touch as few blocks as possible.** All adapter weights of one block form a
-*group*. After every step the optimizer shrinks each group towards zero by a fixed amount
-(α = {alpha}) and sets it to **exactly zero** when it is smaller than that (the proximal step of
+*group*. After every step each group is shrunk towards zero by an amount set by α (α = {alpha})
+and set to **exactly zero** when it is smaller than that amount (the proximal step of
 the group lasso `α · Σ‖group‖`). A block whose adapter is zero is untouched by this task: that is
 the grey cell in the heatmap. Fewer touched blocks means a smaller, more local edit.
 

@@ -8,15 +8,32 @@ a generator, streams progress to the page; cancel is a separate, instant event.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import threading
 from dataclasses import asdict, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
 from gslora_core.config import PRESETS, StudioConfig
 from gslora_core.report import metric_rows, pct, task_summary
-from gslora_core.workspace import Workspace, readable_error
+
+if TYPE_CHECKING:
+    from gslora_core.workspace import Workspace
+
+ENGINE = "gslora_core.workspace"  # imports torch: loaded in the background so the page is up fast
+
+
+def engine():
+    """The engine module (torch, timm, MTCNN); instant once the background import is done."""
+    return importlib.import_module(ENGINE)
+
+
+def preload_engine() -> threading.Thread:
+    thread = threading.Thread(target=engine, name="gslora-preload", daemon=True)
+    thread.start()
+    return thread
 
 from . import plots
 from .explain import how_it_works
@@ -29,7 +46,7 @@ except ImportError:  # pragma: no cover - the usual case
     def gpu(fn: Callable) -> Callable:
         return fn
 
-POLL_S = 0.5
+POLL_S = 1.0  # seconds between page updates while a job runs
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
 PRESET_LABELS = {"fast": "fast (default)", "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
 CSS = """
@@ -49,7 +66,7 @@ def friendly(fn: Callable) -> Callable:
             except gr.Error:
                 raise
             except Exception as err:
-                raise gr.Error(readable_error(err)) from err
+                raise gr.Error(engine().readable_error(err)) from err
         return gen
 
     @functools.wraps(fn)
@@ -59,13 +76,13 @@ def friendly(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as err:
-            raise gr.Error(readable_error(err)) from err
+            raise gr.Error(engine().readable_error(err)) from err
     return call
 
 
 def close_workspace(ws: Workspace | None) -> None:
     """gr.State's delete callback: the session ended or expired."""
-    if isinstance(ws, Workspace):
+    if ws is not None and hasattr(ws, "close"):
         ws.close()
 
 
@@ -78,13 +95,13 @@ class Studio:
 
     # ---------------------------------------------------------------- helpers
     def _ws(self, ws: Workspace | None) -> Workspace:
-        if isinstance(ws, Workspace) and not ws.closed:
+        if ws is not None and not ws.closed:
             return ws
-        return Workspace(self.cfg)
+        return engine().Workspace(self.cfg)
 
     @staticmethod
     def _need(ws: Workspace | None) -> Workspace:
-        if not isinstance(ws, Workspace) or ws.closed:
+        if ws is None or ws.closed:
             raise gr.Error("load a gallery first (the sample gallery is one click)")
         return ws
 
@@ -95,7 +112,7 @@ class Studio:
                 for r in ov["identities"]]
         unused = ([[f, why] for f, why in ov["rejected"]]
                   + [[f"{who} (whole identity)", why] for who, why in ov["excluded"]])
-        notes = [[f, f"note: {why}"] for f, why in ov["notes"]]
+        notes = [[f, why] for f, why in ov["notes"]]
         n_train = sum(r[4] for r in rows)
         n_test = sum(r[5] for r in rows)
         what = "The sample gallery" if ov["source"] == "sample" else "Your upload"
@@ -103,7 +120,8 @@ class Studio:
               f"({n_train} to train, {n_test} held back to test). "
               + (f"**{len(unused)} files not used** (reasons below)." if unused
                  else "Every file was used."))
-        return {self.gallery_md: md, self.ident_df: rows, self.unused_df: unused + notes,
+        return {self.gallery_md: md, self.ident_df: rows, self.unused_df: unused,
+                self.notes_df: notes,
                 self.crops: ws.crops(), self.thumbs: ws.thumbnails(),
                 self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
                 self.test_pick: gr.Dropdown(choices=ws.test_pictures(), value=None)}
@@ -148,6 +166,12 @@ class Studio:
     def everything(self, ws: Workspace) -> dict:
         return {self.state: ws, **self.gallery_view(ws), **self.recognizer_view(ws),
                 **self.results_view(ws)}
+
+    def after_task(self, ws: Workspace) -> dict:
+        """What a task (or its rollback) changes: who can still be forgotten, the recognizer's
+        accuracy, the results. The gallery's pictures are not sent again."""
+        return {self.state: ws, self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
+                **self.recognizer_view(ws), **self.results_view(ws)}
 
     # ---------------------------------------------------------------- handlers
     def load_sample(self, ws: Workspace | None, progress=gr.Progress()) -> dict:
@@ -216,7 +240,7 @@ class Studio:
         done = (f"**Done** in {rep['seconds']:.1f} s: Acc_f {pct(rep['acc_f_before'])} → "
                 f"**{pct(rep['acc_f_after'])}**, Acc_r {pct(rep['acc_r_before'])} → "
                 f"**{pct(rep['acc_r_after'])}**. Full results in the Results tab.")
-        yield (self.everything(ws) | self._live(job, earlier, None)
+        yield (self.after_task(ws) | self._live(job, earlier, None)
                | {self.forget_md: done, self.tabs: gr.Tabs(selected="results")})
 
     def _live(self, job, earlier: dict | None, progress) -> dict:
@@ -239,14 +263,14 @@ class Studio:
                 self.live_heatmap: plots.group_heatmap(rows, names)}
 
     def cancel(self, ws: Workspace | None) -> str:
-        if isinstance(ws, Workspace) and ws.cancel():
+        if ws is not None and ws.cancel():
             return "Cancelling… the model will be exactly as before this task."
         return "Nothing is running."
 
     def rollback(self, ws: Workspace | None) -> dict:
         ws = self._need(ws)
         name = ws.rollback()
-        return self.everything(ws) | {self.history_md: f"Rolled back **{name}**: its adapter is "
+        return self.after_task(ws) | {self.history_md: f"Rolled back **{name}**: its adapter is "
                                                        "removed and the model is as before it."}
 
     def export(self, ws: Workspace | None) -> dict:
@@ -259,12 +283,17 @@ class Studio:
     def try_photo(self, ws: Workspace | None, photo: str | None, test_picture: str | None) -> dict:
         ws = self._need(ws)
         res = ws.predict(photo=photo or None, test_picture=None if photo else test_picture)
-        table = lambda top: [[i + 1, t["identity"], round(t["cosine"], 3)] for i, t in enumerate(top)]
+        forgotten = set(res["forgotten"])
+
+        def table(top: list[dict]) -> list[list]:
+            return [[i + 1, ("✂ " if t["identity"] in forgotten else "") + t["identity"],
+                     round(t["cosine"], 3)] for i, t in enumerate(top)]
         gone = ", ".join(res["forgotten"]) or "nobody yet"
         return {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
                 self.after_df: table(res["after"]),
                 self.photo_md: f"Face: {res['face']}. Scores are cosine similarities to each "
-                               f"person's class (higher = more alike). Forgotten: {gone}."}
+                               f"person's class (higher = more alike); ✂ marks a forgotten person. "
+                               f"Forgotten: {gone}."}
 
     def end_session(self, request: gr.Request) -> None:
         """The tab was closed: delete this session's workspace now, not in an hour."""
@@ -306,13 +335,16 @@ class Studio:
                                             columns=10, height=300, object_fit="contain")
                     self.unused_df = gr.Dataframe(headers=["file", "why it was not used"],
                                                   interactive=False, label="Files not used")
+                    with gr.Accordion("Notes on files that were used", open=False):
+                        self.notes_df = gr.Dataframe(headers=["file", "note"], interactive=False)
                 with gr.Tab("2 · Recognizer", id="recognizer"):
                     self.recog_md = gr.Markdown("Load a gallery first.", elem_id="recognizer-status")
                     self.recog_plot = gr.Plot(label="Per-person test accuracy")
                 with gr.Tab("3 · Forget", id="forget"):
                     gr.Markdown("Click faces (or tick names) to choose who to forget.")
                     self.thumbs = gr.Gallery(label="People (click to choose)", columns=10,
-                                             height=260, allow_preview=False, object_fit="contain")
+                                             height=260, allow_preview=False, object_fit="contain",
+                                             elem_id="forget-faces")
                     self.names = gr.CheckboxGroup(label="Forget these people", choices=[])
                     with gr.Row():
                         self.preset = gr.Radio([(v, k) for k, v in PRESET_LABELS.items()],
@@ -324,7 +356,8 @@ class Studio:
                             self.beta = gr.Number(fast.beta, label="β (forget loss)", minimum=0)
                             self.bnd = gr.Number(fast.bnd, label="BND (forget bound)")
                         with gr.Row():
-                            self.steps = gr.Number(fast.steps, label="steps", precision=0, minimum=1)
+                            self.steps = gr.Number(fast.steps, label="steps", precision=0, minimum=1,
+                                   elem_id="forget-steps")
                             self.lr = gr.Number(fast.lr, label="learning rate")
                             self.shots = gr.Number(0, label="shots per person (0 = all)",
                                                    precision=0, minimum=0)
@@ -354,13 +387,14 @@ class Studio:
                         self.export_btn = gr.Button("Export merged model + report")
                     self.history_md = gr.Markdown()
                     self.export_files = gr.File(label="Downloads", file_count="multiple",
-                                                interactive=False)
+                                                interactive=False, height=110)
                     with gr.Accordion("Raw report (JSON)", open=False):
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
                     with gr.Row():
                         self.photo = gr.Image(type="filepath", label="Upload any photo",
-                                              sources=["upload"], height=260)
+                                              sources=["upload"], height=260,
+                                              elem_id="photo-input")
                         with gr.Column():
                             self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
                                                          choices=[])
@@ -382,16 +416,18 @@ class Studio:
 
     def _wire(self, demo: gr.Blocks) -> None:
         every = [self.state, self.gallery_status, self.gallery_md, self.ident_df, self.unused_df,
+                 self.notes_df,
                  self.crops, self.thumbs, self.names, self.test_pick, self.recog_md, self.recog_plot,
                  self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
                  self.history_df, self.explain_md, self.report_json]
         compute = {"concurrency_id": "compute", "concurrency_limit": self.cfg.train_concurrency}
         self.sample_btn.click(friendly(self.load_sample), [self.state], every,
-                              api_name="load_sample")
+                              api_name="load_sample", show_progress_on=[self.gallery_status])
         up = self.upload_btn.click(friendly(self.upload_gallery), [self.state, self.upload], every,
-                                   api_name="upload_gallery", **compute)
+                                   api_name="upload_gallery", show_progress_on=[self.gallery_status],
+                                   **compute)
         up.success(friendly(self.train_recognizer), [self.state], every,
-                   api_name="train_recognizer", **compute)
+                   api_name="train_recognizer", show_progress_on=[self.recog_md], **compute)
         self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
         self.preset.change(_preset_values, [self.preset],
                            [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
@@ -400,7 +436,8 @@ class Studio:
         self.forget_btn.click(
             friendly(self.forget),
             [self.state, self.names, self.preset, self.rank, self.alpha, self.beta, self.bnd,
-             self.steps, self.lr, self.shots], forget_out, api_name="forget", **compute)
+             self.steps, self.lr, self.shots], forget_out, api_name="forget",
+            show_progress_on=[self.forget_md], **compute)
         self.cancel_btn.click(self.cancel, [self.state], [self.forget_md], api_name="cancel")
         self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
         self.rollback_btn.click(friendly(self.rollback), [self.state], every + [self.history_md],
@@ -443,7 +480,9 @@ def _evidence(rep: dict) -> str:
         lines.append(f"- **Membership inference**: an attacker's accuracy at telling the forgotten "
                      f"people's *training* pictures from their *test* pictures by the model's "
                      f"loss: {rep['mia_before']:.2f} before → **{rep['mia']:.2f}** after "
-                     "(0.5 = chance).")
+                     "(0.5 = chance). It is measured on the few pictures of these people: a "
+                     "value far from 0.5 either way means the model treats the pictures it was "
+                     "trained (and then made to forget) on differently from unseen ones.")
     cb, ca = rep.get("forgotten_cos_to_prototype_before"), rep.get("forgotten_cos_to_prototype_after")
     if cb is not None and ca is not None:
         lines.append(f"- **Embedding shift**: the forgotten faces' cosine similarity to where their "
@@ -452,6 +491,8 @@ def _evidence(rep: dict) -> str:
 
 
 def build_demo(cfg: StudioConfig = StudioConfig()) -> gr.Blocks:
+    """The page; the engine (torch) is imported in the background meanwhile."""
+    preload_engine()
     return Studio(cfg).build()
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,predict,rollback,export} ...``.
+"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,predict,rollback,export,report}``.
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -169,6 +169,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import to_markdown
+
+    reports = []
+    for path in a.json:
+        data = json.loads(Path(path).read_text())
+        reports += data["tasks"] if "tasks" in data else [data]  # app export or forget --report
+    text = to_markdown(reports)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
@@ -262,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--out", required=True)
     x.set_defaults(func=cmd_export)
+    m = sub.add_parser("report", help="Markdown report from forget --report JSON files (or the "
+                                      "app's exported JSON), as the app exports it")
+    m.add_argument("--json", nargs="+", required=True, help="JSON reports, in task order")
+    m.add_argument("--out", help="write the Markdown here too")
+    m.set_defaults(func=cmd_report)
     return p
 
 

@@ -204,7 +204,10 @@ class Workspace:
         source: Path | list[Path] = paths[0] if one_zip else paths
         backbone = load_recognizer(project_path(self.cfg.backbone))
         dcfg = DataConfig(preprocess=backbone.data_config.preprocess)
-        gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest)
+        # A visitor's aligned faces are cached in the session's own directory only (deleted
+        # with it), never in the shared crop cache.
+        gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
+                               cache_dir=self.dir / "faces")
         if len(gallery.names) < 2:
             found = ", ".join(gallery.names) or "none"
             why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])

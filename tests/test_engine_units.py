@@ -215,7 +215,34 @@ def test_cancel_leaves_model_exactly_as_before():
     assert report["cancelled"] and report["step"] == 2
     assert model.tasks == [] and not lora.task_names(model.blocks)
     assert torch.equal(model(x), out_before)
-    assert {k.replace(".base.", "."): v for k, v in model.state_dict().items()}.keys() == before.keys()
+    after = model.state_dict()  # the plain layers are back: same keys, same values
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_a_failing_task_removes_its_adapters_and_reraises():
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def boom(point: dict) -> None:
+        if point["step"] == 3:
+            raise RuntimeError("simulated out of memory")
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
+               on_progress=boom)
+    after = model.state_dict()
+    assert model.tasks == [] and not lora.has_lora(model.blocks)
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
+    model = tiny_model()
+    forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
+    rollback(model)
+    path = save_recognizer(model, tmp_path / "back.safetensors")
+    again = load_recognizer(path)
+    assert again.tasks == [] and not lora.has_lora(again.blocks)
+    assert torch.equal(again(images()), tiny_model()(images()))
 
 
 def test_forget_is_seeded_and_reproducible():

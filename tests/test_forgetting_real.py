@@ -71,6 +71,13 @@ def test_cli_forget_then_evaluate(gallery, tmp_path):
     ev = json.loads(proc.stdout)
     assert ev["forgotten"] == FIRST
 
+    # The Markdown report the app exports, from the CLI's JSON.
+    md = tmp_path / "report.md"
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "report", "--json", str(rep),
+                           "--out", str(md)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"forget {', '.join(FIRST)}" in md.read_text() and "| Acc_f" in md.read_text()
+
     # The forgotten people cannot be forgotten again by a later task.
     cmd_again = [*cmd[:cmd.index("--checkpoint") + 1], str(out), *cmd[cmd.index("--gallery"):]]
     cmd_again[cmd_again.index("--out") + 1] = str(tmp_path / "again.safetensors")

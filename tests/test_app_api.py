@@ -1,0 +1,97 @@
+"""The whole flow through the app's named API endpoints (gradio_client), on the real sample
+gallery and the shipped recognizer: what a script, or the page, gets."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gslora_core.data import load_gallery
+from gslora_core.forgetting import evaluate
+from gslora_core.lora import has_lora
+from gslora_core.model import load_recognizer
+from gslora_core.workspace import project_path
+
+pytestmark = pytest.mark.slow
+gradio_client = pytest.importorskip("gradio_client")
+
+FAST = ("fast", 8, 0.01, 0.5, 30, 60, 0.01, 0)  # preset, rank, α, β, BND, steps, lr, shots
+
+
+def find_report(outputs) -> dict:
+    return next(o for o in outputs if isinstance(o, dict) and "acc_f_after" in o)
+
+
+def export(client) -> Path:
+    files = client.predict(api_name="/export")[0]
+    return next(Path(f) for f in files if f.endswith(".safetensors"))
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_forget_rollback_cancel_export(app_url, tmp_path):
+    client = gradio_client.Client(app_url, verbose=False, download_files=str(tmp_path))
+    client.predict(api_name="/load_sample")
+    shipped = load_recognizer(project_path("checkpoints/sample_recognizer.safetensors"))
+
+    # Forget two people: Acc_f to (almost) zero, Acc_r within 3 points, live updates on the way.
+    t0 = time.perf_counter()
+    job = client.submit(["Bill_Clinton", "Serena_Williams"], *FAST, api_name="/forget")
+    report = find_report(job.result())
+    click_to_results = time.perf_counter() - t0
+    assert len(job.outputs()) >= 5, "the page got no live progress while the task ran"
+    assert report["acc_f_after"] <= 0.05
+    assert report["acc_r_before"] - report["acc_r_after"] <= 0.03 + 1e-9
+    print(f"click to results {click_to_results:.1f} s; task {report['seconds']:.1f} s")
+
+    # The exported merged model is plain weights and scores what the report says.
+    merged = load_recognizer(export(client))
+    assert not has_lora(merged.blocks) and merged.forgotten() == ["Bill_Clinton", "Serena_Williams"]
+    gallery = load_gallery(project_path("assets/sample_gallery"), 112, merged.data_config,
+                           names=merged.class_names)
+    now = evaluate(merged, gallery)
+    assert now["acc_o"] == pytest.approx(report["acc_f_after"])
+    assert now["acc_r"] == pytest.approx(report["acc_r_after"])
+
+    # Roll back: the model is exactly the shipped one again.
+    client.predict(api_name="/rollback")
+    assert same_weights(load_recognizer(export(client)), shipped)
+
+    # Cancel mid-run: the page says so and the model is untouched.
+    job = client.submit(["Kofi_Annan"], *FAST, api_name="/forget")
+    deadline = time.time() + 120
+    while len(job.outputs()) < 3 and time.time() < deadline:
+        time.sleep(0.5)
+    assert "Cancelling" in client.predict(api_name="/cancel")
+    status = [o for o in job.result() if isinstance(o, str) and "Cancelled" in o]
+    assert status, "no 'Cancelled' message"
+    assert same_weights(load_recognizer(export(client)), shipped)
+
+
+def test_errors_are_readable_and_sessions_are_separate(app_url, tmp_path):
+    a = gradio_client.Client(app_url, verbose=False, download_files=str(tmp_path / "a"))
+    b = gradio_client.Client(app_url, verbose=False, download_files=str(tmp_path / "b"))
+    with pytest.raises(Exception, match="load a gallery first"):
+        b.predict([], *FAST, api_name="/forget")
+    with pytest.raises(Exception, match="not in the list of choices"):  # b has no such person
+        b.predict(["Bill_Clinton"], *FAST, api_name="/forget")
+    a.predict(api_name="/load_sample")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        a.predict(["Nobody_Here"], *FAST, api_name="/forget")
+    with pytest.raises(Exception, match="at least one identity"):
+        a.predict([], *FAST, api_name="/forget")
+    with pytest.raises(Exception, match="bnd .* must be positive"):  # the engine's own check
+        a.predict(["Bill_Clinton"], "fast", 8, 0.01, 0.5, 0, 60, 0.01, 0, api_name="/forget")
+    with pytest.raises(Exception, match="less than minimum value 1"):  # the page's field limits
+        a.predict(["Bill_Clinton"], "fast", 8, 0.01, 0.5, 30, 0, 0.01, 0, api_name="/forget")
+    # b still has no gallery although a has one; a still works after its errors
+    with pytest.raises(Exception, match="load a gallery first"):
+        b.predict(api_name="/export")
+    out = a.predict(gradio_client.handle_file(str(project_path("assets/probes/Bill_Clinton_0010.jpg"))),
+                    None, api_name="/try_photo")
+    assert out[1]["data"][0][1] == "Bill_Clinton" and out[2]["data"][0][1] == "Bill_Clinton"
