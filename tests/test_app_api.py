@@ -95,3 +95,29 @@ def test_errors_are_readable_and_sessions_are_separate(app_url, tmp_path):
     out = a.predict(gradio_client.handle_file(str(project_path("assets/probes/Bill_Clinton_0010.jpg"))),
                     None, api_name="/try_photo")
     assert out[1]["data"][0][1] == "Bill_Clinton" and out[2]["data"][0][1] == "Bill_Clinton"
+
+
+def test_upload_a_zip_train_then_forget_and_bad_uploads_lose_nothing(app_url, tmp_path):
+    import zipfile
+
+    sample = project_path("assets/sample_gallery")
+    good = tmp_path / "two_people.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        for who in ("Kofi_Annan", "Tiger_Woods"):
+            for p in sorted((sample / who).iterdir())[:6]:
+                zf.write(p, f"my_gallery/{who}/{p.name}")
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 this is not really a zip")
+    c = gradio_client.Client(app_url, verbose=False, download_files=str(tmp_path / "dl"))
+
+    out = c.predict([gradio_client.handle_file(str(good))], api_name="/upload_gallery")
+    assert any(isinstance(o, str) and "12 face pictures" in o for o in out)
+    out = c.predict(api_name="/train_recognizer")
+    assert any(isinstance(o, str) and "trained on your gallery" in o for o in out)
+
+    with pytest.raises(Exception, match="zip"):
+        c.predict([gradio_client.handle_file(str(broken))], api_name="/upload_gallery")
+    # the first upload and its recognizer are still there and work
+    report = find_report(c.predict(["Tiger_Woods"], "fast", 8, 0.01, 0.5, 30, 20, 0.01, 0,
+                                   api_name="/forget"))
+    assert report["forgotten"] == ["Tiger_Woods"] and report["num_retained"] == 1
