@@ -121,3 +121,15 @@ def test_upload_a_zip_train_then_forget_and_bad_uploads_lose_nothing(app_url, tm
     report = find_report(c.predict(["Tiger_Woods"], "fast", 8, 0.01, 0.5, 30, 20, 0.01, 0,
                                    api_name="/forget"))
     assert report["forgotten"] == ["Tiger_Woods"] and report["num_retained"] == 1
+
+
+def test_five_clients_at_once_all_finish_with_their_own_results(app_url):
+    """The load test, with short tasks (10 steps) so CI stays fast; the README quotes the full
+    run of ``python -m bench.load`` (60 steps)."""
+    from bench.load import run_load
+
+    result = run_load(app_url, clients=5, steps=10)
+    for row in result["clients"]:
+        assert row.get("ok"), row
+        print(f"{row['person']}: queue {row['queue_wait_s']:.1f} s, run {row['run_s']:.1f} s")
+    assert result["all_finished"]
