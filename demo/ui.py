@@ -178,7 +178,8 @@ class Studio:
         ws = self._ws(ws)
         progress(0, desc="Finding and aligning faces (cached after the first time)")
         ws.load_sample()
-        return self.everything(ws) | {self.gallery_status: ""}
+        return self.everything(ws) | {
+            self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
 
     def upload_gallery(self, ws: Workspace | None, files: list | None,
                        progress=gr.Progress()) -> dict:
