@@ -1,6 +1,8 @@
 """The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
 from __future__ import annotations
 
+from gslora_core.report import num, pct, task_norms
+
 INTRO = """
 ### What happens when you press "Forget"
 
@@ -48,12 +50,6 @@ RUN = """
 """
 
 
-def _fmt(v: float | None, pct: bool = True) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:.1f} %" if pct else f"{v:.2f}"
-
-
 def how_it_works(report: dict | None, defaults: dict) -> str:
     """The panel's Markdown: the method, filled with this run's settings and results."""
     cfg = (report or {}).get("config", defaults)
@@ -66,12 +62,12 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
         return text + NO_RUN
     return text + RUN.format(
         task=report["task"], who=", ".join(report["forgotten"]),
-        f_before=_fmt(report["acc_f_before"]), f_after=_fmt(report["acc_f_after"]),
-        r_before=_fmt(report["acc_r_before"]), r_after=_fmt(report["acc_r_after"]),
+        f_before=pct(report["acc_f_before"]), f_after=pct(report["acc_f_after"]),
+        r_before=pct(report["acc_r_before"]), r_after=pct(report["acc_r_after"]),
         h=100 * report["h_mean"], seconds=report["seconds"], device=report.get("device", "cpu"),
         trainable=f"{report['trainable_params']:,}", share=share,
         zeros=report["zero_groups"],
-        groups=len(report["group_norms"][report["task_names"].index(report["task"])]),
+        groups=len(task_norms(report)),
         alpha=cfg["alpha"],
-        cos_before=_fmt(report.get("forgotten_cos_to_prototype_before"), False),
-        cos_after=_fmt(report.get("forgotten_cos_to_prototype_after"), False))
+        cos_before=num(report.get("forgotten_cos_to_prototype_before")),
+        cos_after=num(report.get("forgotten_cos_to_prototype_after")))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import gradio as gr
 
 from gslora_core.config import PRESETS, StudioConfig
-from gslora_core.report import metric_rows, pct, task_summary
+from gslora_core.report import metric_rows, pct, task_summary, without_curve
 
 if TYPE_CHECKING:
     from gslora_core.workspace import Workspace
@@ -148,7 +148,7 @@ class Studio:
                     pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
                     h["zero_groups"]] for h in ws.history()]
         out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
-               self.report_json: _summary(rep) if rep else {}}
+               self.report_json: without_curve(rep) if rep else {}}
         if rep is None:
             out.update({self.metrics_df: [], self.summary_md: "No forgetting task yet.",
                         self.bars: None, self.heatmap: None, self.evidence_md: ""})
@@ -467,11 +467,6 @@ def _toggle(current: list[str] | None, evt: gr.SelectData) -> list[str]:
 def _preset_values(name: str) -> list:
     cfg = PRESETS[name]
     return [cfg.rank, cfg.alpha, cfg.beta, cfg.bnd, cfg.steps, cfg.lr, cfg.shots or 0]
-
-
-def _summary(report: dict) -> dict:
-    """The report without the per-step curve (which stays in the exported JSON)."""
-    return {k: v for k, v in report.items() if k != "curve"}
 
 
 def _evidence(rep: dict) -> str:

@@ -17,6 +17,7 @@ from .config import (PRESETS, DataConfig, ForgetConfig, ModelConfig, PretrainCon
 from .data import load_gallery
 from .forgetting import evaluate, forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
+from .report import without_curve
 from .training import from_backbone, train_recognizer
 
 MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": ModelConfig.small(),
@@ -29,11 +30,6 @@ def _print_json(data: dict, path: str | None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
     print(text)
-
-
-def _summary(report: dict) -> dict:
-    """The report without the per-step curve (which stays in the JSON file)."""
-    return {k: v for k, v in report.items() if k != "curve"}
 
 
 def _gallery_for(model: Recognizer, folder: str):
@@ -130,7 +126,7 @@ def cmd_forget(a: argparse.Namespace) -> int:
     if a.report:
         Path(a.report).parent.mkdir(parents=True, exist_ok=True)
         Path(a.report).write_text(json.dumps(report, indent=2) + "\n")
-    _print_json(_summary(report), None)
+    _print_json(without_curve(report), None)
     return 0
 
 

@@ -12,6 +12,21 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
+def num(value: float | None) -> str:
+    """A score with two decimals, or a dash where it was not measured."""
+    return "–" if value is None else f"{value:.2f}"
+
+
+def without_curve(report: dict) -> dict:
+    """The report without the per-step curve (which stays in the JSON file)."""
+    return {k: v for k, v in report.items() if k != "curve"}
+
+
+def task_norms(report: dict) -> list[float]:
+    """The LoRA group norms (one per block) of the report's own task."""
+    return report["group_norms"][report["task_names"].index(report["task"])]
+
+
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
     return [
@@ -20,26 +35,20 @@ def metric_rows(report: dict) -> list[list[str]]:
         ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
          pct(report.get("acc_o"))],
         ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
-        ["membership inference (0.5 = cannot tell)", f"{report['mia_before']:.2f}"
-         if report.get("mia_before") is not None else "–",
-         f"{report['mia']:.2f}" if report.get("mia") is not None else "–"],
+        ["membership inference (0.5 = cannot tell)", num(report.get("mia_before")),
+         num(report.get("mia"))],
         ["forgotten faces: cosine to their old class centre",
-         _num(report.get("forgotten_cos_to_prototype_before")),
-         _num(report.get("forgotten_cos_to_prototype_after"))],
+         num(report.get("forgotten_cos_to_prototype_before")),
+         num(report.get("forgotten_cos_to_prototype_after"))],
     ]
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def task_summary(report: dict) -> str:
     """One line: what the task cost."""
-    groups = len(report["group_norms"][-1]) if report.get("group_norms") else 0
     return (f"{report['seconds']:.1f} s on {report.get('device', '?')}, "
             f"{report['trainable_params']:,} trainable parameters "
             f"({100 * report['trainable_share']:.1f} % of the model), "
-            f"{report['zero_groups']} of {groups} LoRA groups exactly zero")
+            f"{report['zero_groups']} of {len(task_norms(report))} LoRA groups exactly zero")
 
 
 def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report") -> str:
@@ -53,7 +62,7 @@ def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report
         lines += [f"## {rep['task']}: forget {', '.join(rep['forgotten'])}", "",
                   task_summary(rep) + ".", "", "| metric | before | after |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in metric_rows(rep)]
-        norms = rep["group_norms"][rep["task_names"].index(rep["task"])]
+        norms = task_norms(rep)
         lines += ["", "LoRA group norms, block 1 → " + str(len(norms)) + ": "
                   + ", ".join("0" if n == 0.0 else f"{n:.3g}" for n in norms), "",
                   "| identity | role | before | after |", "|---|---|---|---|"]

@@ -1,0 +1,34 @@
+"""The Markdown report and the "how it works" text render a report's own numbers."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from demo.explain import how_it_works
+from gslora_core.config import PRESETS
+from gslora_core.report import to_markdown, without_curve
+
+REPORT = {"task": "task2", "forgotten": ["Ann"], "task_names": ["task1", "task2"],
+          "group_norms": [[1.0, 2.0, 3.0], [0.0, 0.5, 0.0]], "seconds": 3.25, "device": "cpu",
+          "trainable_params": 1234, "trainable_share": 0.012, "zero_groups": 2,
+          "acc_r_before": 0.9, "acc_r_after": 0.85, "acc_f_before": 1.0, "acc_f_after": 0.0,
+          "acc_o_before": 0.0, "acc_o": 0.0, "h_mean": 0.8947, "mia_before": 0.5, "mia": None,
+          "forgotten_cos_to_prototype_before": 0.88, "forgotten_cos_to_prototype_after": 0.27,
+          "per_identity": [{"identity": "Ann", "role": "forget", "before": 1.0, "after": 0.0}],
+          "config": asdict(PRESETS["fast"]), "curve": [{"step": 1}]}
+
+
+def test_markdown_has_the_task_its_groups_and_its_numbers():
+    md = to_markdown([REPORT])
+    assert "## task2: forget Ann" in md
+    assert "2 of 3 LoRA groups exactly zero" in md  # this task's row, not task1's
+    assert "LoRA group norms, block 1 → 3: 0, 0.5, 0" in md
+    assert "| Acc_f (people forgotten now) | 100.0 % | 0.0 % |" in md
+    assert "| membership inference (0.5 = cannot tell) | 0.50 | – |" in md
+    assert "| Ann | forget | 100.0 % | 0.0 % |" in md
+    assert "curve" not in without_curve(REPORT) and "curve" in REPORT
+
+
+def test_how_it_works_quotes_the_run():
+    text = how_it_works(REPORT, asdict(PRESETS["fast"]))
+    assert "**2 of 3** adapter groups ended exactly zero" in text
+    assert "Acc_f went from **100.0 %** to **0.0 %**" in text and "0.88 → 0.27" in text
