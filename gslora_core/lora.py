@@ -9,7 +9,7 @@ A *group* is all LoRA matrices of one transformer block for one task (A and B of
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -117,12 +117,7 @@ def remove_task(blocks: nn.Sequential, task: str) -> None:
         for layer in lora_layers(block):
             layer.remove_adapter(task)
     if not task_names(blocks):
-        for block in blocks:
-            for name in LORA_TARGETS:
-                parent, child = _get_parent(block, name)
-                layer = getattr(parent, child)
-                if isinstance(layer, LoRALinear):
-                    setattr(parent, child, layer.base)
+        _unwrap(blocks, lambda layer: layer.base)
 
 
 def task_names(blocks: nn.Sequential) -> list[str]:
@@ -134,12 +129,17 @@ def task_names(blocks: nn.Sequential) -> list[str]:
 
 def merge_all(blocks: nn.Sequential) -> None:
     """Fold every adapter into the base weights and drop the LoRA wrappers."""
+    _unwrap(blocks, LoRALinear.merged)
+
+
+def _unwrap(blocks: nn.Sequential, plain: Callable[[LoRALinear], nn.Linear]) -> None:
+    """Replace every LoRALinear wrapper by the plain linear ``plain(wrapper)`` gives."""
     for block in blocks:
         for name in LORA_TARGETS:
             parent, child = _get_parent(block, name)
             layer = getattr(parent, child)
             if isinstance(layer, LoRALinear):
-                setattr(parent, child, layer.merged())
+                setattr(parent, child, plain(layer))
 
 
 def group_params(blocks: nn.Sequential, task: str) -> list[list[nn.Parameter]]:
