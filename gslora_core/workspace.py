@@ -101,7 +101,9 @@ class Job:
 
 
 def sessions_root(cfg: StudioConfig) -> Path:
-    return Path(cfg.sessions_root) if cfg.sessions_root else Path(tempfile.gettempdir()) / "gslora_sessions"
+    if cfg.sessions_root:
+        return Path(cfg.sessions_root)
+    return Path(tempfile.gettempdir()) / "gslora_sessions"
 
 
 def sweep(root: Path, max_age_s: float) -> list[str]:
@@ -231,8 +233,8 @@ class Workspace:
             report = train_recognizer(model, gallery, self.cfg.enroll, on_progress=progress,
                                       should_cancel=cancelled)
             if self.gallery is gallery and not self.closed:
-                self.model, self.original = model, copy.deepcopy(model)
-                self.recognizer_report = evaluate(model, gallery) | {"seconds": report["seconds"]}
+                self._set(gallery, model, "upload")
+                self.recognizer_report["seconds"] = report["seconds"]
                 self._pending = None
             return report
 
@@ -256,13 +258,7 @@ class Workspace:
 
     def thumbnails(self) -> list[tuple[Image.Image, str]]:
         """One aligned crop per identity, to choose whom to forget."""
-        g = self._gallery()
-        out = []
-        for i, name in enumerate(g.names):
-            idx = torch.nonzero(g.train_y == i).flatten()
-            if len(idx):
-                out.append((to_image(g.train_x[idx[0]]), name))
-        return out
+        return self.crops(per_identity=1, limit=len(self._gallery().names))
 
     def crops(self, per_identity: int = 4, limit: int = 240) -> list[tuple[Image.Image, str]]:
         """Aligned crops as the recognizer sees them (a few per identity)."""
