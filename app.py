@@ -4,10 +4,10 @@ Host and port follow gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_
 the engine is ``gslora_core``, the page is ``demo``; this file only wires them.
 """
 from gslora_core.config import StudioConfig
-from demo.ui import build_demo, launch_kwargs
+from demo.ui import QUEUE_CONCURRENCY, build_demo, launch_kwargs
 
 config = StudioConfig()
 demo = build_demo(config)
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=4).launch(**launch_kwargs(config))
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY).launch(**launch_kwargs(config))

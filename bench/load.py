@@ -57,24 +57,6 @@ def run_load(url: str, clients: int = 5, steps: int = 60) -> dict:
             "all_finished": all(r.get("ok") for r in rows)}
 
 
-def serve():
-    """The app in this process on a free port; returns (url, demo)."""
-    import socket
-
-    from demo.ui import build_demo, launch_kwargs
-    from gslora_core.config import StudioConfig
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = StudioConfig()
-    demo = build_demo(cfg)
-    demo.queue(default_concurrency_limit=8).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        **launch_kwargs(cfg))
-    return f"http://127.0.0.1:{port}/", demo
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=5)
@@ -85,7 +67,9 @@ def main() -> None:
     demo = None
     url = a.url
     if not url:
-        url, demo = serve()
+        from demo.ui import serve_in_background
+
+        url, demo = serve_in_background(concurrency=8)
     try:
         result = run_load(url, a.clients, a.steps)
     finally:

@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - the usual case
         return fn
 
 POLL_S = 1.0  # seconds between page updates while a job runs
+QUEUE_CONCURRENCY = 4  # per event; training and forgetting share their own "compute" limit
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
 PRESET_LABELS = {"fast": "fast (default)", "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
 CSS = """
@@ -490,6 +491,22 @@ def build_demo(cfg: StudioConfig = StudioConfig()) -> gr.Blocks:
     """The page; the engine (torch) is imported in the background meanwhile."""
     preload_engine()
     return Studio(cfg).build()
+
+
+def serve_in_background(cfg: StudioConfig = StudioConfig(),
+                        concurrency: int = QUEUE_CONCURRENCY) -> tuple[str, gr.Blocks]:
+    """The app on a free local port without blocking (tests, benchmarks): (url, demo).
+    ``demo.close()`` stops it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo(cfg)
+    demo.queue(default_concurrency_limit=concurrency).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+        **launch_kwargs(cfg))
+    return f"http://127.0.0.1:{port}/", demo
 
 
 def launch_kwargs(cfg: StudioConfig = StudioConfig()) -> dict:

@@ -19,14 +19,6 @@ def crop_cache(tmp_path_factory):
         os.environ["GSLORA_CACHE"] = old
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def studio_root(tmp_path_factory):
     """Where the test app keeps its sessions' files (checked by the isolation tests)."""
@@ -36,14 +28,9 @@ def studio_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_url(studio_root):
     """The real app, served in this process on a free port (shared by API and browser tests)."""
-    from demo.ui import build_demo, launch_kwargs
+    from demo.ui import serve_in_background
     from gslora_core.config import StudioConfig
 
-    cfg = StudioConfig(sessions_root=str(studio_root))
-    demo = build_demo(cfg)
-    port = free_port()
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        **launch_kwargs(cfg))
-    yield f"http://127.0.0.1:{port}/"
+    url, demo = serve_in_background(StudioConfig(sessions_root=str(studio_root)))
+    yield url
     demo.close()
