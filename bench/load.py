@@ -41,7 +41,7 @@ def one_client(url: str, person: str, steps: int, out: dict) -> None:
         out.update(person=person, ok=False, error=f"{type(err).__name__}: {err}")
 
 
-def run_load(url: str, clients: int = 5, steps: int = 60) -> dict:
+def run_load(url: str, clients: int = 5, steps: int = 30) -> dict:
     """Start every client at once; wait for all; per-client figures."""
     if clients > len(PEOPLE):
         raise ValueError(f"at most {len(PEOPLE)} clients")
@@ -60,7 +60,7 @@ def run_load(url: str, clients: int = 5, steps: int = 60) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--url", help="a running app (default: serve one here)")
     ap.add_argument("--out", default="bench/results/load.json")
     a = ap.parse_args()

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import threading
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
@@ -49,7 +50,8 @@ except ImportError:  # pragma: no cover - the usual case
 POLL_S = 1.0  # seconds between page updates while a job runs
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting share their own "compute" limit
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
-PRESET_LABELS = {"fast": "fast (default)", "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
+PRESET_LABELS = {"fast": "fast (default)", "sparse": "sparse (exact zero groups)",
+                 "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
 CSS = """
 .gslora-big button {font-size: 1.05rem}
 #forget-status, #gallery-status, #recognizer-status {min-height: 2.5em}
@@ -186,9 +188,15 @@ class Studio:
                        progress=gr.Progress()) -> dict:
         ws = self._ws(ws)
         paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
+        paths = [p for p in paths if p]
         progress(0, desc="Reading pictures, finding and aligning faces")
-        ws.load_upload([p for p in paths if p])
+        try:
+            ws.load_upload(paths)
+        finally:  # the pictures are in memory now (or refused): no copy stays in gradio's cache
+            for path in paths:
+                Path(path).unlink(missing_ok=True)
         return self.everything(ws) | {
+            self.upload: None,
             self.gallery_status: "Faces found. The recognizer is being trained (tab 2)."}
 
     @gpu
@@ -425,7 +433,8 @@ class Studio:
         compute = {"concurrency_id": "compute", "concurrency_limit": self.cfg.train_concurrency}
         self.sample_btn.click(friendly(self.load_sample), [self.state], every,
                               api_name="load_sample", show_progress_on=[self.gallery_status])
-        up = self.upload_btn.click(friendly(self.upload_gallery), [self.state, self.upload], every,
+        up = self.upload_btn.click(friendly(self.upload_gallery), [self.state, self.upload],
+                                   every + [self.upload],
                                    api_name="upload_gallery", show_progress_on=[self.gallery_status],
                                    **compute)
         up.success(friendly(self.train_recognizer), [self.state], every,

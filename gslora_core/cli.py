@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("shots", int, "K images per identity (few-shot) instead of a fraction"),
         ("prototype_weight", float, "GS-LoRA++ prototype-loss weight"),
         ("sparsity_warmup", float, "share of steps before group sparsity starts"),
+        ("refit", float, "final share of steps without sparsity, zero groups held at zero"),
         ("seed", int, "random seed"), ("device", str, "auto, cpu or cuda"),
     ]:
         f.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_)

@@ -123,6 +123,113 @@ def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]
     return out
 
 
+@dataclass
+class _Run:
+    """What one training loop over retain + forget batches needs (GS-LoRA or the full baseline)."""
+
+    model: Recognizer
+    gallery: Gallery
+    cfg: ForgetConfig
+    params: list[torch.Tensor]
+    groups: list[list[torch.Tensor]]  # LoRA groups (empty for the full fine-tuning baseline)
+    retain_pool: torch.Tensor
+    forget_pool: torch.Tensor
+    proto_logits: torch.Tensor
+    r_idx: list[int]
+    f_idx: list[int]
+    gen: torch.Generator
+
+
+def _steps(run: _Run, on_progress: ProgressFn | None,
+           should_cancel: CancelFn | None) -> tuple[list[dict], bool]:
+    """The optimisation loop; returns its curve and whether it was cancelled.
+
+    The last ``cfg.refit`` share of the steps is a relaxed group lasso: no sparsity, and groups
+    that are exactly zero by then stay zero (their gradients are dropped). The lasso picks the
+    blocks, the refit lets the chosen blocks finish the task without the shrinkage's bias. With
+    ``refit = 0`` this is the plain schedule: one cosine decay of ``lr`` over all steps."""
+    model, gallery, cfg, groups = run.model, run.gallery, run.cfg, run.groups
+    device = model.device
+    opt = torch.optim.AdamW(run.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = int(round(cfg.sparsity_warmup * cfg.steps))
+    refit_from = cfg.steps - int(round(cfg.refit * cfg.steps))
+    frozen: list[list[torch.Tensor]] = []
+    curve: list[dict] = []
+    for step in range(cfg.steps):
+        if should_cancel and should_cancel():
+            return curve, True
+        if step == refit_from and groups:
+            frozen = [g for g, n in zip(groups, lora.norms_of(groups)) if n == 0.0]
+        # Cosine decay; the refit restarts it (warm restart), so the chosen blocks learn at
+        # full rate again instead of at the tail of the first schedule.
+        t = step / refit_from if step < refit_from else (step - refit_from) / (cfg.steps - refit_from)
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+        alpha = cfg.alpha if warm <= step < refit_from else 0.0
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ri = run.retain_pool[torch.randint(len(run.retain_pool), (cfg.batch_size,), generator=run.gen)]
+        fi = run.forget_pool[torch.randint(len(run.forget_pool), (cfg.batch_size,), generator=run.gen)]
+        x = torch.cat([gallery.train_x[ri], gallery.train_x[fi]]).to(device)
+        y = torch.cat([gallery.train_y[ri], gallery.train_y[fi]]).to(device)
+        model.train()
+        emb = model.embed(x)
+        margin_logits = model.head(emb, y)
+        nr = len(ri)
+        l_r = retain_loss(margin_logits[:nr], y[:nr])
+        l_f = bounded_forget_loss(margin_logits[nr:], y[nr:], cfg.bnd)
+        l_struct = group_lasso(groups) if groups else torch.zeros((), device=device)
+        loss = l_r + cfg.beta * l_f
+        if not cfg.proximal:
+            loss = loss + alpha * l_struct
+        l_pro = torch.zeros((), device=device)
+        if cfg.prototype_weight > 0:
+            l_pro = prototype_loss(model.head(emb[nr:]), run.proto_logits[y[nr:]], cfg.bnd_pro)
+            loss = loss + cfg.prototype_weight * l_pro
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for g in frozen:
+            for p in g:
+                p.grad = None  # AdamW skips parameters without a gradient: they stay exactly 0
+        opt.step()
+        if cfg.proximal and alpha > 0 and groups:
+            proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
+        point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
+                 "retain": float(l_r.detach()), "forget": float(l_f.detach()),
+                 "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()),
+                 "lr": lr, "alpha": alpha}
+        if groups and (on_progress or cfg.eval_every):
+            point["group_norms"] = lora.norms_of(groups)
+            point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
+        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            model.eval()
+            snap = snapshot(model, gallery, with_train=False)
+            point["acc_r"] = _acc(snap, gallery, run.r_idx)
+            point["acc_f"] = _acc(snap, gallery, run.f_idx)
+        curve.append(point)
+        if on_progress:
+            on_progress(point)
+    return curve, False
+
+
+def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
+             cfg: ForgetConfig):
+    """Checks, device, seeds, the before snapshot and the retain / forget pools of one task."""
+    check_labels(model, gallery)
+    f_idx, o_idx, r_idx = plan_task(model, gallery, forget_names)
+    device = resolve_device(cfg.device)
+    model.to(device).eval().requires_grad_(False)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    before = snapshot(model, gallery)
+    protos_before = class_prototypes(before.train_emb, gallery.train_y, len(model.class_names))
+    retain_pool = select_train_indices(gallery, r_idx, cfg, gen)
+    forget_pool = select_train_indices(gallery, f_idx, cfg, gen)
+    if len(retain_pool) == 0:
+        raise ValueError("no training images of retained identities in the gallery")
+    proto_logits = model.head(protos_before.to(device)).detach()
+    return (f_idx, o_idx, r_idx), before, protos_before, retain_pool, forget_pool, proto_logits, gen
+
+
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
            on_progress: ProgressFn | None = None,
@@ -131,33 +238,17 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
 
     A cancelled task removes its adapters, leaving the model exactly as before; the report then
     has ``cancelled: True``."""
-    check_labels(model, gallery)
-    f_idx, o_idx, r_idx = plan_task(model, gallery, forget_names)
-    device = resolve_device(cfg.device)
-    model.to(device).eval().requires_grad_(False)
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    before = snapshot(model, gallery)
-    C = len(model.class_names)
-    protos_before = class_prototypes(before.train_emb, gallery.train_y, C)
-
-    retain_pool = select_train_indices(gallery, r_idx, cfg, gen)
-    forget_pool = select_train_indices(gallery, f_idx, cfg, gen)
-    if len(retain_pool) == 0:
-        raise ValueError("no training images of retained identities in the gallery")
-    proto_logits = model.head(protos_before.to(device)).detach()
-
+    (f_idx, o_idx, r_idx), before, protos_before, retain_pool, forget_pool, proto_logits, gen = \
+        _prepare(model, gallery, forget_names, cfg)
+    device = model.device
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     params = list(lora.iter_task_parameters(model.blocks, task))
     for p in params:
         p.requires_grad_(True)
-    groups = lora.group_params(model.blocks, task)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = int(round(cfg.sparsity_warmup * cfg.steps))
-    curve: list[dict] = []
+    run = _Run(model, gallery, cfg, params, lora.group_params(model.blocks, task), retain_pool,
+               forget_pool, proto_logits, r_idx, f_idx, gen)
 
     def release() -> None:
         """Drop gradients and freeze: the task's adapters are done training."""
@@ -165,69 +256,53 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
             p.grad = None
         model.eval().requires_grad_(False)
 
-    def cancel() -> dict:
+    t_train = time.perf_counter()
+    try:  # a failed task (out of memory, a bad value) leaves the model as it was
+        curve, cancelled = _steps(run, on_progress, should_cancel)
+    except BaseException:
         release()
+        lora.remove_task(model.blocks, task)
+        raise
+    train_seconds = time.perf_counter() - t_train
+    release()
+    if cancelled:
         lora.remove_task(model.blocks, task)
         return {"cancelled": True, "task": task, "step": len(curve),
                 "seconds": time.perf_counter() - t0}
-
-    try:  # a failed task (out of memory, a bad value) leaves the model as it was
-        for step in range(cfg.steps):
-            if should_cancel and should_cancel():
-                return cancel()
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            alpha = cfg.alpha if step >= warm else 0.0
-            for g in opt.param_groups:
-                g["lr"] = lr
-            ri = retain_pool[torch.randint(len(retain_pool), (cfg.batch_size,), generator=gen)]
-            fi = forget_pool[torch.randint(len(forget_pool), (cfg.batch_size,), generator=gen)]
-            x = torch.cat([gallery.train_x[ri], gallery.train_x[fi]]).to(device)
-            y = torch.cat([gallery.train_y[ri], gallery.train_y[fi]]).to(device)
-            model.train()
-            emb = model.embed(x)
-            margin_logits = model.head(emb, y)
-            nr = len(ri)
-            l_r = retain_loss(margin_logits[:nr], y[:nr])
-            l_f = bounded_forget_loss(margin_logits[nr:], y[nr:], cfg.bnd)
-            l_struct = group_lasso(groups)
-            loss = l_r + cfg.beta * l_f
-            if not cfg.proximal:
-                loss = loss + alpha * l_struct
-            l_pro = torch.zeros((), device=device)
-            if cfg.prototype_weight > 0:
-                l_pro = prototype_loss(model.head(emb[nr:]), proto_logits[y[nr:]], cfg.bnd_pro)
-                loss = loss + cfg.prototype_weight * l_pro
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if cfg.proximal and alpha > 0:
-                proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
-            point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
-                     "retain": float(l_r.detach()), "forget": float(l_f.detach()),
-                     "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()),
-                     "lr": lr, "alpha": alpha}
-            if on_progress or cfg.eval_every:
-                point["group_norms"] = lora.norms_of(groups)
-                point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
-            if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-                model.eval()
-                snap = snapshot(model, gallery, with_train=False)
-                point["acc_r"], point["acc_f"] = _acc(snap, gallery, r_idx), _acc(snap, gallery, f_idx)
-            curve.append(point)
-            if on_progress:
-                on_progress(point)
-    except BaseException:
-        cancel()
-        raise
-
-    release()
     after = snapshot(model, gallery)
-    seconds = time.perf_counter() - t0
     record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in f_idx],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     model.tasks.append(record)
-    return build_report(model, gallery, record, before, after, protos_before,
-                        f_idx, o_idx, r_idx, cfg, seconds, curve, device)
+    report = build_report(model, gallery, record, before, after, protos_before,
+                          f_idx, o_idx, r_idx, cfg, time.perf_counter() - t0, curve, device)
+    report["train_seconds"] = train_seconds
+    return report
+
+
+def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
+                    cfg: ForgetConfig) -> dict:
+    """The baseline GS-LoRA is measured against: the same losses and schedule, but every weight
+    of the model trained (no adapters, no group sparsity). It changes the weights in place and
+    cannot be rolled back; it is for benchmarks, not for the app. Returns its cost."""
+    t0 = time.perf_counter()
+    (f_idx, _, r_idx), _, _, retain_pool, forget_pool, proto_logits, gen = \
+        _prepare(model, gallery, forget_names, cfg)
+    params = [p for p in model.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    run = _Run(model, gallery, cfg, params, [], retain_pool, forget_pool, proto_logits,
+               r_idx, f_idx, gen)
+    t_train = time.perf_counter()
+    try:
+        curve, _ = _steps(run, None, None)
+    finally:
+        for p in params:
+            p.grad = None
+        model.eval().requires_grad_(False)
+    trainable = sum(p.numel() for p in params)
+    return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
+            "trainable_params": trainable, "total_params": count_parameters(model),
+            "trainable_share": trainable / max(1, count_parameters(model)), "curve": curve}
 
 
 def build_report(model: Recognizer, gallery: Gallery, record: TaskRecord, before: Snapshot,

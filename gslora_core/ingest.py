@@ -138,11 +138,14 @@ def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list
         zf.close()
         raise ValueError(f"{Path(path).name} would expand to {total / MB:.0f} MB of pictures; "
                          f"the limit is {cfg.max_zip_mb:.0f} MB")
+    # One wrapping folder (my_gallery/<identity>/<picture>) is taken off, even when a stray file
+    # (a README) sits beside the identity folders: it then gets its own reason.
     tops = {p[0] for p, _ in members if len(p) > 1}
-    strip = len(tops) == 1 and all(len(p) >= 3 for p, _ in members)
+    deep = sum(len(p) >= 3 for p, _ in members)
+    strip = len(tops) == 1 and deep > sum(len(p) == 2 for p, _ in members)
     files: list[RawFile] = []
     for parts, info in members:
-        parts = parts[1:] if strip else parts
+        parts = parts[1:] if strip and len(parts) > 1 else parts
         label = "/".join(parts)
         if len(parts) < 2:
             rejected.append((label, "not inside an identity folder"))

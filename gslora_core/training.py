@@ -106,12 +106,14 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         if on_progress:
             on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": losses[-1] if losses else None})
     model.eval().requires_grad_(False)
+    train_seconds = time.perf_counter() - t0
     pred = logits_all(model, gallery.test_x).argmax(1)
     per_id = per_identity_accuracy(pred, gallery.test_y, len(gallery.names))
     return {
         "test_accuracy": fraction_correct(pred, gallery.test_y),
         "per_identity": dict(zip(gallery.names, per_id)),
         "seconds": time.perf_counter() - t0,
+        "train_seconds": train_seconds,
         "final_loss": losses[-1] if losses else None,
         "steps": step,
         "config": cfg.to_dict(),

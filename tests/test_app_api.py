@@ -17,7 +17,7 @@ from gslora_core.workspace import project_path
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 
-FAST = ("fast", 8, 0.01, 0.5, 30, 60, 0.01, 0)  # preset, rank, α, β, BND, steps, lr, shots
+FAST = ("fast", 8, 0.01, 0.5, 30, 30, 0.01, 0)  # preset, rank, α, β, BND, steps, lr, shots
 
 
 def find_report(outputs) -> dict:
@@ -125,7 +125,7 @@ def test_upload_a_zip_train_then_forget_and_bad_uploads_lose_nothing(app_url, tm
 
 def test_five_clients_at_once_all_finish_with_their_own_results(app_url):
     """The load test, with short tasks (10 steps) so CI stays fast; the README quotes the full
-    run of ``python -m bench.load`` (60 steps)."""
+    run of ``python -m bench.load`` (30 steps, the fast preset)."""
     from bench.load import run_load
 
     result = run_load(app_url, clients=5, steps=10)

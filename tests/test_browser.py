@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STEPS = "20"  # fewer than the default: the browser test checks the page, not forgetting quality
+STEPS = "10"  # fewer than the default: the browser test checks the page, not forgetting quality
 
 
 def _browser_available() -> str | None:

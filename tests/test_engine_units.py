@@ -307,3 +307,41 @@ def test_adam_metric_threshold_spares_the_group_with_large_gradients():
     assert scale_big > 1000 * scale_small  # threshold lr*alpha/scale: tiny for big, large for small
     fresh = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))])
     assert adam_group_scale(fresh, [[fresh.param_groups[0]["params"][0]]]) == [float("inf")]
+
+
+def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
+    """Relaxed group lasso: a group that is zero when the refit starts stays exactly zero while
+    the other groups go on learning, and alpha is 0 throughout the refit."""
+    model = tiny_model()
+    cfg = ForgetConfig(steps=8, batch_size=4, eval_every=0, alpha=1.0, sparsity_warmup=0.25,
+                       refit=0.5, lr=0.05)
+    seen = []
+
+    def spy(point):
+        seen.append(point)
+        if point["step"] == 4:  # the last sparsity step: make block 2's group exactly zero
+            with torch.no_grad():
+                for p in lora.group_params(model.blocks, "task1")[1]:
+                    p.zero_()
+            point["group_norms"] = lora.norms_of(lora.group_params(model.blocks, "task1"))
+
+    forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    assert [p["alpha"] for p in seen] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    for a, b in zip(seen[4:], seen[5:]):
+        assert b["group_norms"][1] == 0.0
+        assert b["group_norms"][0] != a["group_norms"][0] and b["group_norms"][2] != a["group_norms"][2]
+    with pytest.raises(ValueError, match="sparsity_warmup \\+ refit"):
+        ForgetConfig(sparsity_warmup=0.6, refit=0.6)
+
+
+def test_full_finetuning_baseline_trains_every_weight_and_adds_no_adapter():
+    from gslora_core.forgetting import finetune_forget
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = finetune_forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4,
+                                                                        eval_every=0, lr=1e-3))
+    assert not lora.has_lora(model.blocks) and not model.tasks
+    assert rep["trainable_share"] == 1.0 and len(rep["curve"]) == 3
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("backbone.blocks") for k in changed) and "head.weight" in changed
+    assert not any(p.requires_grad for p in model.parameters())

@@ -212,3 +212,18 @@ def test_mtcnn_gallery_is_aligned_once_and_cached(tmp_path: Path) -> None:
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_a_stray_file_beside_the_identity_folders_does_not_hide_the_gallery(tmp_path: Path) -> None:
+    """my_gallery/README.txt (or a loose picture) next to my_gallery/<identity>/ folders: the
+    wrapper is still taken off and only the stray files are refused, each with its reason."""
+    members = {f"my_gallery/{who}/{k}.jpg": jpeg_bytes(i * 10 + k)
+               for i, who in enumerate(["Ana", "Ben"]) for k in range(2)}
+    members["my_gallery/README.txt"] = b"my pictures"
+    members["my_gallery/loose.jpg"] = jpeg_bytes(50)
+    members["top.jpg"] = jpeg_bytes(51)
+    files, rejected = collect(make_zip(tmp_path / "z.zip", members))
+    assert sorted(f.label for f in files) == ["Ana/0.jpg", "Ana/1.jpg", "Ben/0.jpg", "Ben/1.jpg"]
+    assert dict(rejected) == {"README.txt": "not inside an identity folder",
+                              "loose.jpg": "not inside an identity folder",
+                              "top.jpg": "not inside an identity folder"}
