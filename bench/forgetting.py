@@ -35,12 +35,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from gslora_core import lora
 from gslora_core.config import PRESETS, ForgetConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery
 from gslora_core.forgetting import finetune_forget, forget
 from gslora_core.metrics import embed_all, h_mean, mia_score
 from gslora_core.model import Recognizer, count_parameters, load_recognizer
+from gslora_core.report import task_norms
 from gslora_core.training import from_backbone, train_recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,11 +123,9 @@ def measure(model: Recognizer, gallery: Gallery, forget_now: list[str],
 def run_gslora(cfg: ForgetConfig) -> Callable:
     def run(model, gallery, names, ctx) -> tuple[Recognizer, dict]:
         rep = forget(model, gallery, names, cfg)
-        norms = lora.group_norms(model.blocks)[-1]
         return model, {"train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"],
-                       "zero_group_ratio": sum(n == 0.0 for n in norms) / len(norms),
-                       "group_norms": norms}
+                       "zero_group_ratio": rep["zero_group_ratio"], "group_norms": task_norms(rep)}
     return run
 
 

@@ -125,19 +125,22 @@ def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]
 
 @dataclass
 class _Run:
-    """What one training loop over retain + forget batches needs (GS-LoRA or the full baseline)."""
+    """One task's plan and the state its training loop needs (GS-LoRA or the full baseline)."""
 
     model: Recognizer
     gallery: Gallery
     cfg: ForgetConfig
-    params: list[torch.Tensor]
-    groups: list[list[torch.Tensor]]  # LoRA groups (empty for the full fine-tuning baseline)
+    f_idx: list[int]
+    o_idx: list[int]
+    r_idx: list[int]
+    before: Snapshot
+    protos_before: torch.Tensor
     retain_pool: torch.Tensor
     forget_pool: torch.Tensor
     proto_logits: torch.Tensor
-    r_idx: list[int]
-    f_idx: list[int]
     gen: torch.Generator
+    params: list[torch.Tensor] = field(default_factory=list)  # what trains
+    groups: list[list[torch.Tensor]] = field(default_factory=list)  # LoRA groups (none: full)
 
 
 def _steps(run: _Run, on_progress: ProgressFn | None,
@@ -212,7 +215,7 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
 
 
 def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-             cfg: ForgetConfig):
+             cfg: ForgetConfig) -> _Run:
     """Checks, device, seeds, the before snapshot and the retain / forget pools of one task."""
     check_labels(model, gallery)
     f_idx, o_idx, r_idx = plan_task(model, gallery, forget_names)
@@ -227,7 +230,8 @@ def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     if len(retain_pool) == 0:
         raise ValueError("no training images of retained identities in the gallery")
     proto_logits = model.head(protos_before.to(device)).detach()
-    return (f_idx, o_idx, r_idx), before, protos_before, retain_pool, forget_pool, proto_logits, gen
+    return _Run(model, gallery, cfg, f_idx, o_idx, r_idx, before, protos_before, retain_pool,
+                forget_pool, proto_logits, gen)
 
 
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
@@ -239,16 +243,13 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     A cancelled task removes its adapters, leaving the model exactly as before; the report then
     has ``cancelled: True``."""
     t0 = time.perf_counter()
-    (f_idx, o_idx, r_idx), before, protos_before, retain_pool, forget_pool, proto_logits, gen = \
-        _prepare(model, gallery, forget_names, cfg)
-    device = model.device
+    run = _prepare(model, gallery, forget_names, cfg)
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
-    params = list(lora.iter_task_parameters(model.blocks, task))
+    params = run.params = list(lora.iter_task_parameters(model.blocks, task))
     for p in params:
         p.requires_grad_(True)
-    run = _Run(model, gallery, cfg, params, lora.group_params(model.blocks, task), retain_pool,
-               forget_pool, proto_logits, r_idx, f_idx, gen)
+    run.groups = lora.group_params(model.blocks, task)
 
     def release() -> None:
         """Drop gradients and freeze: the task's adapters are done training."""
@@ -270,11 +271,12 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
         return {"cancelled": True, "task": task, "step": len(curve),
                 "seconds": time.perf_counter() - t0}
     after = snapshot(model, gallery)
-    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in f_idx],
+    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.f_idx],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     model.tasks.append(record)
-    report = build_report(model, gallery, record, before, after, protos_before,
-                          f_idx, o_idx, r_idx, cfg, time.perf_counter() - t0, curve, device)
+    report = build_report(model, gallery, record, run.before, after, run.protos_before,
+                          run.f_idx, run.o_idx, run.r_idx, cfg, time.perf_counter() - t0, curve,
+                          model.device)
     report["train_seconds"] = train_seconds
     return report
 
@@ -285,13 +287,10 @@ def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[
     of the model trained (no adapters, no group sparsity). It changes the weights in place and
     cannot be rolled back; it is for benchmarks, not for the app. Returns its cost."""
     t0 = time.perf_counter()
-    (f_idx, _, r_idx), _, _, retain_pool, forget_pool, proto_logits, gen = \
-        _prepare(model, gallery, forget_names, cfg)
-    params = [p for p in model.parameters()]
+    run = _prepare(model, gallery, forget_names, cfg)
+    params = run.params = list(model.parameters())
     for p in params:
         p.requires_grad_(True)
-    run = _Run(model, gallery, cfg, params, [], retain_pool, forget_pool, proto_logits,
-               r_idx, f_idx, gen)
     t_train = time.perf_counter()
     try:
         curve, _ = _steps(run, None, None)
@@ -299,10 +298,10 @@ def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[
         for p in params:
             p.grad = None
         model.eval().requires_grad_(False)
-    trainable = sum(p.numel() for p in params)
+    total = count_parameters(model)
     return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
-            "trainable_params": trainable, "total_params": count_parameters(model),
-            "trainable_share": trainable / max(1, count_parameters(model)), "curve": curve}
+            "trainable_params": total, "total_params": total, "trainable_share": 1.0,
+            "curve": curve}
 
 
 def build_report(model: Recognizer, gallery: Gallery, record: TaskRecord, before: Snapshot,
