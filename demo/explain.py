@@ -20,6 +20,9 @@ back just deletes its adapter.
 - *Forget loss* `β · ReLU(BND − CE)` on pictures of the people to forget (β = {beta},
   BND = {bnd}): "push their cross-entropy **up**, but only until it reaches BND". Without the bound
   the loss would run off to infinity and wreck the whole model.
+- From the second task on, a few pictures of the people forgotten *earlier* get the same bounded
+  forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
+  past the bound it costs nothing.
 
 **3. Group sparsity: touch as few blocks as possible.** All adapter weights of one block form a
 *group*. After every step each group is shrunk towards zero by an amount set by α (α = {alpha})
@@ -56,6 +59,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
     trainable = report["trainable_params"] if report else None
     share = f"{100 * report['trainable_share']:.1f} %" if report else "about 3 %"
     text = INTRO.format(rank=cfg["rank"], beta=cfg["beta"], bnd=cfg["bnd"], alpha=cfg["alpha"],
+                        replay=cfg.get("replay_forgotten", 0),
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)
     if not report:

@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("prototype_weight", float, "GS-LoRA++ prototype-loss weight"),
         ("sparsity_warmup", float, "share of steps before group sparsity starts"),
         ("refit", float, "final share of steps without sparsity, zero groups held at zero"),
+        ("replay_forgotten", int, "pictures per step of earlier-forgotten identities, kept "
+                                  "forgotten by their own bounded term (0: this task's only)"),
         ("seed", int, "random seed"), ("device", str, "auto, cpu or cuda"),
     ]:
         f.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_)

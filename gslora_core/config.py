@@ -169,6 +169,10 @@ class ForgetConfig:
     sparsity_warmup: float = 0.3  # fraction of steps with alpha = 0 (authors' warm-up)
     # Final fraction of steps with alpha = 0 and zero groups held at zero (relaxed group lasso).
     refit: float = 0.0
+    # Pictures per step of the identities forgotten in *earlier* tasks, with their own bounded
+    # forget term: a new task's adapter must not bring them back (Acc_o). 0 = the authors' way
+    # (only this task's identities in the forget loss). Needs their pictures in the gallery.
+    replay_forgotten: int = 4
     proximal: bool = True  # exact zeros by the group soft-threshold after each step
     data_fraction: float = 1.0  # share of each identity's training images used
     shots: int | None = None  # K-shot per identity instead of a fraction (GS-LoRA++)
@@ -190,6 +194,7 @@ class ForgetConfig:
             (self.lr > 0, "lr must be positive"),
             (self.weight_decay >= 0, "weight_decay must be 0 or more"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.replay_forgotten >= 0, "replay_forgotten must be 0 or more"),
             (0 <= self.sparsity_warmup <= 1, "sparsity_warmup must be between 0 and 1"),
             (0 <= self.refit <= 1, "refit must be between 0 and 1"),
             (self.sparsity_warmup + self.refit <= 1, "sparsity_warmup + refit must be at most 1"),

@@ -137,10 +137,18 @@ class _Run:
     protos_before: torch.Tensor
     retain_pool: torch.Tensor
     forget_pool: torch.Tensor
+    earlier_pool: torch.Tensor  # pictures of identities forgotten in earlier tasks
     proto_logits: torch.Tensor
     gen: torch.Generator
     params: list[torch.Tensor] = field(default_factory=list)  # what trains
     groups: list[list[torch.Tensor]] = field(default_factory=list)  # LoRA groups (none: full)
+
+
+def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` indices drawn with replacement from ``pool`` (none from an empty pool)."""
+    if n == 0 or len(pool) == 0:
+        return pool[:0]
+    return pool[torch.randint(len(pool), (n,), generator=gen)]
 
 
 def _steps(run: _Run, on_progress: ProgressFn | None,
@@ -170,23 +178,27 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         alpha = cfg.alpha if warm <= step < refit_from else 0.0
         for g in opt.param_groups:
             g["lr"] = lr
-        ri = run.retain_pool[torch.randint(len(run.retain_pool), (cfg.batch_size,), generator=run.gen)]
-        fi = run.forget_pool[torch.randint(len(run.forget_pool), (cfg.batch_size,), generator=run.gen)]
-        x = torch.cat([gallery.train_x[ri], gallery.train_x[fi]]).to(device)
-        y = torch.cat([gallery.train_y[ri], gallery.train_y[fi]]).to(device)
+        ri = _draw(run.retain_pool, cfg.batch_size, run.gen)
+        fi = _draw(run.forget_pool, cfg.batch_size, run.gen)
+        oi = _draw(run.earlier_pool, cfg.replay_forgotten, run.gen)
+        idx = torch.cat([ri, fi, oi])
+        x, y = gallery.train_x[idx].to(device), gallery.train_y[idx].to(device)
         model.train()
         emb = model.embed(x)
         margin_logits = model.head(emb, y)
-        nr = len(ri)
+        nr, nf = len(ri), len(fi)
         l_r = retain_loss(margin_logits[:nr], y[:nr])
-        l_f = bounded_forget_loss(margin_logits[nr:], y[nr:], cfg.bnd)
+        l_f = bounded_forget_loss(margin_logits[nr:nr + nf], y[nr:nr + nf], cfg.bnd)
         l_struct = group_lasso(groups) if groups else torch.zeros((), device=device)
         loss = l_r + cfg.beta * l_f
+        if len(oi):  # its own bound: mixed into l_f, their high CE would hide this task's people
+            loss = loss + cfg.beta * bounded_forget_loss(margin_logits[nr + nf:], y[nr + nf:], cfg.bnd)
         if not cfg.proximal:
             loss = loss + alpha * l_struct
         l_pro = torch.zeros((), device=device)
         if cfg.prototype_weight > 0:
-            l_pro = prototype_loss(model.head(emb[nr:]), run.proto_logits[y[nr:]], cfg.bnd_pro)
+            l_pro = prototype_loss(model.head(emb[nr:nr + nf]), run.proto_logits[y[nr:nr + nf]],
+                                   cfg.bnd_pro)
             loss = loss + cfg.prototype_weight * l_pro
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -227,11 +239,13 @@ def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     protos_before = class_prototypes(before.train_emb, gallery.train_y, len(model.class_names))
     retain_pool = select_train_indices(gallery, r_idx, cfg, gen)
     forget_pool = select_train_indices(gallery, f_idx, cfg, gen)
+    earlier_pool = (select_train_indices(gallery, o_idx, cfg, gen) if cfg.replay_forgotten
+                    else torch.zeros(0, dtype=torch.long))
     if len(retain_pool) == 0:
         raise ValueError("no training images of retained identities in the gallery")
     proto_logits = model.head(protos_before.to(device)).detach()
     return _Run(model, gallery, cfg, f_idx, o_idx, r_idx, before, protos_before, retain_pool,
-                forget_pool, proto_logits, gen)
+                forget_pool, earlier_pool, proto_logits, gen)
 
 
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],

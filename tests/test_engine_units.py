@@ -345,3 +345,31 @@ def test_full_finetuning_baseline_trains_every_weight_and_adds_no_adapter():
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith("backbone.blocks") for k in changed) and "head.weight" in changed
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypatch):
+    """Task 2 keeps task 1's people forgotten: each step draws ``replay_forgotten`` pictures of
+    them and adds their own bounded forget term; task 1 itself (nobody earlier) draws none, and
+    ``replay_forgotten=0`` is the authors' way (this task's people only)."""
+    import gslora_core.forgetting as fg
+    calls = []
+    real = fg.bounded_forget_loss
+
+    def spy(logits, labels, bnd):
+        calls.append(sorted(set(labels.tolist())))
+        return real(logits, labels, bnd)
+
+    monkeypatch.setattr(fg, "bounded_forget_loss", spy)
+    model, gallery = tiny_model(), tiny_gallery()
+    cfg = ForgetConfig(steps=2, batch_size=4, eval_every=0, replay_forgotten=3)
+    forget(model, gallery, ["ann"], cfg)
+    assert calls == [[0], [0]]
+    calls.clear()
+    forget(model, gallery, ["bob"], cfg)
+    assert calls == [[1], [0], [1], [0]]  # this task's term, then the replayed one, per step
+    calls.clear()
+    forget(model, gallery, ["cid"], ForgetConfig(steps=2, batch_size=4, eval_every=0,
+                                                 replay_forgotten=0))
+    assert calls == [[2], [2]]
+    with pytest.raises(ValueError, match="replay_forgotten"):
+        ForgetConfig(replay_forgotten=-1)
