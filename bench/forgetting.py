@@ -156,11 +156,14 @@ def run_untouched(model, gallery, names, ctx) -> tuple[Recognizer, dict]:
 def methods(quick: bool, only: list[str] | None, steps: int | None = None,
             batch_size: int | None = None) -> dict[str, Callable]:
     """``steps`` / ``batch_size`` replace the default preset's schedule (gslora, lora, full)."""
-    scale = 3 if quick else 1  # quick mode: a third of every schedule (a smoke test)
+    scale = 3 if quick else 1  # quick mode: a third of the schedules (a smoke test)
 
     def shorter(cfg: ForgetConfig) -> ForgetConfig:  # no running evaluations: timed fairly
         return replace(cfg, steps=max(5, cfg.steps // scale), eval_every=0)
-    fast, few, sparse = (shorter(PRESETS[k]) for k in ("fast", "fewshot", "sparse"))
+    fast, few = (shorter(PRESETS[k]) for k in ("fast", "fewshot"))
+    # Not shortened: a third of its schedule leaves the lasso 4 steps from a fresh adapter,
+    # which zeroes every group, so the smoke test would test nothing.
+    sparse = replace(PRESETS["sparse"], eval_every=0)
     fast = fast.with_overrides(steps=steps, batch_size=batch_size)
     enroll = TrainConfig.from_backbone()
     enroll = replace(enroll, epochs=max(2, enroll.epochs // scale))

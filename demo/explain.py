@@ -17,9 +17,10 @@ back just deletes its adapter.
 
 **2. Two losses pull in opposite directions.**
 - *Retain loss* (cross-entropy on pictures of the people who stay): "keep recognizing them".
-- *Forget loss* `β · ReLU(BND − CE)` on pictures of the people to forget (β = {beta},
-  BND = {bnd}): "push their cross-entropy **up**, but only until it reaches BND". Without the bound
-  the loss would run off to infinity and wreck the whole model.
+- *Forget loss* `β · ReLU(BND − CE)` on each picture of the people to forget (β = {beta},
+  BND = {bnd}): "push its cross-entropy **up**, but only until it reaches BND". Without the bound
+  the loss would run off to infinity and wreck the whole model; bounding each picture (not the
+  batch average) keeps pushing until every picture is past the bound.
 - From the second task on, a few pictures of the people forgotten *earlier* get the same bounded
   forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
   past the bound it costs nothing.

@@ -40,7 +40,8 @@ def main() -> None:
     commands = [f"""python -m gslora_core pretrain --cache /tmp/gslora_cache --holdout checkpoints/lfw_holdout.json \\
       --out checkpoints/backbone.safetensors --stem {backbone['model'].get('stem', 'patch')} \\
       --epochs {first['epochs']} --lr {first['lr']:g} --threads 1"""]
-    for st in stages[1:]:
+    for st in stages[1:]:  # each run writes its history beside the checkpoint: keep the first's
+        commands.append("mv checkpoints/backbone.json checkpoints/backbone_stage1.json")
         commands.append(f"""python -m gslora_core pretrain --cache /tmp/gslora_cache --holdout checkpoints/lfw_holdout.json \\
       --init checkpoints/backbone.safetensors --out checkpoints/backbone.safetensors \\
       --epochs {st['pretrain']['epochs']} --lr {st['pretrain']['lr']:g} --threads 1""")

@@ -154,6 +154,10 @@ def test_bounded_forget_loss_is_flat_past_bnd():
     high, grad_high = loss_and_grad(10.0)  # CE ~ 20 > BND: loss 0 and flat
     assert low > 0 and grad_low.abs().sum() > 0
     assert high == 0.0 and grad_high.abs().sum() == 0
+    # Per picture: one picture far past BND does not end the push on one still below it.
+    mixed = torch.tensor([[-50.0, 50.0], [1.0, -1.0]], requires_grad=True)
+    bounded_forget_loss(mixed, torch.tensor([0, 0]), bnd=5.0).backward()
+    assert mixed.grad[0].abs().sum() == 0 and mixed.grad[1].abs().sum() > 0
 
 
 def test_h_mean_reproduces_paper():
