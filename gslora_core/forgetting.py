@@ -191,7 +191,7 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         l_f = bounded_forget_loss(margin_logits[nr:nr + nf], y[nr:nr + nf], cfg.bnd)
         l_struct = group_lasso(groups) if groups else torch.zeros((), device=device)
         loss = l_r + cfg.beta * l_f
-        if len(oi):  # its own bound: mixed into l_f, their high CE would hide this task's people
+        if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
             loss = loss + cfg.beta * bounded_forget_loss(margin_logits[nr + nf:], y[nr + nf:], cfg.bnd)
         if not cfg.proximal:
             loss = loss + alpha * l_struct
