@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -98,11 +99,14 @@ class CropCache:
             return
         meta_path, png = self._paths(digest)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary name of this writer's own, then an atomic rename: several visitors loading
+        # the same gallery at once on a fresh cache write the same entries (same content).
+        own = f".{os.getpid()}-{threading.get_ident()}.tmp"
         if crop is not None:
-            tmp = png.with_suffix(".tmp.png")
-            crop.save(tmp)
+            tmp = png.with_name(png.name + own)
+            crop.save(tmp, format="PNG")
             os.replace(tmp, png)
-        tmp = meta_path.with_suffix(".tmp")
+        tmp = meta_path.with_name(meta_path.name + own)
         tmp.write_text(json.dumps({"method": method, "note": note, "n_faces": n_faces}))
         os.replace(tmp, meta_path)
 

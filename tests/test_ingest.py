@@ -227,3 +227,34 @@ def test_a_stray_file_beside_the_identity_folders_does_not_hide_the_gallery(tmp_
     assert dict(rejected) == {"README.txt": "not inside an identity folder",
                               "loose.jpg": "not inside an identity folder",
                               "top.jpg": "not inside an identity folder"}
+
+
+def test_the_crop_cache_takes_the_same_entry_from_many_writers_at_once(tmp_path: Path) -> None:
+    """Five visitors loading the sample gallery on a fresh cache write the same entries at the
+    same moment; with one shared temporary name, the later renames failed (FileNotFoundError)."""
+    import threading
+
+    from PIL import Image
+
+    from gslora_core.data import CropCache
+
+    cache = CropCache(tmp_path)
+    crop = Image.new("RGB", (112, 112), (120, 80, 40))
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(20):
+                cache.put("ab" * 20, crop, "mtcnn", None, 1)
+        except BaseException as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    entry = cache.get("ab" * 20)
+    assert entry["method"] == "mtcnn" and entry["crop"].size == (112, 112)
+    assert not list(tmp_path.rglob("*.tmp"))
