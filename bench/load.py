@@ -15,11 +15,21 @@ import json
 import platform
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+
+from gslora_core.config import PRESETS
 
 # Each client forgets a different person, so a mixed-up result is visible.
 PEOPLE = ["Bill_Clinton", "Serena_Williams", "Kofi_Annan", "Vladimir_Putin", "Tiger_Woods",
           "Meryl_Streep", "Fidel_Castro", "Norah_Jones"]
+
+
+def forget_args(steps: int) -> list:
+    """The /forget endpoint's settings: the fast preset's own values, ``steps`` replaced."""
+    from demo.ui import ADVANCED
+    cfg = replace(PRESETS["fast"], steps=steps)
+    return ["fast", *[getattr(cfg, k) or 0 for k in ADVANCED]]  # shots None -> 0 (all)
 
 
 def one_client(url: str, person: str, steps: int, out: dict) -> None:
@@ -29,7 +39,7 @@ def one_client(url: str, person: str, steps: int, out: dict) -> None:
         c = Client(url, verbose=False, download_files=False)
         c.predict(api_name="/load_sample")
         t0 = time.perf_counter()
-        result = c.submit([person], "fast", 8, 0.01, 0.5, 30, steps, 0.01, 0,
+        result = c.submit([person], *forget_args(steps),
                           api_name="/forget").result(timeout=1800)
         total = time.perf_counter() - t0
         report = next(o for o in result if isinstance(o, dict) and "acc_f_after" in o)
@@ -41,7 +51,7 @@ def one_client(url: str, person: str, steps: int, out: dict) -> None:
         out.update(person=person, ok=False, error=f"{type(err).__name__}: {err}")
 
 
-def run_load(url: str, clients: int = 5, steps: int = 30) -> dict:
+def run_load(url: str, clients: int = 5, steps: int = PRESETS["fast"].steps) -> dict:
     """Start every client at once; wait for all; per-client figures."""
     if clients > len(PEOPLE):
         raise ValueError(f"at most {len(PEOPLE)} clients")
@@ -60,7 +70,7 @@ def run_load(url: str, clients: int = 5, steps: int = 30) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=PRESETS["fast"].steps)
     ap.add_argument("--url", help="a running app (default: serve one here)")
     ap.add_argument("--out", default="bench/results/load.json")
     a = ap.parse_args()
