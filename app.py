@@ -3,8 +3,8 @@
 Host and port follow gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT);
 the engine is ``gslora_core``, the page is ``demo``; this file only wires them.
 """
-from gslora_core.config import StudioConfig
 from demo.ui import QUEUE_CONCURRENCY, build_demo, launch_kwargs
+from gslora_core.config import StudioConfig
 
 config = StudioConfig()
 demo = build_demo(config)

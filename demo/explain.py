@@ -1,7 +1,7 @@
 """The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
 from __future__ import annotations
 
-from gslora_core.report import num, pct, task_norms
+from gslora_core.report import blocks_text, num, pct, task_norms
 
 INTRO = """
 ### What happens when you press "Forget"
@@ -17,19 +17,25 @@ back just deletes its adapter.
 
 **2. Two losses pull in opposite directions.**
 - *Retain loss* (cross-entropy on pictures of the people who stay): "keep recognizing them".
-- *Forget loss* `β · ReLU(BND − CE)` on each picture of the people to forget (β = {beta},
-  BND = {bnd}): "push its cross-entropy **up**, but only until it reaches BND". Without the bound
-  the loss would run off to infinity and wreck the whole model; bounding each picture (not the
-  batch average) keeps pushing until every picture is past the bound.
+- *Forget loss* `β · ReLU(BND − m)` on each picture of the people to forget (β = {beta},
+  BND = {bnd}), where m is how far the picture is from its own person (the log-sum-exp of the
+  other people's scores minus its own; once the picture is misrecognized, m is its
+  cross-entropy): "push it away, but only until m reaches BND". Without the bound the loss would
+  run off to infinity and wreck the whole model. The authors bound the cross-entropy itself,
+  but for a face the recognizer is sure of that has no gradient to follow.
 - From the second task on, a few pictures of the people forgotten *earlier* get the same bounded
   forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
   past the bound it costs nothing.
 
 **3. Group sparsity: touch as few blocks as possible.** All adapter weights of one block form a
-*group*. After every step each group is shrunk towards zero by an amount set by α (α = {alpha})
-and set to **exactly zero** when it is smaller than that amount (the proximal step of
-the group lasso `α · Σ‖group‖`). A block whose adapter is zero is untouched by this task: that is
-the grey cell in the heatmap. Fewer touched blocks means a smaller, more local edit.
+*group*. After every step each group's B matrices are shrunk towards zero and set to **exactly
+zero** when their gradient is less than α = {alpha} times the strongest block's (the proximal
+step of the group lasso `Σ λ_g ‖B_g‖`; lower blocks count more, since a change there reaches
+every block above). A block whose B is zero is untouched by this task: the grey "0" cell in the
+heatmap. Its A stays as it was, so a block can come back if the loss needs it.
+Then a **refit**: the chosen blocks finish the task without the shrinkage, and everything below
+the first chosen block is computed once per picture and cached, so each step only runs the
+chosen blocks (about 6× cheaper when only the last block is used).
 
 **4. How we know it worked.** Accuracy is measured on pictures held back from training:
 - **Acc_f**: the people you forgot (should fall to 0).
@@ -46,9 +52,9 @@ RUN = """
 - Acc_f went from **{f_before}** to **{f_after}**; Acc_r from **{r_before}** to **{r_after}**;
   H-Mean **{h:.1f}**.
 - It took **{seconds:.1f} s** on {device}, training {trainable} numbers ({share} of the model).
-- **{zeros} of {groups}** adapter groups ended exactly zero (α = {alpha}). With a small α every
-  block helps a little (no zeros); raise α in the advanced panel and more blocks are left
-  untouched, at some cost in forgetting.
+- **{zeros} of {groups}** adapter groups ended exactly zero (α = {alpha}): blocks used
+  **{blocks}**. With α = 0 every block changes; raise α in the advanced panel and fewer blocks
+  are touched (the plot below shows what that does on the sample gallery).
 - Beyond accuracy: the forgotten faces' embeddings moved away from their old class centre (cosine
   {cos_before} → {cos_after}).
 """
@@ -72,7 +78,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
         h=100 * report["h_mean"], seconds=report["seconds"], device=report.get("device", "cpu"),
         trainable=f"{report['trainable_params']:,}", share=share,
         zeros=report["zero_groups"],
-        groups=len(task_norms(report)),
+        groups=len(task_norms(report)), blocks=blocks_text(task_norms(report)),
         alpha=cfg["alpha"],
         cos_before=num(report.get("forgotten_cos_to_prototype_before")),
         cos_after=num(report.get("forgotten_cos_to_prototype_after")))

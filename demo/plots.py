@@ -6,25 +6,31 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gslora_core.report import blocks_text
+
 ZERO_COLOUR = "#d9d9d9"  # exactly-zero groups: flat grey, outside the colour scale of live groups
 
 
 def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[str]) -> go.Figure:
-    """Task x block heatmap of LoRA group norms; exact zeros are grey and labelled "0"."""
+    """Task x block heatmap of LoRA group norms (the norm of the weight change each task makes
+    in each block); exact zeros are grey and labelled "0", and each row names the blocks its
+    task used."""
     blocks = [f"block {i + 1}" for i in range(len(group_norms[0]) if group_norms else 0)]
+    rows = [f"{name} · blocks {blocks_text(norms)}" for name, norms in zip(task_names, group_norms)]
     z_live = [[None if v == 0.0 else v for v in row] for row in group_norms]
     z_zero = [[0 if v == 0.0 else None for v in row] for row in group_norms]
     text = [["0" if v == 0.0 else f"{v:.2g}" for v in row] for row in group_norms]
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
-        z=z_zero, x=blocks, y=list(task_names), colorscale=[[0, ZERO_COLOUR], [1, ZERO_COLOUR]],
-        showscale=False, hovertemplate="%{y}, %{x}: exactly zero<extra></extra>"))
+        z=z_zero, x=blocks, y=rows, colorscale=[[0, ZERO_COLOUR], [1, ZERO_COLOUR]],
+        showscale=False, text=text, texttemplate="%{text}",
+        hovertemplate="%{y}, %{x}: exactly zero (untouched)<extra></extra>"))
     fig.add_trace(go.Heatmap(
-        z=z_live, x=blocks, y=list(task_names), colorscale="Viridis", zmin=0,
+        z=z_live, x=blocks, y=rows, colorscale="Viridis", zmin=0,
         customdata=group_norms, text=text, texttemplate="%{text}",
-        colorbar={"title": "group norm"},
-        hovertemplate="%{y}, %{x}: norm %{customdata:.6g}<extra></extra>"))
-    fig.update_layout(title="LoRA group norms (grey = exactly zero: that block is untouched)",
+        colorbar={"title": "‖ΔW‖"},
+        hovertemplate="%{y}, %{x}: ‖ΔW‖ %{customdata:.6g}<extra></extra>"))
+    fig.update_layout(title="Weight change per task and block (grey 0 = block untouched)",
                       xaxis_title="transformer block", yaxis_title="task",
                       yaxis={"autorange": "reversed"}, margin={"t": 50, "l": 60, "r": 20, "b": 40})
     return fig
@@ -72,4 +78,40 @@ def accuracy_bars(per_identity: Sequence[dict], title: str) -> go.Figure:
                                          for r in per_identity]))
     fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "test accuracy"},
                       margin={"t": 50, "l": 60, "r": 20, "b": 120})
+    return fig
+
+
+def alpha_sweep(summary: Sequence[dict]) -> go.Figure | None:
+    """Zero groups, Acc_r and Acc_f against alpha, from bench/sparsity.py's summary rows (means;
+    bars = 95 % intervals over draws). None when the summary has no sweep."""
+    pts = sorted((s for s in summary if s["part"] == "sweep"), key=lambda s: s["alpha"])
+    if not pts:
+        return None
+    xs = [s["alpha"] for s in pts]
+
+    def bars(key: str, k: float) -> dict:
+        ivs = [s[key] for s in pts]
+        return dict(type="data", symmetric=False,
+                    array=[k * (iv["ci95"][1] - iv["mean"]) if iv["ci95"] else 0 for iv in ivs],
+                    arrayminus=[k * (iv["mean"] - iv["ci95"][0]) if iv["ci95"] else 0 for iv in ivs])
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_bar(x=xs, y=[s["zero_groups"]["mean"] for s in pts], name="blocks untouched (of 6)",
+                marker_color=ZERO_COLOUR, error_y=bars("zero_groups", 1), width=0.04,
+                secondary_y=True)
+    for key, name, colour in (("acc_r_after", "Acc_r: everyone else, %", "#1f77b4"),
+                              ("acc_f_after", "Acc_f: forgotten people, %", "#d62728")):
+        fig.add_scatter(x=xs, y=[100 * s[key]["mean"] for s in pts], name=name,
+                        mode="lines+markers", line={"color": colour}, error_y=bars(key, 100),
+                        secondary_y=False)
+    fig.update_yaxes(title_text="accuracy on held-back pictures, %", range=[-3, 103],
+                     secondary_y=False)
+    fig.update_yaxes(title_text="blocks untouched (exactly zero)", range=[0, 6.2],
+                     secondary_y=True)
+    fig.update_xaxes(title_text="α (0 = no group sparsity; 1 = at most the strongest block)")
+    draws = pts[0]["zero_groups"]["n"]
+    fig.update_layout(title=f"α against blocks untouched, Acc_r and Acc_f (sample gallery, "
+                            f"forget 2 of 20, {draws} draws)", template="plotly_white",
+                      legend={"orientation": "h", "y": -0.25},
+                      margin={"t": 50, "l": 60, "r": 60, "b": 40})
     return fig

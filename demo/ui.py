@@ -10,18 +10,26 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 import threading
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
-from gslora_core.config import PRESETS, StudioConfig
+from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
 from gslora_core.report import metric_rows, pct, task_summary, without_curve
+
+from . import plots
+from .explain import how_it_works
+from .room import Room, RoomFull
+from .uploads import UploadJanitor
 
 if TYPE_CHECKING:
     from gslora_core.workspace import Workspace
+else:  # gradio resolves the handlers' annotations to find gr.Request: every name must exist
+    Workspace = Any
 
 ENGINE = "gslora_core.workspace"  # imports torch: loaded in the background so the page is up fast
 
@@ -36,8 +44,6 @@ def preload_engine() -> threading.Thread:
     thread.start()
     return thread
 
-from . import plots
-from .explain import how_it_works
 
 try:  # ZeroGPU on Hugging Face Spaces: GPU work is wrapped; elsewhere nothing changes
     import spaces
@@ -47,46 +53,78 @@ except ImportError:  # pragma: no cover - the usual case
     def gpu(fn: Callable) -> Callable:
         return fn
 
+NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choose a .zip (one "
+              "folder per person) and press **Use my upload**.")
 POLL_S = 1.0  # seconds between page updates while a job runs
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting share their own "compute" limit
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
-PRESET_LABELS = {"fast": "fast (default)", "sparse": "sparse (exact zero groups)",
+PRESET_LABELS = {"fast": "fast (default)", "dense": "dense (no group sparsity, α = 0)",
                  "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
+
+SWEEP_RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "sparsity.json"
+
+
+def sweep_figure():
+    """The alpha sweep measured by bench/sparsity.py, as shipped in bench/results (None if the
+    file is missing: the tab then shows the text only)."""
+    try:
+        return plots.alpha_sweep(json.loads(SWEEP_RESULT.read_text())["summary"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def knob_text(name: str) -> dict:
+    """A setting's label and help on the page, from its one definition in ForgetConfig."""
+    meta = next(f.metadata for f in fields(ForgetConfig) if f.name == name)
+    return {"label": meta["label"] or name, "info": meta["help"]}
+
+
 CSS = """
 .gslora-big button {font-size: 1.05rem}
 #forget-status, #gallery-status, #recognizer-status {min-height: 2.5em}
 """
 
 
-def friendly(fn: Callable) -> Callable:
-    """Engine errors become a readable message on the page (and for API clients); the session
-    and its data stay as they were."""
+def _readable(err: Exception, title: str) -> gr.Error:
+    """Any failure as a titled message that says what failed and what to do (never a bare
+    "Error" or an errno): engine errors in words, RoomFull as it is."""
+    if isinstance(err, gr.Error):
+        if err.title == "Error":  # gradio's default title says nothing
+            err.title = title
+        return err
+    message = str(err) if isinstance(err, RoomFull) else engine().readable_error(err)
+    return gr.Error(message, title="The studio is busy" if isinstance(err, RoomFull) else title)
+
+
+def friendly(fn: Callable, title: str) -> Callable:
+    """Engine errors become a readable message on the page (and for API clients), headed by
+    ``title`` (what failed); the session and its data stay as they were."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args: Any, **kwargs: Any):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
             except Exception as err:
-                raise gr.Error(engine().readable_error(err)) from err
+                raise _readable(err, title) from err
         return gen
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
         except Exception as err:
-            raise gr.Error(engine().readable_error(err)) from err
+            raise _readable(err, title) from err
     return call
 
 
 def close_workspace(ws: Workspace | None) -> None:
-    """gr.State's delete callback: the session ended or expired."""
+    """Stop the session's job and delete its files (closing twice is harmless)."""
     if ws is not None and hasattr(ws, "close"):
         ws.close()
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
 
 
 class Studio:
@@ -95,12 +133,27 @@ class Studio:
     def __init__(self, cfg: StudioConfig = StudioConfig()):
         self.cfg = cfg
         self.demo: gr.Blocks | None = None
+        self.room = Room(cfg.max_sessions, cfg.max_wait_s)
+        self.janitor = UploadJanitor(cfg.upload_grace_s)
 
     # ---------------------------------------------------------------- helpers
-    def _ws(self, ws: Workspace | None) -> Workspace:
+    def _ws(self, ws: Workspace | None, request: gr.Request | None) -> Workspace:
+        """This visitor's workspace, created on their first load (refused if the room is full)."""
         if ws is not None and not ws.closed:
             return ws
-        return engine().Workspace(self.cfg)
+        ws = engine().Workspace(self.cfg)
+        try:
+            self.room.enter(session_of(request), ws)
+        except RoomFull:
+            ws.close()
+            raise
+        return ws
+
+    def _state_deleted(self, ws: Workspace | None) -> None:
+        """gr.State's delete callback: the session expired (or was closed an hour ago)."""
+        close_workspace(ws)
+        if ws is not None:
+            self.room.forget_workspace(ws)
 
     @staticmethod
     def _need(ws: Workspace | None) -> Workspace:
@@ -149,7 +202,7 @@ class Studio:
         rep = ws.reports[-1] if ws.reports else None
         history = [[h["task"], ", ".join(h["forgotten"]), pct(h["acc_r"]), pct(h["acc_f"]),
                     pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
-                    h["zero_groups"]] for h in ws.history()]
+                    ", ".join(map(str, h["blocks_used"])) or "none"] for h in ws.history()]
         out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
                self.report_json: without_curve(rep) if rep else {}}
         if rep is None:
@@ -177,31 +230,54 @@ class Studio:
                 **self.recognizer_view(ws), **self.results_view(ws)}
 
     # ---------------------------------------------------------------- handlers
-    def load_sample(self, ws: Workspace | None, progress=gr.Progress()) -> dict:
-        ws = self._ws(ws)
+    def load_sample(self, ws: Workspace | None, request: gr.Request,
+                    progress=gr.Progress()) -> dict:
+        ws = self._ws(ws, request)
         progress(0, desc="Finding and aligning faces (cached after the first time)")
         ws.load_sample()
         return self.everything(ws) | {
             self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
 
-    def upload_gallery(self, ws: Workspace | None, files: list | None,
+    def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
                        progress=gr.Progress()) -> dict:
-        ws = self._ws(ws)
         paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
         paths = [p for p in paths if p]
+        if not paths:
+            raise gr.Error("Choose a .zip (one folder per person) or several pictures named "
+                           "after the person (Ana_Lima_0001.jpg), then press Use my upload.")
+        gone = [Path(p).name for p in paths if not Path(p).exists()]
+        if gone:
+            raise gr.Error(f"Your upload ({', '.join(gone[:3])}) is no longer on the server: "
+                           f"uploads are kept {self.cfg.upload_grace_s / 60:.0f} min until "
+                           "they are used. Choose the files again and press Use my upload.")
+        ws = self._ws(ws, request)
+        session = session_of(request)
+        ahead, wait = self.room.admit(session)  # RoomFull: "busy, try the sample gallery"
         progress(0, desc="Reading pictures, finding and aligning faces")
         try:
-            ws.load_upload(paths)
-        finally:  # the pictures are in memory now (or refused): no copy stays in gradio's cache
-            for path in paths:
-                Path(path).unlink(missing_ok=True)
+            # Deleted from gradio's cache minutes after the last identical upload, not at once:
+            # another visitor may have sent the very same file (same path) a second ago.
+            with self.janitor.reading(paths):
+                ws.load_upload(paths)
+        except BaseException:
+            self.room.done(session, None)
+            raise
+        line = (f" {ahead} other recognizer{'s are' if ahead > 1 else ' is'} trained before "
+                f"yours (about {wait / 60:.0f} min)." if ahead else "")
         return self.everything(ws) | {
             self.upload: None,
-            self.gallery_status: "Faces found. The recognizer is being trained (tab 2)."}
+            self.gallery_status: "Faces found. The recognizer is being trained (tab 2)." + line}
 
     @gpu
-    def train_recognizer(self, ws: Workspace | None, progress=gr.Progress()):
-        ws = self._need(ws)
+    def train_recognizer(self, ws: Workspace | None, request: gr.Request,
+                         progress=gr.Progress()):
+        seconds = None  # how long training took: the room's wait estimate learns from it
+        try:
+            seconds = yield from self._train(self._need(ws), progress)
+        finally:
+            self.room.done(session_of(request), seconds)
+
+    def _train(self, ws: Workspace, progress):
         job = ws.start_enroll()
         try:
             while not job.wait(POLL_S):
@@ -215,11 +291,13 @@ class Studio:
             if not job.done:
                 job.cancel()
         if job.error:
-            raise gr.Error(f"training failed: {job.error}")
+            raise gr.Error(f"Training the recognizer failed: {job.error}. Your gallery is still "
+                           "loaded: press Use my upload again to retry, or load the sample gallery.")
         if job.cancelled:
             yield {self.recog_md: "Training cancelled: upload again to retry."}
             return
         yield self.everything(ws)
+        return job.elapsed()
 
     @gpu
     def forget(self, ws: Workspace | None, names: list[str] | None, preset_name: str,
@@ -227,11 +305,15 @@ class Studio:
                steps: float | None, lr: float | None, shots: float | None,
                progress=gr.Progress()):
         ws = self._need(ws)
-        cfg = ws.forget_config(
-            preset_name or "fast", rank=_int(rank), alpha=alpha, beta=beta, bnd=bnd,
-            steps=_int(steps), lr=lr)
-        if shots is not None:  # 0 in the panel: every training picture, not K shots
-            cfg = replace(cfg, shots=_int(shots) or None)
+        try:
+            cfg = ws.forget_config(
+                preset_name or "fast", rank=_int(rank), alpha=alpha, beta=beta, bnd=bnd,
+                steps=_int(steps), lr=lr)
+            if shots is not None:  # 0 in the panel: every training picture, not K shots
+                cfg = replace(cfg, shots=_int(shots) or None)
+        except ValueError as err:  # the engine names the setting; the page says where it is
+            raise gr.Error(f"{err}: change it under Advanced settings (choosing a recipe "
+                           "again resets them all)") from err
         job = ws.start_forget(names or [], cfg)
         earlier = ws.reports[-1] if ws.reports else None
         try:
@@ -241,7 +323,9 @@ class Studio:
             if not job.done:  # the visitor left or the event was cancelled: stop the thread too
                 job.cancel()
         if job.error:
-            raise gr.Error(f"forgetting failed: {job.error}. The model is as it was before.")
+            raise gr.Error(f"Forgetting failed: {job.error}. The model is exactly as it was "
+                           "before this task: change the settings (or press Cancel sooner) and "
+                           "press Forget again.")
         if job.cancelled:
             yield {self.forget_md: f"**Cancelled** at step {len(job.points)} of {cfg.steps}. "
                                    "The model is exactly as it was before this task."}
@@ -306,9 +390,9 @@ class Studio:
                                f"Forgotten: {gone}."}
 
     def end_session(self, request: gr.Request) -> None:
-        """The tab was closed: delete this session's workspace now, not in an hour."""
-        if self.demo is not None and request is not None and request.session_hash:
-            self.demo.state_holder.delete_state(request.session_hash)
+        """The tab was closed (gradio's public unload event): delete this session's workspace
+        now, not when gradio drops its state an hour later."""
+        self.room.leave(session_of(request), close_workspace)
 
     # ---------------------------------------------------------------- layout
     def build(self) -> gr.Blocks:
@@ -316,7 +400,7 @@ class Studio:
         with gr.Blocks(title="GS-LoRA Forgetting Studio", analytics_enabled=False,
                        delete_cache=(1800, int(self.cfg.session_ttl_s))) as demo:
             self.state = gr.State(None, time_to_live=self.cfg.session_ttl_s,
-                                  delete_callback=close_workspace)
+                                  delete_callback=self._state_deleted)
             gr.Markdown("# GS-LoRA Forgetting Studio\nErase chosen people from a face recognizer "
                         "while everyone else stays recognized: **GS-LoRA** continual forgetting "
                         "(Zhao et al., CVPR 2024), running live on real faces. "
@@ -337,7 +421,7 @@ class Studio:
                                                   file_types=["image", ".zip"])
                             self.upload_btn = gr.Button("Use my upload")
                     self.gallery_status = gr.Markdown(elem_id="gallery-status")
-                    self.gallery_md = gr.Markdown("No gallery loaded yet.")
+                    self.gallery_md = gr.Markdown(NO_GALLERY)
                     self.ident_df = gr.Dataframe(
                         headers=["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
                                  "train", "test"], interactive=False, label="People")
@@ -361,16 +445,16 @@ class Studio:
                                                value="fast", label="Recipe")
                     with gr.Accordion("Advanced settings", open=False):
                         with gr.Row():
-                            self.rank = gr.Number(fast.rank, label="rank r", precision=0, minimum=1)
-                            self.alpha = gr.Number(fast.alpha, label="α (group sparsity)", minimum=0)
-                            self.beta = gr.Number(fast.beta, label="β (forget loss)", minimum=0)
-                            self.bnd = gr.Number(fast.bnd, label="BND (forget bound)")
+                            self.rank = gr.Number(fast.rank, **knob_text("rank"), precision=0,
+                                                  minimum=1)
+                            self.alpha = gr.Number(fast.alpha, **knob_text("alpha"), minimum=0)
+                            self.beta = gr.Number(fast.beta, **knob_text("beta"), minimum=0)
+                            self.bnd = gr.Number(fast.bnd, **knob_text("bnd"))
                         with gr.Row():
-                            self.steps = gr.Number(fast.steps, label="steps", precision=0, minimum=1,
-                                   elem_id="forget-steps")
-                            self.lr = gr.Number(fast.lr, label="learning rate")
-                            self.shots = gr.Number(0, label="shots per person (0 = all)",
-                                                   precision=0, minimum=0)
+                            self.steps = gr.Number(fast.steps, **knob_text("steps"), precision=0,
+                                                   minimum=1, elem_id="forget-steps")
+                            self.lr = gr.Number(fast.lr, **knob_text("lr"))
+                            self.shots = gr.Number(0, **knob_text("shots"), precision=0, minimum=0)
                     with gr.Row():
                         self.forget_btn = gr.Button("Forget", variant="primary",
                                                     elem_classes="gslora-big")
@@ -390,7 +474,7 @@ class Studio:
                     gr.Markdown("### Task history")
                     self.history_df = gr.Dataframe(
                         headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",
-                                 "zero groups"], interactive=False)
+                                 "blocks used"], interactive=False)
                     with gr.Row():
                         self.again_btn = gr.Button("Forget more people (next task)")
                         self.rollback_btn = gr.Button("Roll back the last task")
@@ -420,6 +504,7 @@ class Studio:
                                                      label="Now", interactive=False)
                 with gr.Tab("How it works", id="how"):
                     self.explain_md = gr.Markdown(how_it_works(None, asdict(fast)))
+                    self.sweep_plot = gr.Plot(sweep_figure(), label="What α does (measured)")
             self._wire(demo)
         self.demo = demo
         return demo
@@ -431,35 +516,38 @@ class Studio:
                  self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
                  self.history_df, self.explain_md, self.report_json]
         compute = {"concurrency_id": "compute", "concurrency_limit": self.cfg.train_concurrency}
-        self.sample_btn.click(friendly(self.load_sample), [self.state], every,
-                              api_name="load_sample", show_progress_on=[self.gallery_status])
-        up = self.upload_btn.click(friendly(self.upload_gallery), [self.state, self.upload],
-                                   every + [self.upload],
+        self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
+                              [self.state], every, api_name="load_sample",
+                              show_progress_on=[self.gallery_status])
+        up = self.upload_btn.click(friendly(self.upload_gallery, "Could not use this upload"),
+                                   [self.state, self.upload], every + [self.upload],
                                    api_name="upload_gallery", show_progress_on=[self.gallery_status],
-                                   **compute)
-        up.success(friendly(self.train_recognizer), [self.state], every,
-                   api_name="train_recognizer", show_progress_on=[self.recog_md], **compute)
+                                   concurrency_id="ingest",
+                                   concurrency_limit=self.cfg.ingest_concurrency)
+        up.success(friendly(self.train_recognizer, "Could not train the recognizer"), [self.state],
+                   every, api_name="train_recognizer", show_progress_on=[self.recog_md], **compute)
         self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
         self.preset.change(_preset_values, [self.preset],
                            [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
                             self.shots], api_name=False)
         forget_out = every + [self.forget_md, self.live_curves, self.live_heatmap, self.tabs]
         self.forget_btn.click(
-            friendly(self.forget),
+            friendly(self.forget, "Forgetting did not run"),
             [self.state, self.names, self.preset, self.rank, self.alpha, self.beta, self.bnd,
              self.steps, self.lr, self.shots], forget_out, api_name="forget",
             show_progress_on=[self.forget_md], **compute)
         self.cancel_btn.click(self.cancel, [self.state], [self.forget_md], api_name="cancel")
         self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
-        self.rollback_btn.click(friendly(self.rollback), [self.state], every + [self.history_md],
-                                api_name="rollback")
-        self.export_btn.click(friendly(self.export), [self.state],
+        self.rollback_btn.click(friendly(self.rollback, "Could not roll back"), [self.state],
+                                every + [self.history_md], api_name="rollback")
+        self.export_btn.click(friendly(self.export, "Could not export"), [self.state],
                               [self.export_files, self.history_md], api_name="export")
         photo_args = ([self.state, self.photo, self.test_pick],
                       [self.photo_crop, self.before_df, self.after_df, self.photo_md])
-        self.photo_btn.click(friendly(self.try_photo), *photo_args, api_name="try_photo")
-        self.test_pick.input(friendly(self.try_photo), *photo_args, api_name=False)
-        self.photo.upload(friendly(self.try_photo), *photo_args, api_name=False)
+        try_photo = friendly(self.try_photo, "Could not read this photo")
+        self.photo_btn.click(try_photo, *photo_args, api_name="try_photo")
+        self.test_pick.input(try_photo, *photo_args, api_name=False)
+        self.photo.upload(try_photo, *photo_args, api_name=False)
         demo.unload(self.end_session)
 
 

@@ -6,6 +6,7 @@ mouth at fixed pixels) learns identity instead of pose and framing. A similarity
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +28,7 @@ class AlignResult:
     n_faces: int
     note: str | None
     box: list[float] | None
+    points: list[list[float]] | None = None  # the chosen face's 5 landmarks (input pixels)
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -47,9 +49,15 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, trans[:, None]])
 
 
-def warp_to_template(img: Image.Image, landmarks: np.ndarray, size: int = 112) -> Image.Image:
-    """Warp ``img`` so its 5 landmarks land on the template (scaled to ``size``)."""
-    m = umeyama(landmarks, TEMPLATE_112 * (size / 112.0))
+def warp_to_template(img: Image.Image, landmarks: np.ndarray, size: int = 112,
+                     margin: int = 0) -> Image.Image:
+    """Warp ``img`` so its 5 landmarks land on the template (scaled to ``size``).
+
+    ``margin`` > 0 keeps that many extra pixels of context on every side (output
+    ``size + 2 * margin``, the standard crop at its centre): pretraining crops it at other
+    scales and offsets without inventing the picture's surroundings."""
+    m = umeyama(landmarks, TEMPLATE_112 * (size / 112.0) + margin)
+    size = size + 2 * margin
     a_inv = np.linalg.inv(m[:, :2])
     # PIL asks, for each output pixel, where to sample in the input. Landmarks and template use
     # "integer = pixel centre" coordinates while PIL uses "i + 0.5 = pixel centre", hence the
@@ -79,6 +87,7 @@ class FaceAligner:
         self.thresholds = list(thresholds)
         self.batch_size = batch_size
         self._mtcnn = None
+        self._lock = threading.Lock()  # one detector serves every visitor: one batch at a time
 
     @property
     def mtcnn(self):
@@ -107,7 +116,8 @@ class FaceAligner:
                 chunk = idx[k:k + self.batch_size]
                 batch = [ImageOps.expand(rgb[i], pad, fill=(128, 128, 128)) if pad else rgb[i]
                          for i in chunk]
-                boxes, _, points = self.mtcnn.detect(batch, landmarks=True)
+                with self._lock:
+                    boxes, _, points = self.mtcnn.detect(batch, landmarks=True)
                 for j, i in enumerate(chunk):
                     b = None if boxes[j] is None else np.asarray(boxes[j], np.float64) - pad
                     p = None if points[j] is None else np.asarray(points[j], np.float64) - pad
@@ -126,4 +136,21 @@ class FaceAligner:
         k = pick_face(boxes, *img.size)
         note = f"{len(boxes)} faces found; used the largest/most central" if len(boxes) > 1 else None
         crop = warp_to_template(img, points[k], self.size)
-        return AlignResult(crop, "mtcnn", len(boxes), note, [float(v) for v in boxes[k]])
+        return AlignResult(crop, "mtcnn", len(boxes), note, [float(v) for v in boxes[k]],
+                           np.asarray(points[k], np.float64).tolist())
+
+
+_SHARED: FaceAligner | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_aligner() -> FaceAligner:
+    """The process's one aligner (default settings). Building MTCNN costs ~0.5 s and its weights
+    ~2 MB; a classroom trying photos and uploading galleries would otherwise build one per
+    request."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = FaceAligner(size=112)
+        return _SHARED
+

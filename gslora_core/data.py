@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -89,9 +90,25 @@ class CropCache:
             if meta["method"] != "none":
                 with Image.open(png) as im:
                     meta["crop"] = im.convert("RGB")
+                os.utime(png)
+            os.utime(meta_path)  # last use: what an age-based clean-up (``sweep``) goes by
             return meta
         except (OSError, ValueError, KeyError):
             return None  # absent or damaged: align again
+
+    def sweep(self, max_age_s: float) -> int:
+        """Delete entries not used for ``max_age_s``; returns how many files went."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        now, removed = time.time(), 0
+        for f in self.root.glob("*/*"):
+            try:
+                if now - f.stat().st_mtime > max_age_s:
+                    f.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another visitor's sweep got there first
+                continue
+        return removed
 
     def put(self, digest: str, crop: Image.Image | None, method: str, note: str | None,
             n_faces: int) -> None:
@@ -136,8 +153,8 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         if aligner is None:
-            from .alignment import FaceAligner
-            aligner = FaceAligner(size=112)
+            from .alignment import shared_aligner
+            aligner = shared_aligner()
         for i, res in zip(todo, aligner.align_many([pictures[i].image for i in todo])):
             cache.put(pictures[i].digest, res.crop, res.method, res.note, res.n_faces)
             results[i] = {"method": res.method, "note": res.note, "n_faces": res.n_faces,

@@ -3,7 +3,9 @@
 Layout of a cache directory: ``aligned.npy`` uint8 (N, 112, 112, 3) (zeros where no face was
 found), ``teacher.npy`` float32 (N, D) (NaN where the teacher failed), ``index.json``
 {"n", "root", "size", "complete", "rows": [{identity, file, method, note, n_faces, box,
-teacher_ok}]}. Pretraining reads plain arrays instead of re-aligning 12.7k pictures (~35 min).
+teacher_ok}]}, and optionally ``aligned_wide.npy`` uint8 (N, 112 + 2m, 112 + 2m, 3), the same
+alignment with m pixels of context per side. Pretraining reads plain arrays instead of
+re-aligning 12.7k pictures (~35 min).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 from .pretrain import DistillSet
 
 ALIGNED, TEACHER, INDEX = "aligned.npy", "teacher.npy", "index.json"
+WIDE = "aligned_wide.npy"  # optional: the same alignment with context around it
 
 
 def load_face_cache(cache_dir: str | Path) -> DistillSet:
@@ -33,4 +36,7 @@ def load_face_cache(cache_dir: str | Path) -> DistillSet:
     idx = np.flatnonzero(ok)
     images = torch.from_numpy(np.ascontiguousarray(np.load(cache_dir / ALIGNED, mmap_mode="r")[idx]))
     targets = torch.from_numpy(np.load(cache_dir / TEACHER)[idx].astype(np.float32))
-    return DistillSet(images, targets, [rows[i]["identity"] for i in idx])
+    wide = None
+    if (cache_dir / WIDE).exists():  # caches built before the wide crops have none
+        wide = torch.from_numpy(np.ascontiguousarray(np.load(cache_dir / WIDE, mmap_mode="r")[idx]))
+    return DistillSet(images, targets, [rows[i]["identity"] for i in idx], wide)

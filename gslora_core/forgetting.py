@@ -1,13 +1,14 @@
 """One GS-LoRA forgetting task: add a fresh adapter set, train it, measure before and after.
 
 Per step: a retain batch and a forget batch, ``L = L_r + beta*L_f (+ w*L_pro)``, an AdamW step,
-then the group lasso ``alpha * sum_g ||g||`` as its exact proximal operator (a group
-soft-threshold), so unneeded groups end at exactly zero. The threshold is taken in Adam's own
-metric, ``lr * alpha / mean_g(sqrt(v_hat) + eps)`` (see ``adam_group_scale``): Adam moves every
-coordinate by about ``lr`` whatever its gradient, so a plain ``lr * alpha`` threshold cannot tell
-a block the task needs from one that only drifts; divided by the block's gradient scale it can.
+then the group lasso ``sum_g lambda_g ||B_g||`` as its exact proximal operator (a group
+soft-threshold on each block's B matrices), so unneeded blocks end exactly untouched. The
+threshold is taken in Adam's own metric and ``lambda_g`` is relative to the task's strongest
+block (see ``lasso_thresholds``), so one ``alpha`` suits every gallery. A refit then trains the
+chosen blocks only, from cached tokens below them (see ``_steps``).
 With ``proximal=False`` the group lasso is a plain (sub)gradient term ``alpha * L_struct`` in the
-loss, as in the authors' code (their alpha: 1e-4 to 1e-2), which never reaches exact zeros.
+loss, as in the authors' code (there alpha is an absolute weight, theirs 1e-4 to 1e-2), which
+never reaches exact zeros.
 """
 from __future__ import annotations
 
@@ -20,12 +21,20 @@ import torch
 import torch.nn.functional as F
 
 from . import lora
+from .activations import BlockInputCache
 from .config import ForgetConfig, TaskRecord
 from .data import Gallery
-from .losses import (bounded_forget_loss, group_lasso, prototype_loss,
-                     proximal_group_step, retain_loss)
-from .metrics import (class_prototypes, embed_all, fraction_correct, h_mean, mia_score,
-                      per_identity_accuracy, per_sample_loss, subset_accuracy)
+from .losses import bounded_forget_loss, group_lasso, prototype_loss, proximal_group_step, retain_loss
+from .metrics import (
+    class_prototypes,
+    embed_all,
+    fraction_correct,
+    h_mean,
+    mia_score,
+    per_identity_accuracy,
+    per_sample_loss,
+    subset_accuracy,
+)
 from .model import Recognizer, count_parameters, resolve_device
 from .training import check_labels
 
@@ -81,7 +90,8 @@ def _acc(snap: Snapshot, gallery: Gallery, classes: Sequence[int]) -> float | No
     return subset_accuracy(snap.pred, gallery.test_y, classes)
 
 
-def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
+def plan_task(model: Recognizer, gallery: Gallery,
+              forget: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
     """(forget F, earlier-forgotten O, retain R) class indices, with readable errors."""
     if not forget:
         raise ValueError("choose at least one identity to forget")
@@ -142,6 +152,9 @@ class _Run:
     gen: torch.Generator
     params: list[torch.Tensor] = field(default_factory=list)  # what trains
     groups: list[list[torch.Tensor]] = field(default_factory=list)  # LoRA groups (none: full)
+    lasso: list[list[torch.Tensor]] = field(default_factory=list)  # their B matrices
+    task: str = ""
+    cache: BlockInputCache | None = None  # tokens below the first active block (refit)
 
 
 def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -151,14 +164,81 @@ def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     return pool[torch.randint(len(pool), (n,), generator=gen)]
 
 
+def _lr_at(cfg: ForgetConfig, step: int, refit_from: int) -> float:
+    """Without a refit: one cosine decay of ``cfg.lr`` over the task. With one: ``cfg.lr`` held
+    while the lasso selects (a decaying rate would also decay its threshold, so the selection
+    would stall before it is made), then a cosine decay over the refit, from ``cfg.lr`` again
+    (a warm restart: the chosen blocks finish the task at full rate)."""
+    if refit_from >= cfg.steps:
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    if step < refit_from:
+        return cfg.lr
+    t = (step - refit_from) / (cfg.steps - refit_from)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _embed_batch(run: _Run, idx: torch.Tensor) -> torch.Tensor:
+    """Training embeddings of gallery pictures ``idx``: through the whole backbone, or from the
+    cached tokens at the first active block once the lower blocks are held at zero."""
+    if run.cache is not None:
+        return run.model.embed_from(run.cache(idx), run.cache.block)
+    return run.model.embed(run.gallery.train_x[idx].to(run.model.device))
+
+
+def _start_refit(run: _Run, opt: torch.optim.Optimizer) -> list[list[torch.Tensor]]:
+    """Freeze the groups that are exactly zero (their block stays untouched) and, when every
+    block below the first active one is frozen, switch to cached tokens at that block.
+
+    If the lasso left no block at all (alpha near 1), the strongest one (depth-weighted, the
+    lasso's own reference) finishes the task alone: "at most the strongest block"."""
+    zero = [n == 0.0 for n in lora.norms_of(run.lasso)]
+    if all(zero):
+        weights = depth_weights(len(zero), run.cfg.alpha_depth)
+        scales = adam_group_scale(opt, run.lasso)
+        zero[max(range(len(zero)), key=lambda g: scales[g] / weights[g])] = False
+    frozen = [g for g, z in zip(run.groups, zero) if z]
+    first_active = zero.index(False)
+    if run.cfg.cache_hidden and first_active > 0:
+        run.cache = BlockInputCache(run.model, run.gallery.train_x, first_active)
+    return frozen
+
+
+def depth_weights(groups: int, power: float) -> list[float]:
+    """w_g = (blocks from g to the top)^power: an edit in block g changes the input of every
+    block above it, so its footprint on everyone else grows with that count."""
+    return [float(groups - g) ** power for g in range(groups)]
+
+
+@torch.no_grad()
+def lasso_thresholds(opt: torch.optim.Optimizer, lasso: list[list[torch.Tensor]], lr: float,
+                     alpha: float, depth_power: float) -> list[float]:
+    """Per group, the soft-threshold of one proximal step of ``sum_g lambda_g ||B_g||``, taken in
+    Adam's metric: ``lr * lambda_g / d_g`` with ``d_g`` Adam's per-entry gradient scale.
+
+    lambda_g = alpha * w_g * max_h(||grad_h|| / w_h), with ||grad_h|| estimated as
+    ``d_h * sqrt(entries)``. At a fixed point of the proximal steps a group is zero exactly when
+    its gradient norm is at most lambda_g, so alpha reads as a share of the strongest
+    (depth-weighted) block's gradient: 0 = no sparsity, 1 = even that block is at the edge.
+    Why relative: a task's gradients differ by orders of magnitude between galleries and people
+    (a recognizer sure of a face gives tiny ones), so any absolute alpha zeroes every block on one
+    task and none on another; relative to the task's own scale, one alpha fits all."""
+    scales = adam_group_scale(opt, lasso)
+    weights = depth_weights(len(lasso), depth_power)
+    entries = math.sqrt(sum(p.numel() for p in lasso[0]))
+    ref = max(d / w for d, w in zip(scales, weights))
+    return [lr * alpha * w * entries * ref / d for w, d in zip(weights, scales)]
+
+
 def _steps(run: _Run, on_progress: ProgressFn | None,
            should_cancel: CancelFn | None) -> tuple[list[dict], bool]:
     """The optimisation loop; returns its curve and whether it was cancelled.
 
-    The last ``cfg.refit`` share of the steps is a relaxed group lasso: no sparsity, and groups
-    that are exactly zero by then stay zero (their gradients are dropped). The lasso picks the
-    blocks, the refit lets the chosen blocks finish the task without the shrinkage's bias. With
-    ``refit = 0`` this is the plain schedule: one cosine decay of ``lr`` over all steps."""
+    Three phases: ``sparsity_warmup`` of the steps dense (alpha = 0), then the group lasso
+    (proximal steps on each block's B matrices), then the last ``cfg.refit`` share as a relaxed
+    group lasso: no sparsity, the groups that are exactly zero by then held at zero, a warm
+    restart of the learning rate, and (``cache_hidden``) cached tokens below the first active
+    block. The lasso picks the blocks; the refit lets them finish the task without the
+    shrinkage's bias, and costs only the active blocks."""
     model, gallery, cfg, groups = run.model, run.gallery, run.cfg, run.groups
     device = model.device
     opt = torch.optim.AdamW(run.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -170,11 +250,8 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         if should_cancel and should_cancel():
             return curve, True
         if step == refit_from and groups:
-            frozen = [g for g, n in zip(groups, lora.norms_of(groups)) if n == 0.0]
-        # Cosine decay; the refit restarts it (warm restart), so the chosen blocks learn at
-        # full rate again instead of at the tail of the first schedule.
-        t = step / refit_from if step < refit_from else (step - refit_from) / (cfg.steps - refit_from)
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+            frozen = _start_refit(run, opt)
+        lr = _lr_at(cfg, step, refit_from)
         alpha = cfg.alpha if warm <= step < refit_from else 0.0
         for g in opt.param_groups:
             g["lr"] = lr
@@ -182,14 +259,14 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         fi = _draw(run.forget_pool, cfg.batch_size, run.gen)
         oi = _draw(run.earlier_pool, cfg.replay_forgotten, run.gen)
         idx = torch.cat([ri, fi, oi])
-        x, y = gallery.train_x[idx].to(device), gallery.train_y[idx].to(device)
+        y = gallery.train_y[idx].to(device)
         model.train()
-        emb = model.embed(x)
+        emb = _embed_batch(run, idx)
         margin_logits = model.head(emb, y)
         nr, nf = len(ri), len(fi)
         l_r = retain_loss(margin_logits[:nr], y[:nr])
         l_f = bounded_forget_loss(margin_logits[nr:nr + nf], y[nr:nr + nf], cfg.bnd)
-        l_struct = group_lasso(groups) if groups else torch.zeros((), device=device)
+        l_struct = group_lasso(run.lasso) if groups else torch.zeros((), device=device)
         loss = l_r + cfg.beta * l_f
         if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
             loss = loss + cfg.beta * bounded_forget_loss(margin_logits[nr + nf:], y[nr + nf:], cfg.bnd)
@@ -204,16 +281,17 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         loss.backward()
         for g in frozen:
             for p in g:
-                p.grad = None  # AdamW skips parameters without a gradient: they stay exactly 0
+                p.grad = None  # AdamW skips parameters without a gradient: they stay as they are
         opt.step()
         if cfg.proximal and alpha > 0 and groups:
-            proximal_group_step(groups, [lr * alpha / d for d in adam_group_scale(opt, groups)])
+            proximal_group_step(run.lasso, lasso_thresholds(opt, run.lasso, lr, alpha,
+                                                             cfg.alpha_depth))
         point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
                  "retain": float(l_r.detach()), "forget": float(l_f.detach()),
                  "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()),
                  "lr": lr, "alpha": alpha}
         if groups and (on_progress or cfg.eval_every):
-            point["group_norms"] = lora.norms_of(groups)
+            point["group_norms"] = lora.delta_norms(model.blocks, run.task)
             point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             model.eval()
@@ -264,6 +342,8 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     for p in params:
         p.requires_grad_(True)
     run.groups = lora.group_params(model.blocks, task)
+    run.lasso = lora.lasso_params(model.blocks, task)
+    run.task = task
 
     def release() -> None:
         """Drop gradients and freeze: the task's adapters are done training."""

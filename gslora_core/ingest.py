@@ -260,6 +260,8 @@ def decode(raw: RawFile, cfg: IngestConfig = IngestConfig()) -> tuple[Picture | 
             im.load()
             im = ImageOps.exif_transpose(im)
             rgb = to_rgb(im)
+            if max(rgb.size) > cfg.max_side:
+                rgb.thumbnail((cfg.max_side, cfg.max_side), Image.Resampling.BILINEAR)
     except UnidentifiedImageError:
         return None, "not an image (the content is not a picture format we can read)"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

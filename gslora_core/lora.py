@@ -5,6 +5,8 @@ it holds. Tasks stay un-merged until export so that each task's group norms can 
 last task rolled back; ``merge_all`` folds them into plain weights (identical outputs).
 
 A *group* is all LoRA matrices of one transformer block for one task (A and B of fc1 and fc2).
+The group lasso acts on a group's B matrices (``lasso_params``): B = 0 means the block is
+untouched by the task, while A stays alive so that the block can come back.
 """
 from __future__ import annotations
 
@@ -148,6 +150,16 @@ def group_params(blocks: nn.Sequential, task: str) -> list[list[nn.Parameter]]:
             for block in blocks]
 
 
+def lasso_params(blocks: nn.Sequential, task: str) -> list[list[nn.Parameter]]:
+    """What the group lasso acts on: per block, the B matrices of fc1 and fc2.
+
+    Why B and not (A, B): the block's change is ``B A``, zero exactly when B is zero, and
+    (A, B) = (0, 0) is a stationary point of LoRA (A's gradient is proportional to B and B's to
+    A), so a group zeroed there could never come back. With A left alive, B's gradient
+    ``dL/dy (A x)^T`` stays nonzero and a zeroed block can revive when the loss needs it."""
+    return [[layer.lora_B[task] for layer in lora_layers(block)] for block in blocks]
+
+
 def group_norm(params: list[torch.Tensor]) -> torch.Tensor:
     """sqrt(sum ||M||_F^2) over a group's matrices."""
     return torch.sqrt(sum((p.pow(2).sum() for p in params), torch.zeros((), device=params[0].device)))
@@ -158,9 +170,18 @@ def norms_of(groups: list[list[nn.Parameter]]) -> list[float]:
     return [float(group_norm(g)) for g in groups]
 
 
+@torch.no_grad()
+def delta_norms(blocks: nn.Sequential, task: str) -> list[float]:
+    """Per block, the Frobenius norm of the weight change this task makes there:
+    sqrt(||dW_fc1||^2 + ||dW_fc2||^2) with dW = (lora_alpha / r) B A. Exactly 0.0 for a block
+    the task leaves untouched, which is what the heatmap shows."""
+    return [float(group_norm([layer.delta_weight(task) for layer in lora_layers(block)]))
+            for block in blocks]
+
+
 def group_norms(blocks: nn.Sequential) -> list[list[float]]:
-    """The task x block matrix of group norms (exact zeros stay exactly 0.0)."""
-    return [norms_of(group_params(blocks, t)) for t in task_names(blocks)]
+    """The task x block matrix of weight-change norms (exact zeros stay exactly 0.0)."""
+    return [delta_norms(blocks, t) for t in task_names(blocks)]
 
 
 def iter_task_parameters(blocks: nn.Sequential, task: str) -> Iterator[nn.Parameter]:

@@ -117,6 +117,26 @@ class Recognizer(nn.Module):
             images = images.float() / 255.0
         return self.backbone((images - self.mean) / self.std)
 
+    def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
+        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``.
+
+        With ``embed_from`` this splits ``embed`` in two: a forgetting task whose adapters are
+        exactly zero below ``block`` computes these once per picture and trains only above."""
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        bb = self.backbone
+        x = bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed((images - self.mean) / self.std))))
+        for blk in bb.blocks[:block]:
+            x = blk(x)
+        return x
+
+    def embed_from(self, tokens: torch.Tensor, block: int) -> torch.Tensor:
+        """The embedding from hidden tokens at the input of ``blocks[block]`` (see ``tokens_at``)."""
+        bb = self.backbone
+        for blk in bb.blocks[block:]:
+            tokens = blk(tokens)
+        return bb.forward_head(bb.norm(tokens))
+
     def embed_flip(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation embedding: the mean of the picture's and its mirror image's unit embeddings.
 

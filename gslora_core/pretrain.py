@@ -1,13 +1,21 @@
 """Backbone pretraining: distil a face-embedding teacher into the Face Transformer.
 
 The input is a *face cache* (see ``facecache``): aligned 112x112 crops of a folder of faces plus
-the teacher's embedding of each. The student is the ViT backbone followed by a linear map to the
-teacher's dimension; the map is thrown away afterwards and the backbone is saved as a recognizer
-with no classes, which ``enroll`` then gives a CosFace head for a gallery.
+the teacher's embedding of each (and, in newer caches, the same crops with context around them).
+The student is the ViT backbone followed by a linear map to the teacher's dimension; the map is
+thrown away afterwards and the backbone is saved as a recognizer with no classes, which
+``enroll`` then gives a CosFace head for a gallery.
+
+The student sees varied views of each face (``augment``: framing, resolution, blur, colour,
+greyscale, JPEG, tight crops) and matches the teacher's embedding of the clean picture. A long
+run on one CPU core is stopped and restarted: every epoch saves the backbone, the best one on
+the validation people so far (``<out>.best.safetensors``) and the whole training state
+(``<out>.state.pt``), from which ``resume=True`` continues the same schedule exactly.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +26,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import (
+    brightness_contrast,
+    colour_cast,
+    greyscale,
+    jpeg,
+    low_resolution,
+    robust_views,
+    tight_crop,
+)
 from .config import DataConfig, ModelConfig, PretrainConfig
 from .metrics import embed_all, make_pairs, verification_accuracy
 from .model import Recognizer, resolve_device, save_recognizer
-from .training import augment, lr_at
+from .training import lr_at
 
 ProgressFn = Callable[[dict], None]
 
 
 @dataclass
 class DistillSet:
-    """Aligned crops (N, H, W, 3) uint8, teacher embeddings (N, D) and each row's identity."""
+    """Aligned crops (N, H, W, 3) uint8, teacher embeddings (N, D) and each row's identity;
+    optionally ``wide`` (N, H', W', 3): the same alignment with context on every side."""
 
     images: torch.Tensor
     targets: torch.Tensor
     identities: list[str]
+    wide: torch.Tensor | None = None
 
-    def subset(self, keep: Sequence[bool] | np.ndarray) -> "DistillSet":
+    def subset(self, keep: Sequence[bool] | np.ndarray) -> DistillSet:
         idx = torch.from_numpy(np.flatnonzero(np.asarray(keep)))
         return DistillSet(self.images[idx], self.targets[idx],
-                          [self.identities[i] for i in idx.tolist()])
+                          [self.identities[i] for i in idx.tolist()],
+                          None if self.wide is None else self.wide[idx])
+
+    def views_source(self) -> tuple[torch.Tensor, float]:
+        """(uint8 crops to draw training views from, share of their side that is the standard
+        crop): the wide crops where the cache has them, so zooming out shows the real picture."""
+        if self.wide is None:
+            return self.images, 1.0
+        return self.wide, self.images.shape[1] / self.wide.shape[1]
 
 
 def resized(images: torch.Tensor, size: int, chunk: int = 512) -> torch.Tensor:
@@ -57,23 +84,38 @@ def split_holdout(data: DistillSet, holdout: set[str]) -> tuple[DistillSet, Dist
     return data.subset(~held), data.subset(held)
 
 
-def jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
-    """Random brightness and contrast (+- amount) on a float batch in [0, 1]."""
-    if amount <= 0:
-        return x
-    n = x.shape[0]
-    b = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * amount
-    c = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * amount
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return ((x - mean) * c.to(x.device) + mean * b.to(x.device)).clamp(0, 1)
+def validation_views(images: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Fixed degraded copies of the validation crops (uint8 (N, 3, S, S)), made once per run.
+
+    Checkpoints are chosen on the mean verification accuracy over these, so a student that
+    gets robust without getting worse on clean photos wins. Cheap stand-ins for
+    bench/robustness.py's shifts (those go through MTCNN; these act on the aligned crops)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = images.float() / 255.0
+    every = torch.ones(len(x), dtype=torch.bool)
+    small = max(4, round(32 * x.shape[-1] / 112))
+    views = {"clean": x, "tight": tight_crop(x, every, gen), "grey": greyscale(x, every),
+             "lowres32": low_resolution(x, every, gen, small, small),
+             "jpeg20": jpeg(x, every, gen, 20, 20),
+             "cast": brightness_contrast(colour_cast(x, every, gen, 0.35), 0.2, gen)}
+    return {k: (v * 255).round().clamp(0, 255).to(torch.uint8) for k, v in views.items()}
 
 
-def distill_loss(student: torch.Tensor, teacher: torch.Tensor, relation_weight: float) -> tuple[torch.Tensor, dict]:
+def evaluate(model: Recognizer, views: dict[str, torch.Tensor],
+             pairs: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Verification accuracy on every view; ``score`` is their mean (what chooses checkpoints)."""
+    accs = {k: verification_accuracy(embed_all(model, v), *pairs)["accuracy"] for k, v in views.items()}
+    return {"views": accs, "score": float(np.mean(list(accs.values())))}
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor,
+                 relation_weight: float) -> tuple[torch.Tensor, dict]:
     """1 - cosine to the teacher, plus the gap between the two batch similarity matrices."""
     s, t = F.normalize(student, dim=-1), F.normalize(teacher, dim=-1)
     point = (1 - (s * t).sum(-1)).mean()
     relation = F.mse_loss(s @ s.T, t @ t.T)
-    return point + relation_weight * relation, {"point": float(point.detach()), "relation": float(relation.detach())}
+    parts = {"point": float(point.detach()), "relation": float(relation.detach())}
+    return point + relation_weight * relation, parts
 
 
 def validation_pairs(held: DistillSet, n_pairs: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -82,25 +124,36 @@ def validation_pairs(held: DistillSet, n_pairs: int = 3000, seed: int = 0) -> tu
     return make_pairs(labels, n_pairs, seed)
 
 
+def state_path(out: str | Path) -> Path:
+    """Where a run's whole training state lives next to its backbone."""
+    return Path(out).with_suffix(".state.pt")
+
+
+def best_path(out: str | Path) -> Path:
+    """The checkpoint with the best validation score so far."""
+    return Path(out).with_suffix(".best.safetensors")
+
+
 def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              cfg: PretrainConfig = PretrainConfig(), out: str | Path | None = None,
              on_progress: ProgressFn | None = None,
-             init: Recognizer | None = None) -> tuple[Recognizer, dict]:
-    """Train a backbone on ``data``; score verification on ``held`` after every epoch.
+             init: Recognizer | None = None, resume: bool = False) -> tuple[Recognizer, dict]:
+    """Train a backbone on ``data``; score ``held`` (validation people) after every epoch.
 
     With ``out`` the backbone is saved after every epoch (so a long run can be stopped at any
-    time) together with ``<out>.json``, the history. ``init`` continues from an earlier
-    backbone of the same size (a fresh projection and schedule)."""
+    time) with ``<out>.json`` (the history), ``<out>.best.safetensors`` (best validation score)
+    and ``<out>.state.pt``. ``resume`` continues from that state: same schedule, optimiser,
+    random stream and history, as if never stopped (``cfg.epochs`` may be raised). ``init``
+    instead starts a fresh schedule from an earlier backbone of the same size."""
     if len(data.images) == 0:
         raise ValueError("no training pictures")
     device = resolve_device(cfg.device)
-    data = DistillSet(resized(data.images, model_cfg.img_size), data.targets, data.identities)
-    if held is not None:
-        held = DistillSet(resized(held.images, model_cfg.img_size), held.targets, held.identities)
+    source, inner = data.views_source()
+    source = source.permute(0, 3, 1, 2)  # views are drawn from (N, 3, S, S)
     # Teacher embeddings share one big mean direction (mean cosine between any two faces ~0.83):
     # matching it teaches nothing. Centred targets keep only what tells faces apart.
     center = data.targets.mean(0)
-    data = DistillSet(data.images, data.targets - center, data.identities)
+    targets = data.targets - center
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn"))
@@ -115,23 +168,36 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     no_decay = [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    pairs = validation_pairs(held) if held is not None and len(held.images) else None
+    views = pairs = None
+    if held is not None and len(held.images) and len(set(held.identities)) >= 2:
+        views = validation_views(resized(held.images, model_cfg.img_size).permute(0, 3, 1, 2), cfg.seed)
+        pairs = validation_pairs(held)
     n = len(data.images)
     per_epoch = max(1, n // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
     history: list[dict] = []
-    t0, step = time.perf_counter(), 0
-    for epoch in range(cfg.epochs):
+    start_epoch, step, best, spent = 0, 0, -1.0, 0.0
+    if resume and out is not None and state_path(out).exists():
+        st = torch.load(state_path(out), map_location="cpu", weights_only=False)
+        if st["model_cfg"] != model_cfg.to_dict() or st["images"] != n:
+            raise ValueError(f"{state_path(out)} is another run's state (model or data differ)")
+        model.backbone.load_state_dict(st["backbone"])
+        proj.load_state_dict(st["proj"])
+        opt.load_state_dict(st["opt"])
+        gen.set_state(st["gen"])
+        start_epoch, step, best, history = st["epoch"], st["step"], st["best"], st["history"]
+        spent = history[-1]["seconds"] if history else 0.0
+    t0 = time.perf_counter() - spent
+    for epoch in range(start_epoch, cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=gen)
         sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}
         for b in range(per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = data.images[idx].permute(0, 3, 1, 2)
-            x = jitter(augment(x, gen), cfg.colour_jitter, gen).to(device)
+            x = robust_views(source[idx], model_cfg.img_size, inner, cfg, gen).to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, cfg.lr)
-            loss, parts = distill_loss(proj(model.embed(x)), data.targets[idx].to(device),
+            loss, parts = distill_loss(proj(model.embed(x)), targets[idx].to(device),
                                        cfg.relation_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -141,17 +207,38 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             sums["point"] += parts["point"]
             sums["relation"] += parts["relation"]
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
+               "lr_end": lr_at(step - 1, total, warmup, cfg.lr),
                **{k: v / per_epoch for k, v in sums.items()}}
-        if pairs is not None:
-            emb = embed_all(model, held.images.permute(0, 3, 1, 2))
-            row["verification"] = verification_accuracy(emb, *pairs)
+        if views is not None and pairs is not None:
+            ev = evaluate(model, views, pairs)
+            row["verification"] = {"accuracy": ev["views"]["clean"]}
+            row["validation"] = ev
         history.append(row)
-        if on_progress:
-            on_progress(row)
         if out is not None:
             save_backbone(model, out, history, cfg, model_cfg, images=n)
+            score = row.get("validation", {}).get("score", -1.0)
+            if score > best:
+                best = score
+                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n)
+            if cfg.keep_every_epoch:
+                shutil.copyfile(out, Path(out).with_suffix(f".epoch{epoch + 1:03d}.safetensors"))
+            save_state(out, {"epoch": epoch + 1, "step": step, "best": best, "history": history,
+                             "backbone": model.backbone.state_dict(), "proj": proj.state_dict(),
+                             "opt": opt.state_dict(), "gen": gen.get_state(),
+                             "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n})
+        if on_progress:
+            on_progress(row)
     model.eval().requires_grad_(False)
-    return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n}
+    return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n,
+                   "best_score": best if best >= 0 else None}
+
+
+def save_state(out: str | Path, state: dict) -> None:
+    """Atomic: a run killed while writing keeps the previous epoch's state."""
+    path = state_path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
@@ -163,4 +250,3 @@ def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
     out.with_suffix(".json").write_text(json.dumps(
         {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "images": images,
          "history": history}, indent=1))
-

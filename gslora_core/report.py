@@ -27,6 +27,16 @@ def task_norms(report: dict) -> list[float]:
     return report["group_norms"][report["task_names"].index(report["task"])]
 
 
+def blocks_used(norms: Sequence[float]) -> list[int]:
+    """The blocks (1-based) a task changed: those whose group is not exactly zero."""
+    return [i + 1 for i, n in enumerate(norms) if n != 0.0]
+
+
+def blocks_text(norms: Sequence[float]) -> str:
+    """"5, 6", or "none" for a task that changed no block."""
+    return ", ".join(map(str, blocks_used(norms))) or "none"
+
+
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
     return [
@@ -48,7 +58,8 @@ def task_summary(report: dict) -> str:
     return (f"{report['seconds']:.1f} s on {report.get('device', '?')}, "
             f"{report['trainable_params']:,} trainable parameters "
             f"({100 * report['trainable_share']:.1f} % of the model), "
-            f"{report['zero_groups']} of {len(task_norms(report))} LoRA groups exactly zero")
+            f"{report['zero_groups']} of {len(task_norms(report))} LoRA groups exactly zero "
+            f"(blocks used: {blocks_text(task_norms(report))})")
 
 
 def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report") -> str:

@@ -23,11 +23,11 @@ import torch
 from PIL import Image
 
 from .config import DataConfig, ForgetConfig, StudioConfig, preset
-from .data import Gallery, load_gallery
+from .data import CropCache, Gallery, load_gallery
 from .forgetting import evaluate, forget, plan_task, rollback
 from .inference import top_k, top_k_crop
 from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
-from .report import to_markdown
+from .report import blocks_used, task_norms, to_markdown
 from .training import from_backbone, train_recognizer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,9 +45,18 @@ def readable_error(err: BaseException) -> str:
         return "out of memory: try fewer steps, a smaller batch or a smaller rank"
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
-    if isinstance(err, (ValueError, FileNotFoundError, InterruptedError)):
+    if isinstance(err, FileNotFoundError):  # never "[Errno 2] ..." with a server path
+        name = Path(err.filename).name if err.filename else "a file it needs"
+        return (f"{name} is no longer on the server (it expired or was removed): load the "
+                "gallery again, or choose your files again")
+    if isinstance(err, OSError):
+        why = (err.strerror or "input/output error").lower()
+        return (f"the server could not read or write a file ({why}): wait a moment and try "
+                "again, or load the sample gallery")
+    if isinstance(err, (ValueError, InterruptedError)):
         return str(err)
-    return f"{type(err).__name__}: {err}"
+    return (f"something unexpected went wrong on the server ({type(err).__name__}: {err}); "
+            "nothing you had was changed: try again, or reload the page if it repeats")
 
 
 @dataclass
@@ -106,6 +115,15 @@ def sessions_root(cfg: StudioConfig) -> Path:
     return Path(tempfile.gettempdir()) / "gslora_sessions"
 
 
+def upload_faces_root(cfg: StudioConfig) -> Path:
+    """Aligned crops of uploaded pictures, shared by every session and keyed by the picture's
+    content hash: the 2nd to 20th visitor uploading a teacher's zip reuse the 1st's alignment.
+    Only a visitor who sends the very same bytes can get a crop back; entries are deleted
+    ``session_ttl_s`` after their last use. Beside the sessions root, not in it."""
+    root = sessions_root(cfg)
+    return root.with_name(root.name + "_faces")
+
+
 def sweep(root: Path, max_age_s: float) -> list[str]:
     """Remove session directories not used for ``max_age_s`` (a crashed or abandoned session)."""
     removed = []
@@ -136,6 +154,7 @@ class Workspace:
         root = sessions_root(cfg)
         root.mkdir(parents=True, exist_ok=True)
         sweep(root, cfg.session_ttl_s)
+        CropCache(upload_faces_root(cfg)).sweep(cfg.session_ttl_s)
         self.dir = root / uuid.uuid4().hex  # never derived from anything a visitor sends
         self.dir.mkdir()
         self.source: str | None = None  # "sample" or "upload"
@@ -206,10 +225,10 @@ class Workspace:
         source: Path | list[Path] = paths[0] if one_zip else paths
         backbone = load_recognizer(project_path(self.cfg.backbone))
         dcfg = DataConfig(preprocess=backbone.data_config.preprocess)
-        # A visitor's aligned faces are cached in the session's own directory only (deleted
-        # with it), never in the shared crop cache.
+        # Uploaded faces are aligned once for every session (by content hash), in a cache of
+        # their own that expires like a session, never in the user-wide crop cache.
         gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
-                               cache_dir=self.dir / "faces")
+                               cache_dir=upload_faces_root(self.cfg))
         if len(gallery.names) < 2:
             found = ", ".join(gallery.names) or "none"
             why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])
@@ -322,7 +341,8 @@ class Workspace:
         """Tasks so far, oldest first, with their headline numbers."""
         return [{"task": r["task"], "forgotten": r["forgotten"], "acc_r": r["acc_r_after"],
                  "acc_f": r["acc_f_after"], "acc_o": r["acc_o"], "h_mean": r["h_mean"],
-                 "seconds": r["seconds"], "zero_groups": r["zero_groups"]} for r in self.reports]
+                 "seconds": r["seconds"], "zero_groups": r["zero_groups"],
+                 "blocks_used": blocks_used(task_norms(r))} for r in self.reports]
 
     def evaluate_now(self) -> dict:
         return evaluate(self._ready(), self._gallery())

@@ -2,14 +2,16 @@
 
 Why a cache: aligning (MTCNN) and embedding (dlib) all 12.7k LFW pictures takes most of an hour
 on 2 CPU cores; pretraining then reads plain arrays (layout: gslora_core/facecache.py). Any folder
-with one sub-folder of .jpg/.png pictures per identity works; LFW deep-funneled is the default. Rows are committed every --chunk pictures
-(arrays flushed, then index.json rewritten atomically), so a killed run resumes where the
-index stops.
+with one sub-folder of .jpg/.png pictures per identity works; LFW deep-funneled is the default.
+Rows are committed every --chunk pictures (arrays flushed, then index.json rewritten atomically),
+so a killed run resumes where the index stops.
 
 Run:  nohup nice -n 10 .venv/bin/python scripts/build_face_cache.py > /tmp/gslora_cache/build.log 2>&1 &
       (needs requirements-pretrain.txt for the dlib teacher)
 Out:  aligned.npy uint8 (N,112,112,3) (zeros where no face), teacher.npy float32 (N,128) (NaN
-      where no embedding), index.json (one record per row, same order).
+      where no embedding), index.json (one record per row, same order), and with --margin M > 0
+      aligned_wide.npy uint8 (N,112+2M,112+2M,3): the same alignment with M more pixels of the
+      picture on every side, so pretraining can crop at other scales and offsets.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gslora_core.alignment import FaceAligner  # noqa: E402
-from gslora_core.facecache import ALIGNED, INDEX, TEACHER  # noqa: E402
+from gslora_core.alignment import FaceAligner, warp_to_template  # noqa: E402
+from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE  # noqa: E402
 from gslora_core.teacher import DlibTeacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +59,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/gslora_cache"))
     ap.add_argument("--chunk", type=int, default=500, help="pictures per commit")
     ap.add_argument("--limit", type=int, default=0, help="only the first N pictures (testing)")
+    ap.add_argument("--margin", type=int, default=24,
+                    help="context pixels per side of aligned_wide.npy (0: no wide crops)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # leave the other core free; 2 threads under load is ~10x slower
 
@@ -70,13 +74,17 @@ def main() -> None:
     rows: list[dict] = []
     if index_path.exists():
         meta = json.loads(index_path.read_text())
-        if meta.get("n") == n and [r["file"] for r in meta["rows"]] == files[:len(meta["rows"])]:
+        if (meta.get("n") == n and meta.get("margin", 0) == args.margin
+                and [r["file"] for r in meta["rows"]] == files[:len(meta["rows"])]):
             rows = meta["rows"]
         else:
             print("index does not match this file list: starting over", flush=True)
-    if not all((args.out / f).exists() for f in (ALIGNED, TEACHER)):
+    needed = (ALIGNED, TEACHER) + ((WIDE,) if args.margin else ())
+    if not all((args.out / f).exists() for f in needed):
         rows = []  # arrays missing: the index alone cannot be trusted
     aligned = open_array(args.out / ALIGNED, (n, 112, 112, 3), np.uint8, 0)
+    side = 112 + 2 * args.margin
+    wide = open_array(args.out / WIDE, (n, side, side, 3), np.uint8, 0) if args.margin else None
     teacher_emb = open_array(args.out / TEACHER, (n, 128), np.float32, np.nan)
     if len(rows) == n:
         print(f"already complete: {n} rows in {args.out}", flush=True)
@@ -93,6 +101,12 @@ def main() -> None:
                 i = b0 + k
                 if res.crop is not None:
                     aligned[i] = np.asarray(res.crop, dtype=np.uint8)
+                    if wide is not None:
+                        wide[i] = (np.asarray(warp_to_template(img, np.asarray(res.points), 112,
+                                                               args.margin), dtype=np.uint8)
+                                   if res.points is not None else
+                                   np.pad(aligned[i], ((args.margin,) * 2,) * 2 + ((0, 0),),
+                                          constant_values=0))  # as the warp: black outside
                     vec = teacher.embed(img, res.box)
                     teacher_emb[i] = np.nan if vec is None else vec
                 rows.append({"identity": f.split("/")[0], "file": f, "method": res.method,
@@ -105,7 +119,9 @@ def main() -> None:
                   f"({time.strftime('%H:%M:%S')})", flush=True)
         aligned.flush()
         teacher_emb.flush()
-        write_index(index_path, {"n": n, "root": str(args.lfw), "size": 112,
+        if wide is not None:
+            wide.flush()
+        write_index(index_path, {"n": n, "root": str(args.lfw), "size": 112, "margin": args.margin,
                                  "complete": len(rows) == n, "rows": rows})
         print(f"committed {len(rows)} rows", flush=True)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from demo.ui import ADVANCED
+from gslora_core.config import PRESETS
 from gslora_core.data import load_gallery
 from gslora_core.forgetting import evaluate
 from gslora_core.lora import has_lora
@@ -17,7 +19,8 @@ from gslora_core.workspace import project_path
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 
-FAST = ("fast", 8, 0.01, 0.5, 30, 30, 0.01, 0)  # preset, rank, α, β, BND, steps, lr, shots
+# preset, rank, α, β, BND, steps, lr, shots: the page's defaults, what a visitor sends
+FAST = ("fast", *[getattr(PRESETS["fast"], k) or 0 for k in ADVANCED])
 
 
 def find_report(outputs) -> dict:
@@ -47,6 +50,7 @@ def test_forget_rollback_cancel_export(app_url, tmp_path):
     assert len(job.outputs()) >= 5, "the page got no live progress while the task ran"
     assert report["acc_f_after"] <= 0.05
     assert report["acc_r_before"] - report["acc_r_after"] <= 0.03 + 1e-9
+    assert report["zero_groups"] >= 3, report["group_norms"]  # the lasso selected blocks
     print(f"click to results {click_to_results:.1f} s; task {report['seconds']:.1f} s")
 
     # The exported merged model is plain weights and scores what the report says.

@@ -94,6 +94,9 @@ def test_the_whole_page_in_chromium(page, app_url, studio_root):
     page.get_by_text("forgot Bill_Clinton, Serena_Williams").first.wait_for(timeout=240_000)
     heatmap = page.locator(".js-plotly-plot").filter(has_text="transformer block")
     heatmap.last.wait_for()
+    # The heatmap names the blocks each task used, and the history says them too.
+    heatmap.filter(has_text="task1 · blocks ").last.wait_for()
+    assert page.get_by_text("blocks used").count() >= 1
     assert page.get_by_text("Acc_f (people forgotten now)").count() >= 1
     shoot(page, "4_results")
 
@@ -105,6 +108,7 @@ def test_the_whole_page_in_chromium(page, app_url, studio_root):
 
     page.get_by_role("tab", name="How it works").click()
     page.get_by_text("Your last run").first.wait_for()
+    page.locator(".js-plotly-plot").filter(has_text="blocks untouched").first.wait_for()
     shoot(page, "6_how_it_works")
 
     # Closing the tab ends the session: its directory is deleted at once, not an hour later.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,8 +13,7 @@ from gslora_core.data import Gallery
 from gslora_core.forgetting import forget, rollback
 from gslora_core.losses import bounded_forget_loss, group_lasso, proximal_group_step
 from gslora_core.metrics import h_mean, mia_score
-from gslora_core.model import (Recognizer, load_recognizer, merged_copy, read_metadata,
-                               save_recognizer)
+from gslora_core.model import Recognizer, load_recognizer, merged_copy, read_metadata, save_recognizer
 
 NAMES = ["ann", "bob", "cid", "dee"]
 
@@ -62,7 +62,7 @@ def test_fresh_adapter_leaves_outputs_identical():
 def test_only_current_task_lora_gets_gradients():
     model = tiny_model()
     gallery = tiny_gallery()
-    cfg = ForgetConfig(steps=2, batch_size=4, eval_every=0, sparsity_warmup=1.0)
+    cfg = ForgetConfig(steps=2, batch_size=4, eval_every=0, sparsity_warmup=1.0, refit=0.0)
     forget(model, gallery, ["ann"], cfg)
     with_grad: set[str] = set()
 
@@ -317,7 +317,7 @@ def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
     """Relaxed group lasso: a group that is zero when the refit starts stays exactly zero while
     the other groups go on learning, and alpha is 0 throughout the refit."""
     model = tiny_model()
-    cfg = ForgetConfig(steps=8, batch_size=4, eval_every=0, alpha=1.0, sparsity_warmup=0.25,
+    cfg = ForgetConfig(steps=8, batch_size=4, eval_every=0, alpha=0.01, sparsity_warmup=0.25,
                        refit=0.5, lr=0.05)
     seen = []
 
@@ -330,7 +330,7 @@ def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
             point["group_norms"] = lora.norms_of(lora.group_params(model.blocks, "task1"))
 
     forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
-    assert [p["alpha"] for p in seen] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert [p["alpha"] for p in seen] == [0.0, 0.0, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0]
     for a, b in zip(seen[4:], seen[5:]):
         assert b["group_norms"][1] == 0.0
         assert b["group_norms"][0] != a["group_norms"][0] and b["group_norms"][2] != a["group_norms"][2]
@@ -377,3 +377,137 @@ def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypa
     assert calls == [[2], [2]]
     with pytest.raises(ValueError, match="replay_forgotten"):
         ForgetConfig(replay_forgotten=-1)
+
+
+@pytest.mark.parametrize("block", [0, 1, 2, 3])
+def test_tokens_at_a_block_then_the_rest_is_the_whole_embedding(block):
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
+    randomise_task(model, "task1")
+    x = images()
+    split = model.embed_from(model.tokens_at(x, block), block)
+    assert torch.allclose(split, model.embed(x), atol=1e-6)
+
+
+def test_a_zero_group_keeps_a_live_A_so_the_loss_can_bring_it_back():
+    """B = 0 with A alive: B's gradient is not zero (the group can revive). (A, B) = (0, 0),
+    what zeroing both matrices did before, is a stationary point: no gradient at all."""
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
+    x, y = images(8), torch.arange(8) % len(NAMES)
+    layer = lora.lora_layers(model.blocks[1])[1]
+    A, B = layer.lora_A["task1"], layer.lora_B["task1"]
+    assert float(B.detach().abs().sum()) == 0.0 and lora.delta_norms(model.blocks, "task1")[1] == 0.0
+    A.requires_grad_(True)
+    B.requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(x, y), y).backward()
+    assert float(B.grad.abs().sum()) > 0
+    with torch.no_grad():
+        A.zero_()
+    A.grad = B.grad = None
+    torch.nn.functional.cross_entropy(model(x, y), y).backward()
+    assert float(A.grad.abs().sum()) == 0.0 and float(B.grad.abs().sum()) == 0.0
+
+
+def test_a_zeroed_group_becomes_nonzero_again_when_the_loss_needs_it():
+    """During the lasso phase a group pushed to exactly zero (here by hand, after step 2) is
+    not stuck: with a small alpha, the next steps' gradients move its B away from zero."""
+    model = tiny_model()
+    cfg = ForgetConfig(steps=6, batch_size=4, eval_every=0, alpha=1e-6, sparsity_warmup=0.0,
+                       refit=0.0, lr=0.05)
+    seen = []
+
+    def spy(point):
+        if point["step"] == 2:
+            with torch.no_grad():
+                for p in lora.lasso_params(model.blocks, "task1")[0]:
+                    p.zero_()
+        seen.append(lora.delta_norms(model.blocks, "task1")[0])
+
+    forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    assert seen[1] == 0.0 and seen[-1] > 0.0
+
+
+def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
+    """With the lower groups exactly zero and held there, the refit runs from cached tokens at
+    the first active block: the same losses and the same adapters as the full forward pass."""
+    import gslora_core.forgetting as fg
+    cfg = ForgetConfig(steps=8, batch_size=4, eval_every=0, alpha=1e-6, sparsity_warmup=0.25,
+                       refit=0.5, lr=0.05, replay_forgotten=2)
+    used = []
+    real_call = fg.BlockInputCache.__call__
+
+    def counting(self, idx):
+        used.append(self.block)
+        return real_call(self, idx)
+
+    monkeypatch.setattr(fg.BlockInputCache, "__call__", counting)
+    runs = []
+    for cache in (False, True):
+        model, gallery = tiny_model(), tiny_gallery()
+        forget(model, gallery, ["dee"], replace(cfg, steps=4, refit=0.5, cache_hidden=cache))
+        curve = []
+
+        def zero_lower(point, model=model, curve=curve):
+            if point["step"] == 4:  # the last lasso step: blocks 1 and 2 exactly zero
+                with torch.no_grad():
+                    for group in lora.lasso_params(model.blocks, "task2")[:2]:
+                        for p in group:
+                            p.zero_()
+            curve.append(point["loss"])
+
+        forget(model, gallery, ["ann"], replace(cfg, cache_hidden=cache),
+               on_progress=zero_lower)
+        runs.append((curve, [p.detach().clone() for p in
+                             lora.iter_task_parameters(model.blocks, "task2")]))
+    assert used and set(used) == {2}, "the refit ran from the tokens at block 3's input"
+    (curve_full, params_full), (curve_cached, params_cached) = runs
+    assert curve_cached == pytest.approx(curve_full, rel=1e-5, abs=1e-6)
+    for a, b in zip(params_full, params_cached):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+
+def test_lasso_thresholds_are_relative_to_the_task_and_weigh_lower_blocks_more():
+    """One alpha for every gallery: the same gradients scaled by 1000 (a recognizer less sure of
+    the faces) give the same thresholds; the strongest depth-weighted block's is
+    ``lr * alpha * sqrt(entries)``, and a lower block (larger depth weight) needs more."""
+    from gslora_core.forgetting import depth_weights, lasso_thresholds
+    assert depth_weights(3, 1.0) == [3.0, 2.0, 1.0] and depth_weights(3, 0.0) == [1.0] * 3
+
+    def thresholds(scale: float) -> list[float]:
+        torch.manual_seed(0)
+        groups = [[torch.nn.Parameter(torch.zeros(4, 4))] for _ in range(3)]
+        opt = torch.optim.AdamW([p for g in groups for p in g], lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            loss = sum(w * (g[0] * torch.randn(4, 4)).sum() for w, g in zip((1.0, 1.0, 2.0), groups))
+            (scale * loss).backward()
+            opt.step()
+        return lasso_thresholds(opt, groups, lr=0.1, alpha=0.5, depth_power=1.0)
+
+    small, large = thresholds(1.0), thresholds(1000.0)
+    assert small == pytest.approx(large, rel=1e-4)
+    assert min(small) == pytest.approx(0.1 * 0.5 * 4.0, rel=1e-4)  # lr * alpha * sqrt(16)
+    assert small[0] > small[2]  # block 1: three blocks above it, and a smaller gradient
+
+
+def test_a_lasso_that_zeroes_every_block_leaves_the_strongest_to_finish_the_task():
+    """alpha = 1 puts even the strongest block at the edge; if the lasso zeroes them all, the
+    refit trains that block alone (never none: a task that changes nothing forgets nothing)."""
+    model = tiny_model()
+    cfg = ForgetConfig(steps=8, batch_size=4, eval_every=0, alpha=1.0, sparsity_warmup=0.0,
+                       refit=0.5, lr=0.05)
+    seen = []
+
+    def spy(point):
+        if point["step"] == 4:  # the last lasso step: every group exactly zero
+            with torch.no_grad():
+                for group in lora.lasso_params(model.blocks, "task1"):
+                    for p in group:
+                        p.zero_()
+        seen.append(lora.delta_norms(model.blocks, "task1"))
+
+    rep = forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    assert seen[3] == [0.0, 0.0, 0.0]
+    assert sum(n > 0 for n in seen[-1]) == 1 and rep["zero_groups"] == 2

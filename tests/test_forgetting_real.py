@@ -34,7 +34,8 @@ def test_forget_two_then_two_more(gallery):
     model = load_recognizer(CHECKPOINT)
     r1 = forget(model, gallery, FIRST, ForgetConfig())
     assert r1["acc_f_before"] >= 0.75, "the sample recognizer must know them before"
-    assert r1["acc_f_after"] <= 0.05
+    assert r1["acc_f_after"] == 0.0
+    assert r1["zero_groups"] >= 3, r1["group_norms"]  # the group lasso leaves most blocks untouched
     assert r1["acc_r_after"] >= r1["acc_r_before"] - 0.05
     assert r1["h_mean"] > 0.5
     assert r1["forgotten_cos_to_prototype_after"] < r1["forgotten_cos_to_prototype_before"]
@@ -42,7 +43,7 @@ def test_forget_two_then_two_more(gallery):
     r2 = forget(model, gallery, SECOND, ForgetConfig(seed=1))
     assert r2["earlier_forgotten"] == FIRST
     assert r2["acc_o"] <= 0.05, "the first task's identities must stay forgotten"
-    assert r2["acc_f_after"] <= 0.05
+    assert r2["acc_f_after"] == 0.0 and r2["zero_groups"] >= 3
     assert r2["acc_r_after"] >= r2["acc_r_before"] - 0.05
     assert len(r2["group_norms"]) == 2 and len(r2["group_norms"][0]) == model.cfg.depth
     # Task 1's adapters were frozen during task 2: its row is unchanged.

@@ -113,6 +113,14 @@ def test_size_limits_are_configurable(tmp_path: Path) -> None:
     assert "limit of 3 identities" in rejected_reason(gallery, "P3/a.png")
 
 
+def test_large_pictures_are_held_scaled_down(tmp_path: Path) -> None:
+    """A class of phone photos must not hold full-size pixels while faces are found."""
+    save(Image.fromarray(noise(300, 500, seed=1)), tmp_path / "g" / "P0" / "a.png")
+    files, _ = collect(tmp_path / "g")
+    pictures, rejected = decode_all(files, IngestConfig(max_side=200))
+    assert not rejected and pictures[0].image.size == (120, 200)  # 300 x 500, aspect kept
+
+
 def test_too_few_pictures_are_excluded_with_a_reason(tmp_path: Path) -> None:
     g = tmp_path / "g"
     for k in range(4):

@@ -52,7 +52,7 @@ def test_any_zip_is_read_and_every_file_is_accounted_for(tmp_path, entries):
     files, rejected = collect(path)
     pictures, bad = decode_all(files)
     assert len(pictures) + len(bad) == len(files)  # each candidate decoded or refused
-    for label, reason in rejected + bad:
+    for _label, reason in rejected + bad:
         assert isinstance(reason, str) and reason.strip()
     for f in files:
         parts = f.label.split("/")

@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from gslora_core.config import ModelConfig, PretrainConfig
@@ -65,3 +66,76 @@ def test_pretrain_saves_a_loadable_backbone_each_epoch(tmp_path) -> None:
     # Continuing from it starts from its weights, not from a fresh initialisation.
     again, _ = pretrain(train, None, loaded.cfg, replace(cfg, epochs=1, lr=1e-12), init=loaded)
     assert torch.allclose(again.embed(x), loaded.embed(x), atol=1e-4)
+
+
+def tiny_distill_set(n: int = 48, side: int = 40, wide_margin: int = 0) -> DistillSet:
+    gen = torch.Generator().manual_seed(0)
+    full = torch.randint(0, 255, (n, side + 2 * wide_margin, side + 2 * wide_margin, 3),
+                         dtype=torch.uint8, generator=gen)
+    images = full[:, wide_margin:wide_margin + side, wide_margin:wide_margin + side].contiguous()
+    return DistillSet(images, torch.randn(n, 8, generator=gen), [f"p{i % 12}" for i in range(n)],
+                      full if wide_margin else None)
+
+
+def test_subset_keeps_wide_crops_aligned_with_rows() -> None:
+    data = tiny_distill_set(wide_margin=4)
+    part, _ = split_holdout(data, {"p0"})
+    src, inner = part.views_source()
+    assert src.shape == (44, 48, 48, 3) and inner == 40 / 48
+    assert torch.equal(src[:, 4:44, 4:44], part.images)
+
+
+def test_validation_scores_every_view_and_keeps_the_best(tmp_path) -> None:
+    train, val = split_holdout(tiny_distill_set(wide_margin=4), {"p0", "p1", "p2", "p3"})
+    out = tmp_path / "bb.safetensors"
+    cfg = PretrainConfig(epochs=2, batch_size=8, device="cpu", keep_every_epoch=True)
+    _, report = pretrain(train, val, replace(ModelConfig.tiny(), stem="conv"), cfg, out=out)
+    row = report["history"][-1]["validation"]
+    assert set(row["views"]) == {"clean", "tight", "grey", "lowres32", "jpeg20", "cast"}
+    assert abs(row["score"] - np.mean(list(row["views"].values()))) < 1e-9
+    best = max(r["validation"]["score"] for r in report["history"])
+    assert report["best_score"] == best
+    assert load_recognizer(out.with_suffix(".best.safetensors")).class_names == []
+    assert all(out.with_suffix(f".epoch00{e}.safetensors").exists() for e in (1, 2))
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_continues_the_same_run_exactly(tmp_path) -> None:
+    """Killed after epoch 1 of 3 and resumed == 3 epochs in one go (same weights, history)."""
+    train, val = split_holdout(tiny_distill_set(), {"p0", "p1"})
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    cfg = PretrainConfig(epochs=3, batch_size=8, device="cpu")
+    whole, rep_whole = pretrain(train, val, mcfg, cfg, out=tmp_path / "a.safetensors")
+
+    def stop_after_first(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(train, val, mcfg, cfg, out=tmp_path / "b.safetensors", on_progress=stop_after_first)
+    resumed, rep = pretrain(train, val, mcfg, cfg, out=tmp_path / "b.safetensors", resume=True)
+    assert [r["epoch"] for r in rep["history"]] == [1, 2, 3]
+    assert [r["loss"] for r in rep["history"]] == [r["loss"] for r in rep_whole["history"]]
+    x = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(resumed.embed(x), whole.embed(x), atol=1e-6)
+    # A state from another model size is refused rather than silently mixed in.
+    with pytest.raises(ValueError, match="another run"):
+        pretrain(train, val, replace(mcfg, depth=2), cfg, out=tmp_path / "b.safetensors", resume=True)
+
+
+def test_face_cache_with_and_without_wide_crops(tmp_path) -> None:
+    from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE, load_face_cache
+
+    rows = [{"identity": f"p{i}", "file": f"p{i}/a.jpg", "method": "mtcnn" if i else "none",
+             "teacher_ok": bool(i)} for i in range(3)]
+    (tmp_path / INDEX).write_text(json.dumps({"n": 3, "complete": True, "rows": rows}))
+    np.save(tmp_path / ALIGNED, np.arange(3 * 8 * 8 * 3, dtype=np.uint8).reshape(3, 8, 8, 3))
+    np.save(tmp_path / TEACHER, np.ones((3, 4), np.float32))
+    old = load_face_cache(tmp_path)
+    assert old.wide is None and old.identities == ["p1", "p2"]
+    np.save(tmp_path / WIDE, np.zeros((3, 12, 12, 3), np.uint8))
+    new = load_face_cache(tmp_path)
+    assert new.wide.shape == (2, 12, 12, 3) and new.views_source()[1] == 8 / 12

@@ -1,0 +1,34 @@
+"""Issue 13's benchmark in quick mode, on the real sample gallery with the shipped recognizer:
+the default recipe leaves most blocks exactly untouched and still forgets completely, and its
+alpha = 0 twin touches every block."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_sparsity_benchmark(tmp_path):
+    from bench.sparsity import main
+
+    main(["--quick", "--out", str(tmp_path), "--threads", "2"])
+    result = json.loads((tmp_path / "sparsity_quick.json").read_text())
+    rows = result["rows"]
+    assert {r["part"] for r in rows} == {"single", "continual", "sweep"}
+    default = [r for r in rows if r["recipe"] == "default" and r["part"] != "sweep"]
+    assert len(default) == 3  # one single-step draw, two continual tasks
+    for r in default:
+        assert r["zero_groups"] >= 3, r  # at least half of the 6 blocks untouched
+        assert r["acc_f_after"] == 0.0, r
+        assert r["config"]["alpha"] == 0.5 and r["config"]["refit"] == 0.7
+    continual = [r for r in default if r["part"] == "continual"]
+    assert continual[1]["earlier"] == continual[0]["forgotten"] and continual[1]["acc_o"] == 0.0
+    dense = [r for r in rows if r["recipe"] == "alpha0"]
+    assert dense and all(r["zero_groups"] == 0 for r in dense)
+    sweep = {r["alpha"]: r for r in rows if r["part"] == "sweep"}
+    assert set(sweep) == {0.0, 0.5, 1.0} and sweep[0.0]["zero_groups"] == 0
+    assert sweep[1.0]["zero_groups"] >= sweep[0.5]["zero_groups"] >= 3
+    assert (tmp_path / "sparsity_quick_alpha.html").stat().st_size > 10_000
+    assert "| single | sample | default |" in (tmp_path / "sparsity_quick.md").read_text()
