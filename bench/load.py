@@ -5,7 +5,7 @@ time, and checks every result is that client's own (no lost job, no cross-talk).
     python -m bench.load --clients 5 --out bench/results/load.json
 
 Serves the app in this process (or uses ``--url`` of a running one). Forgetting jobs run one at
-a time (``StudioConfig.train_concurrency``, one shared CPU or GPU), so the last client waits for
+a time (``StudioConfig.forget_concurrency``, one shared CPU or GPU), so the last client waits for
 the others: the figure to watch is that every job finishes and is right.
 """
 from __future__ import annotations

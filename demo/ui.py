@@ -515,7 +515,8 @@ class Studio:
                  self.crops, self.thumbs, self.names, self.test_pick, self.recog_md, self.recog_plot,
                  self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
                  self.history_df, self.explain_md, self.report_json]
-        compute = {"concurrency_id": "compute", "concurrency_limit": self.cfg.train_concurrency}
+        train = {"concurrency_id": "train", "concurrency_limit": self.cfg.train_concurrency}
+        forget = {"concurrency_id": "forget", "concurrency_limit": self.cfg.forget_concurrency}
         self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
                               [self.state], every, api_name="load_sample",
                               show_progress_on=[self.gallery_status])
@@ -525,7 +526,7 @@ class Studio:
                                    concurrency_id="ingest",
                                    concurrency_limit=self.cfg.ingest_concurrency)
         up.success(friendly(self.train_recognizer, "Could not train the recognizer"), [self.state],
-                   every, api_name="train_recognizer", show_progress_on=[self.recog_md], **compute)
+                   every, api_name="train_recognizer", show_progress_on=[self.recog_md], **train)
         self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
         self.preset.change(_preset_values, [self.preset],
                            [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
@@ -535,7 +536,7 @@ class Studio:
             friendly(self.forget, "Forgetting did not run"),
             [self.state, self.names, self.preset, self.rank, self.alpha, self.beta, self.bnd,
              self.steps, self.lr, self.shots], forget_out, api_name="forget",
-            show_progress_on=[self.forget_md], **compute)
+            show_progress_on=[self.forget_md], **forget)
         self.cancel_btn.click(self.cancel, [self.state], [self.forget_md], api_name="cancel")
         self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
         self.rollback_btn.click(friendly(self.rollback, "Could not roll back"), [self.state],
@@ -584,8 +585,24 @@ def _evidence(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process (``StudioConfig.malloc_arenas``) before the
+    server's threads start; False where there is no glibc (macOS, musl) or nothing to do."""
+    if arenas <= 0:
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-8, arenas))  # -8 = M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def build_demo(cfg: StudioConfig = StudioConfig()) -> gr.Blocks:
     """The page; the engine (torch) is imported in the background meanwhile."""
+    limit_malloc_arenas(cfg.malloc_arenas)
     preload_engine()
     return Studio(cfg).build()
 

@@ -320,12 +320,21 @@ class StudioConfig:
     sessions_root: str = ""  # "" = <system temp>/gslora_sessions
     session_ttl_s: float = 2 * 3600.0
     max_upload_mb: float = 200.0  # all files of one upload together
-    train_concurrency: int = 1  # enroll/forget jobs at once (one CPU or GPU is shared)
+    # Trainings of uploaded galleries at once, and forgetting tasks at once, each in a line of
+    # its own: a visitor whose recognizer is ready does not wait behind every training queued
+    # after it (a classroom uploads 20 galleries in a minute); the two lines share the machine.
+    train_concurrency: int = 1
+    forget_concurrency: int = 1
     ingest_concurrency: int = 2  # uploads read and aligned at once (apart from training)
     # A classroom: sessions open at once (each holds a gallery and two models: ~60 MB for a
     # 300-picture gallery, 50 fit in a few GB), and how long an upload's training may wait
     # in line before the visitor is sent to the ready sample gallery instead.
     max_sessions: int = 50
+    # glibc malloc arenas for the server process (0 = glibc's default, 8 per core). Each thread
+    # that allocates gets an arena of its own and their freed memory is rarely returned: with
+    # gradio's handler threads, 20 visitors drove the server to 6.2 GB; with 2 arenas 3.8 GB
+    # (bench/results/classroom.json).
+    malloc_arenas: int = 2
     max_wait_s: float = 900.0
     # Uploaded files are deleted this long after their last upload (identical files from
     # several visitors share one path in gradio's cache: see demo/uploads.py).

@@ -137,6 +137,17 @@ def test_one_face_aligner_serves_every_photo_tried(monkeypatch):
     assert len(built) == 1 and alignment.shared_aligner() is alignment.shared_aligner()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_the_server_caps_its_malloc_arenas():
+    import platform
+
+    from demo.ui import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False  # 0 = leave glibc's default alone
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(2) is True
+
+
 # ------------------------------------------------------------------------------- through the app
 def _zip(path: Path, people: tuple[str, ...] = ("Kofi_Annan", "Tiger_Woods"), n: int = 6) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
