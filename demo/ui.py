@@ -117,6 +117,24 @@ def friendly(fn: Callable, title: str) -> Callable:
     return call
 
 
+class PhotoInput(gr.Image):
+    """gr.Image for "Try a photo": a file it cannot decode gets a sentence that says what to do.
+    (gr.Image decodes the upload before any handler runs, and gradio shows a failure there as a
+    bare "Error".)"""
+
+    is_template = True  # gradio then draws it with gr.Image's own front end
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as err:
+            raise gr.Error("This file could not be read as a picture (it is damaged, cut short or "
+                           "not an image): choose a JPEG or PNG photo, or pick a held-back test "
+                           "picture instead.", title="Could not read this photo") from err
+
+
 def close_workspace(ws: Workspace | None) -> None:
     """Stop the session's job and delete its files (closing twice is harmless)."""
     if ws is not None and hasattr(ws, "close"):
@@ -486,7 +504,7 @@ class Studio:
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
                     with gr.Row():
-                        self.photo = gr.Image(type="filepath", label="Upload any photo",
+                        self.photo = PhotoInput(type="filepath", label="Upload any photo",
                                               sources=["upload"], height=260,
                                               elem_id="photo-input")
                         with gr.Column():

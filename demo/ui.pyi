@@ -1,0 +1,653 @@
+"""The Gradio app: layout and event wiring over ``gslora_core.workspace``. No ML math here.
+
+Each browser (or ``gradio_client``) session gets its own ``Workspace`` in a ``gr.State``; it is
+closed (files deleted, job stopped) when the session ends or after ``session_ttl_s`` idle. Long
+work (training, forgetting) runs in the workspace's background thread while the event handler,
+a generator, streams progress to the page; cancel is a separate, instant event.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import threading
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import gradio as gr
+
+from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
+from gslora_core.report import metric_rows, pct, task_summary, without_curve
+
+from . import plots
+from .explain import how_it_works
+from .room import Room, RoomFull
+from .uploads import UploadJanitor
+
+if TYPE_CHECKING:
+    from gslora_core.workspace import Workspace
+else:  # gradio resolves the handlers' annotations to find gr.Request: every name must exist
+    Workspace = Any
+
+ENGINE = "gslora_core.workspace"  # imports torch: loaded in the background so the page is up fast
+
+
+def engine():
+    """The engine module (torch, timm, MTCNN); instant once the background import is done."""
+    return importlib.import_module(ENGINE)
+
+
+def preload_engine() -> threading.Thread:
+    thread = threading.Thread(target=engine, name="gslora-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+try:  # ZeroGPU on Hugging Face Spaces: GPU work is wrapped; elsewhere nothing changes
+    import spaces
+
+    gpu: Callable = spaces.GPU(duration=240)
+except ImportError:  # pragma: no cover - the usual case
+    def gpu(fn: Callable) -> Callable:
+        return fn
+
+NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choose a .zip (one "
+              "folder per person) and press **Use my upload**.")
+POLL_S = 1.0  # seconds between page updates while a job runs
+QUEUE_CONCURRENCY = 4  # per event; training and forgetting share their own "compute" limit
+ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
+PRESET_LABELS = {"fast": "fast (default)", "dense": "dense (no group sparsity, α = 0)",
+                 "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
+
+SWEEP_RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "sparsity.json"
+
+
+def sweep_figure():
+    """The alpha sweep measured by bench/sparsity.py, as shipped in bench/results (None if the
+    file is missing: the tab then shows the text only)."""
+    try:
+        return plots.alpha_sweep(json.loads(SWEEP_RESULT.read_text())["summary"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def knob_text(name: str) -> dict:
+    """A setting's label and help on the page, from its one definition in ForgetConfig."""
+    meta = next(f.metadata for f in fields(ForgetConfig) if f.name == name)
+    return {"label": meta["label"] or name, "info": meta["help"]}
+
+
+CSS = """
+.gslora-big button {font-size: 1.05rem}
+#forget-status, #gallery-status, #recognizer-status {min-height: 2.5em}
+"""
+
+
+def _readable(err: Exception, title: str) -> gr.Error:
+    """Any failure as a titled message that says what failed and what to do (never a bare
+    "Error" or an errno): engine errors in words, RoomFull as it is."""
+    if isinstance(err, gr.Error):
+        if err.title == "Error":  # gradio's default title says nothing
+            err.title = title
+        return err
+    message = str(err) if isinstance(err, RoomFull) else engine().readable_error(err)
+    return gr.Error(message, title="The studio is busy" if isinstance(err, RoomFull) else title)
+
+
+def friendly(fn: Callable, title: str) -> Callable:
+    """Engine errors become a readable message on the page (and for API clients), headed by
+    ``title`` (what failed); the session and its data stay as they were."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:
+                raise _readable(err, title) from err
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            raise _readable(err, title) from err
+    return call
+
+from gradio.events import Dependency
+
+class PhotoInput(gr.Image):
+    """gr.Image for "Try a photo": a file it cannot decode gets a sentence that says what to do.
+    (gr.Image decodes the upload before any handler runs, and gradio shows a failure there as a
+    bare "Error".)"""
+
+    is_template = True  # gradio then draws it with gr.Image's own front end
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as err:
+            raise gr.Error("This file could not be read as a picture (it is damaged, cut short or "
+                           "not an image): choose a JPEG or PNG photo, or pick a held-back test "
+                           "picture instead.", title="Could not read this photo") from err
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def close_workspace(ws: Workspace | None) -> None:
+    """Stop the session's job and delete its files (closing twice is harmless)."""
+    if ws is not None and hasattr(ws, "close"):
+        ws.close()
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+class Studio:
+    """Builds the page. Holds only configuration: every visitor's data is in their gr.State."""
+
+    def __init__(self, cfg: StudioConfig = StudioConfig()):
+        self.cfg = cfg
+        self.demo: gr.Blocks | None = None
+        self.room = Room(cfg.max_sessions, cfg.max_wait_s)
+        self.janitor = UploadJanitor(cfg.upload_grace_s)
+
+    # ---------------------------------------------------------------- helpers
+    def _ws(self, ws: Workspace | None, request: gr.Request | None) -> Workspace:
+        """This visitor's workspace, created on their first load (refused if the room is full)."""
+        if ws is not None and not ws.closed:
+            return ws
+        ws = engine().Workspace(self.cfg)
+        try:
+            self.room.enter(session_of(request), ws)
+        except RoomFull:
+            ws.close()
+            raise
+        return ws
+
+    def _state_deleted(self, ws: Workspace | None) -> None:
+        """gr.State's delete callback: the session expired (or was closed an hour ago)."""
+        close_workspace(ws)
+        if ws is not None:
+            self.room.forget_workspace(ws)
+
+    @staticmethod
+    def _need(ws: Workspace | None) -> Workspace:
+        if ws is None or ws.closed:
+            raise gr.Error("load a gallery first (the sample gallery is one click)")
+        return ws
+
+    # ---------------------------------------------------------------- views (data -> widgets)
+    def gallery_view(self, ws: Workspace) -> dict:
+        ov = ws.overview()
+        rows = [[r["identity"], r["faces"], r["aligned"], r["as_is"], r["train"], r["test"]]
+                for r in ov["identities"]]
+        unused = ([[f, why] for f, why in ov["rejected"]]
+                  + [[f"{who} (whole identity)", why] for who, why in ov["excluded"]])
+        notes = [[f, why] for f, why in ov["notes"]]
+        n_train = sum(r[4] for r in rows)
+        n_test = sum(r[5] for r in rows)
+        what = "The sample gallery" if ov["source"] == "sample" else "Your upload"
+        md = (f"**{what}**: {len(rows)} people, {n_train + n_test} face pictures "
+              f"({n_train} to train, {n_test} held back to test). "
+              + (f"**{len(unused)} files not used** (reasons below)." if unused
+                 else "Every file was used."))
+        return {self.gallery_md: md, self.ident_df: rows, self.unused_df: unused,
+                self.notes_df: notes,
+                self.crops: ws.crops(), self.thumbs: ws.thumbnails(),
+                self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
+                self.test_pick: gr.Dropdown(choices=ws.test_pictures(), value=None)}
+
+    def recognizer_view(self, ws: Workspace) -> dict:
+        rep = ws.recognizer_report
+        if rep is None:
+            return {self.recog_md: "No recognizer yet: upload a gallery and it is trained here "
+                                   "from the shipped backbone.", self.recog_plot: None}
+        where = ("the shipped recognizer (`checkpoints/sample_recognizer.safetensors`)"
+                 if ws.source == "sample" else
+                 f"trained on your gallery from the shipped backbone in {rep.get('seconds', 0):.0f} s")
+        md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} people: "
+              f"**{pct(rep['acc_all'])}** (top-1 on held-back pictures).")
+        if rep.get("forgotten"):
+            md += f" Forgotten so far: {', '.join(rep['forgotten'])}."
+        return {self.recog_md: md,
+                self.recog_plot: plots.accuracy_bars(rep["per_identity"], "Test accuracy per person")}
+
+    def results_view(self, ws: Workspace) -> dict:
+        defaults = asdict(PRESETS["fast"])
+        rep = ws.reports[-1] if ws.reports else None
+        history = [[h["task"], ", ".join(h["forgotten"]), pct(h["acc_r"]), pct(h["acc_f"]),
+                    pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
+                    ", ".join(map(str, h["blocks_used"])) or "none"] for h in ws.history()]
+        out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
+               self.report_json: without_curve(rep) if rep else {}}
+        if rep is None:
+            out.update({self.metrics_df: [], self.summary_md: "No forgetting task yet.",
+                        self.bars: None, self.heatmap: None, self.evidence_md: ""})
+            return out
+        out.update({
+            self.metrics_df: metric_rows(rep),
+            self.summary_md: f"**{rep['task']}** forgot {', '.join(rep['forgotten'])}: "
+                             f"{task_summary(rep)}.",
+            self.bars: plots.identity_bars(rep["per_identity"]),
+            self.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"]),
+            self.evidence_md: _evidence(rep),
+        })
+        return out
+
+    def everything(self, ws: Workspace) -> dict:
+        return {self.state: ws, **self.gallery_view(ws), **self.recognizer_view(ws),
+                **self.results_view(ws)}
+
+    def after_task(self, ws: Workspace) -> dict:
+        """What a task (or its rollback) changes: who can still be forgotten, the recognizer's
+        accuracy, the results. The gallery's pictures are not sent again."""
+        return {self.state: ws, self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
+                **self.recognizer_view(ws), **self.results_view(ws)}
+
+    # ---------------------------------------------------------------- handlers
+    def load_sample(self, ws: Workspace | None, request: gr.Request,
+                    progress=gr.Progress()) -> dict:
+        ws = self._ws(ws, request)
+        progress(0, desc="Finding and aligning faces (cached after the first time)")
+        ws.load_sample()
+        return self.everything(ws) | {
+            self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
+
+    def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
+                       progress=gr.Progress()) -> dict:
+        paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
+        paths = [p for p in paths if p]
+        if not paths:
+            raise gr.Error("Choose a .zip (one folder per person) or several pictures named "
+                           "after the person (Ana_Lima_0001.jpg), then press Use my upload.")
+        gone = [Path(p).name for p in paths if not Path(p).exists()]
+        if gone:
+            raise gr.Error(f"Your upload ({', '.join(gone[:3])}) is no longer on the server: "
+                           f"uploads are kept {self.cfg.upload_grace_s / 60:.0f} min until "
+                           "they are used. Choose the files again and press Use my upload.")
+        ws = self._ws(ws, request)
+        session = session_of(request)
+        ahead, wait = self.room.admit(session)  # RoomFull: "busy, try the sample gallery"
+        progress(0, desc="Reading pictures, finding and aligning faces")
+        try:
+            # Deleted from gradio's cache minutes after the last identical upload, not at once:
+            # another visitor may have sent the very same file (same path) a second ago.
+            with self.janitor.reading(paths):
+                ws.load_upload(paths)
+        except BaseException:
+            self.room.done(session, None)
+            raise
+        line = (f" {ahead} other recognizer{'s are' if ahead > 1 else ' is'} trained before "
+                f"yours (about {wait / 60:.0f} min)." if ahead else "")
+        return self.everything(ws) | {
+            self.upload: None,
+            self.gallery_status: "Faces found. The recognizer is being trained (tab 2)." + line}
+
+    @gpu
+    def train_recognizer(self, ws: Workspace | None, request: gr.Request,
+                         progress=gr.Progress()):
+        seconds = None  # how long training took: the room's wait estimate learns from it
+        try:
+            seconds = yield from self._train(self._need(ws), progress)
+        finally:
+            self.room.done(session_of(request), seconds)
+
+    def _train(self, ws: Workspace, progress):
+        job = ws.start_enroll()
+        try:
+            while not job.wait(POLL_S):
+                p = job.points[-1] if job.points else None
+                if p:
+                    progress(p["epoch"] / p["epochs"], desc=f"training: epoch {p['epoch']}/{p['epochs']}")
+                yield {self.recog_md: "Training the recognizer from the shipped backbone: "
+                       + (f"epoch {p['epoch']}/{p['epochs']}, loss {p['loss']:.3f}" if p else "starting")
+                       + f" ({job.elapsed():.0f} s)"}
+        finally:
+            if not job.done:
+                job.cancel()
+        if job.error:
+            raise gr.Error(f"Training the recognizer failed: {job.error}. Your gallery is still "
+                           "loaded: press Use my upload again to retry, or load the sample gallery.")
+        if job.cancelled:
+            yield {self.recog_md: "Training cancelled: upload again to retry."}
+            return
+        yield self.everything(ws)
+        return job.elapsed()
+
+    @gpu
+    def forget(self, ws: Workspace | None, names: list[str] | None, preset_name: str,
+               rank: float | None, alpha: float | None, beta: float | None, bnd: float | None,
+               steps: float | None, lr: float | None, shots: float | None,
+               progress=gr.Progress()):
+        ws = self._need(ws)
+        try:
+            cfg = ws.forget_config(
+                preset_name or "fast", rank=_int(rank), alpha=alpha, beta=beta, bnd=bnd,
+                steps=_int(steps), lr=lr)
+            if shots is not None:  # 0 in the panel: every training picture, not K shots
+                cfg = replace(cfg, shots=_int(shots) or None)
+        except ValueError as err:  # the engine names the setting; the page says where it is
+            raise gr.Error(f"{err}: change it under Advanced settings (choosing a recipe "
+                           "again resets them all)") from err
+        job = ws.start_forget(names or [], cfg)
+        earlier = ws.reports[-1] if ws.reports else None
+        try:
+            while not job.wait(POLL_S):
+                yield self._live(job, earlier, progress)
+        finally:
+            if not job.done:  # the visitor left or the event was cancelled: stop the thread too
+                job.cancel()
+        if job.error:
+            raise gr.Error(f"Forgetting failed: {job.error}. The model is exactly as it was "
+                           "before this task: change the settings (or press Cancel sooner) and "
+                           "press Forget again.")
+        if job.cancelled:
+            yield {self.forget_md: f"**Cancelled** at step {len(job.points)} of {cfg.steps}. "
+                                   "The model is exactly as it was before this task."}
+            return
+        rep = job.result
+        done = (f"**Done** in {rep['seconds']:.1f} s: Acc_f {pct(rep['acc_f_before'])} → "
+                f"**{pct(rep['acc_f_after'])}**, Acc_r {pct(rep['acc_r_before'])} → "
+                f"**{pct(rep['acc_r_after'])}**. Full results in the Results tab.")
+        yield (self.after_task(ws) | self._live(job, earlier, None)
+               | {self.forget_md: done, self.tabs: gr.Tabs(selected="results")})
+
+    def _live(self, job, earlier: dict | None, progress) -> dict:
+        """Progress text, loss curves and the heatmap filling in, from the job's points."""
+        if not job.points:
+            return {self.forget_md: "Starting: measuring the recognizer before forgetting…"}
+        p = job.points[-1]
+        if progress is not None:
+            progress(p["step"] / p["steps"], desc=f"forgetting: step {p['step']}/{p['steps']}")
+        evals = [q for q in job.points if "acc_r" in q]
+        acc = (f" · Acc_r {pct(evals[-1]['acc_r'])} · Acc_f {pct(evals[-1]['acc_f'])}"
+               if evals else "")
+        rows = list(earlier["group_norms"]) if earlier else []
+        names = list(earlier["task_names"]) if earlier else []
+        rows.append(p["group_norms"])
+        names.append("this task")
+        return {self.forget_md: f"Step {p['step']}/{p['steps']}{acc} · zero groups "
+                                f"{p['zero_groups']} · {job.elapsed():.0f} s",
+                self.live_curves: plots.loss_curves(job.points),
+                self.live_heatmap: plots.group_heatmap(rows, names)}
+
+    def cancel(self, ws: Workspace | None) -> str:
+        if ws is not None and ws.cancel():
+            return "Cancelling… the model will be exactly as before this task."
+        return "Nothing is running."
+
+    def rollback(self, ws: Workspace | None) -> dict:
+        ws = self._need(ws)
+        name = ws.rollback()
+        return self.after_task(ws) | {self.history_md: f"Rolled back **{name}**: its adapter is "
+                                                       "removed and the model is as before it."}
+
+    def export(self, ws: Workspace | None) -> dict:
+        ws = self._need(ws)
+        paths = ws.export()
+        return {self.export_files: [str(p) for p in paths.values()],
+                self.history_md: "Exported: the merged model (plain weights, every task folded in) "
+                                 "and the report as JSON and Markdown."}
+
+    def try_photo(self, ws: Workspace | None, photo: str | None, test_picture: str | None) -> dict:
+        ws = self._need(ws)
+        res = ws.predict(photo=photo or None, test_picture=None if photo else test_picture)
+        forgotten = set(res["forgotten"])
+
+        def table(top: list[dict]) -> list[list]:
+            return [[i + 1, ("✂ " if t["identity"] in forgotten else "") + t["identity"],
+                     round(t["cosine"], 3)] for i, t in enumerate(top)]
+        gone = ", ".join(res["forgotten"]) or "nobody yet"
+        return {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
+                self.after_df: table(res["after"]),
+                self.photo_md: f"Face: {res['face']}. Scores are cosine similarities to each "
+                               f"person's class (higher = more alike); ✂ marks a forgotten person. "
+                               f"Forgotten: {gone}."}
+
+    def end_session(self, request: gr.Request) -> None:
+        """The tab was closed (gradio's public unload event): delete this session's workspace
+        now, not when gradio drops its state an hour later."""
+        self.room.leave(session_of(request), close_workspace)
+
+    # ---------------------------------------------------------------- layout
+    def build(self) -> gr.Blocks:
+        fast = PRESETS["fast"]
+        with gr.Blocks(title="GS-LoRA Forgetting Studio", analytics_enabled=False,
+                       delete_cache=(1800, int(self.cfg.session_ttl_s))) as demo:
+            self.state = gr.State(None, time_to_live=self.cfg.session_ttl_s,
+                                  delete_callback=self._state_deleted)
+            gr.Markdown("# GS-LoRA Forgetting Studio\nErase chosen people from a face recognizer "
+                        "while everyone else stays recognized: **GS-LoRA** continual forgetting "
+                        "(Zhao et al., CVPR 2024), running live on real faces. "
+                        "Steps: **1** load a gallery → **3** pick people and press *Forget* → "
+                        "**4** see what changed → **5** try a photo.")
+            with gr.Tabs() as self.tabs:
+                with gr.Tab("1 · Gallery", id="gallery"):
+                    with gr.Row():
+                        with gr.Column(scale=1):
+                            self.sample_btn = gr.Button("Load the sample gallery (20 people)",
+                                                        variant="primary", elem_classes="gslora-big")
+                            gr.Markdown("LFW faces the recognizer never saw in pretraining, with "
+                                        "its ready recognizer.")
+                        with gr.Column(scale=1):
+                            self.upload = gr.File(label="…or upload a .zip (one folder per person) "
+                                                  "or several pictures (person_0001.jpg)",
+                                                  file_count="multiple",
+                                                  file_types=["image", ".zip"])
+                            self.upload_btn = gr.Button("Use my upload")
+                    self.gallery_status = gr.Markdown(elem_id="gallery-status")
+                    self.gallery_md = gr.Markdown(NO_GALLERY)
+                    self.ident_df = gr.Dataframe(
+                        headers=["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
+                                 "train", "test"], interactive=False, label="People")
+                    self.crops = gr.Gallery(label="Aligned faces, as the recognizer sees them",
+                                            columns=10, height=300, object_fit="contain")
+                    self.unused_df = gr.Dataframe(headers=["file", "why it was not used"],
+                                                  interactive=False, label="Files not used")
+                    with gr.Accordion("Notes on files that were used", open=False):
+                        self.notes_df = gr.Dataframe(headers=["file", "note"], interactive=False)
+                with gr.Tab("2 · Recognizer", id="recognizer"):
+                    self.recog_md = gr.Markdown("Load a gallery first.", elem_id="recognizer-status")
+                    self.recog_plot = gr.Plot(label="Per-person test accuracy")
+                with gr.Tab("3 · Forget", id="forget"):
+                    gr.Markdown("Click faces (or tick names) to choose who to forget.")
+                    self.thumbs = gr.Gallery(label="People (click to choose)", columns=10,
+                                             height=260, allow_preview=False, object_fit="contain",
+                                             elem_id="forget-faces")
+                    self.names = gr.CheckboxGroup(label="Forget these people", choices=[])
+                    with gr.Row():
+                        self.preset = gr.Radio([(v, k) for k, v in PRESET_LABELS.items()],
+                                               value="fast", label="Recipe")
+                    with gr.Accordion("Advanced settings", open=False):
+                        with gr.Row():
+                            self.rank = gr.Number(fast.rank, **knob_text("rank"), precision=0,
+                                                  minimum=1)
+                            self.alpha = gr.Number(fast.alpha, **knob_text("alpha"), minimum=0)
+                            self.beta = gr.Number(fast.beta, **knob_text("beta"), minimum=0)
+                            self.bnd = gr.Number(fast.bnd, **knob_text("bnd"))
+                        with gr.Row():
+                            self.steps = gr.Number(fast.steps, **knob_text("steps"), precision=0,
+                                                   minimum=1, elem_id="forget-steps")
+                            self.lr = gr.Number(fast.lr, **knob_text("lr"))
+                            self.shots = gr.Number(0, **knob_text("shots"), precision=0, minimum=0)
+                    with gr.Row():
+                        self.forget_btn = gr.Button("Forget", variant="primary",
+                                                    elem_classes="gslora-big")
+                        self.cancel_btn = gr.Button("Cancel", variant="stop")
+                    self.forget_md = gr.Markdown(elem_id="forget-status")
+                    with gr.Row():
+                        self.live_curves = gr.Plot(label="Losses, Acc_r and Acc_f while training")
+                        self.live_heatmap = gr.Plot(label="LoRA group norms (this task filling in)")
+                with gr.Tab("4 · Results", id="results"):
+                    self.summary_md = gr.Markdown("No forgetting task yet.")
+                    self.metrics_df = gr.Dataframe(headers=["metric", "before", "after"],
+                                                   interactive=False, label="Before → after")
+                    with gr.Row():
+                        self.bars = gr.Plot(label="Per-person accuracy")
+                        self.heatmap = gr.Plot(label="Task × block LoRA group norms")
+                    self.evidence_md = gr.Markdown()
+                    gr.Markdown("### Task history")
+                    self.history_df = gr.Dataframe(
+                        headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",
+                                 "blocks used"], interactive=False)
+                    with gr.Row():
+                        self.again_btn = gr.Button("Forget more people (next task)")
+                        self.rollback_btn = gr.Button("Roll back the last task")
+                        self.export_btn = gr.Button("Export merged model + report")
+                    self.history_md = gr.Markdown()
+                    self.export_files = gr.File(label="Downloads", file_count="multiple",
+                                                interactive=False, height=110)
+                    with gr.Accordion("Raw report (JSON)", open=False):
+                        self.report_json = gr.JSON()
+                with gr.Tab("5 · Try a photo", id="photo"):
+                    with gr.Row():
+                        self.photo = PhotoInput(type="filepath", label="Upload any photo",
+                                              sources=["upload"], height=260,
+                                              elem_id="photo-input")
+                        with gr.Column():
+                            self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
+                                                         choices=[])
+                            self.photo_btn = gr.Button("Who is this?", variant="primary")
+                            self.photo_md = gr.Markdown()
+                    with gr.Row():
+                        self.photo_crop = gr.Image(label="Aligned face", height=160,
+                                                   interactive=False)
+                        self.before_df = gr.Dataframe(headers=["#", "person", "score"],
+                                                      label="Before any forgetting",
+                                                      interactive=False)
+                        self.after_df = gr.Dataframe(headers=["#", "person", "score"],
+                                                     label="Now", interactive=False)
+                with gr.Tab("How it works", id="how"):
+                    self.explain_md = gr.Markdown(how_it_works(None, asdict(fast)))
+                    self.sweep_plot = gr.Plot(sweep_figure(), label="What α does (measured)")
+            self._wire(demo)
+        self.demo = demo
+        return demo
+
+    def _wire(self, demo: gr.Blocks) -> None:
+        every = [self.state, self.gallery_status, self.gallery_md, self.ident_df, self.unused_df,
+                 self.notes_df,
+                 self.crops, self.thumbs, self.names, self.test_pick, self.recog_md, self.recog_plot,
+                 self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
+                 self.history_df, self.explain_md, self.report_json]
+        train = {"concurrency_id": "train", "concurrency_limit": self.cfg.train_concurrency}
+        forget = {"concurrency_id": "forget", "concurrency_limit": self.cfg.forget_concurrency}
+        self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
+                              [self.state], every, api_name="load_sample",
+                              show_progress_on=[self.gallery_status])
+        up = self.upload_btn.click(friendly(self.upload_gallery, "Could not use this upload"),
+                                   [self.state, self.upload], every + [self.upload],
+                                   api_name="upload_gallery", show_progress_on=[self.gallery_status],
+                                   concurrency_id="ingest",
+                                   concurrency_limit=self.cfg.ingest_concurrency)
+        up.success(friendly(self.train_recognizer, "Could not train the recognizer"), [self.state],
+                   every, api_name="train_recognizer", show_progress_on=[self.recog_md], **train)
+        self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
+        self.preset.change(_preset_values, [self.preset],
+                           [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
+                            self.shots], api_name=False)
+        forget_out = every + [self.forget_md, self.live_curves, self.live_heatmap, self.tabs]
+        self.forget_btn.click(
+            friendly(self.forget, "Forgetting did not run"),
+            [self.state, self.names, self.preset, self.rank, self.alpha, self.beta, self.bnd,
+             self.steps, self.lr, self.shots], forget_out, api_name="forget",
+            show_progress_on=[self.forget_md], **forget)
+        self.cancel_btn.click(self.cancel, [self.state], [self.forget_md], api_name="cancel")
+        self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
+        self.rollback_btn.click(friendly(self.rollback, "Could not roll back"), [self.state],
+                                every + [self.history_md], api_name="rollback")
+        self.export_btn.click(friendly(self.export, "Could not export"), [self.state],
+                              [self.export_files, self.history_md], api_name="export")
+        photo_args = ([self.state, self.photo, self.test_pick],
+                      [self.photo_crop, self.before_df, self.after_df, self.photo_md])
+        try_photo = friendly(self.try_photo, "Could not read this photo")
+        self.photo_btn.click(try_photo, *photo_args, api_name="try_photo")
+        self.test_pick.input(try_photo, *photo_args, api_name=False)
+        self.photo.upload(try_photo, *photo_args, api_name=False)
+        demo.unload(self.end_session)
+
+
+def _int(v: float | None) -> int | None:
+    return None if v is None else int(v)
+
+
+def _toggle(current: list[str] | None, evt: gr.SelectData) -> list[str]:
+    """Clicking a face adds or removes that person from the forget list."""
+    name = evt.value["caption"] if isinstance(evt.value, dict) else str(evt.value)
+    current = list(current or [])
+    return [n for n in current if n != name] if name in current else current + [name]
+
+
+def _preset_values(name: str) -> list:
+    cfg = PRESETS[name]
+    return [cfg.rank, cfg.alpha, cfg.beta, cfg.bnd, cfg.steps, cfg.lr, cfg.shots or 0]
+
+
+def _evidence(rep: dict) -> str:
+    """Forgetting beyond accuracy, in words."""
+    lines = ["### Evidence beyond accuracy"]
+    if rep.get("mia") is not None:
+        lines.append(f"- **Membership inference**: an attacker's accuracy at telling the forgotten "
+                     f"people's *training* pictures from their *test* pictures by the model's "
+                     f"loss: {rep['mia_before']:.2f} before → **{rep['mia']:.2f}** after "
+                     "(0.5 = chance). It is measured on the few pictures of these people: a "
+                     "value far from 0.5 either way means the model treats the pictures it was "
+                     "trained (and then made to forget) on differently from unseen ones.")
+    cb, ca = rep.get("forgotten_cos_to_prototype_before"), rep.get("forgotten_cos_to_prototype_after")
+    if cb is not None and ca is not None:
+        lines.append(f"- **Embedding shift**: the forgotten faces' cosine similarity to where their "
+                     f"class used to be: {cb:.2f} before → **{ca:.2f}** after.")
+    return "\n".join(lines)
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process (``StudioConfig.malloc_arenas``) before the
+    server's threads start; False where there is no glibc (macOS, musl) or nothing to do."""
+    if arenas <= 0:
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-8, arenas))  # -8 = M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
+def build_demo(cfg: StudioConfig = StudioConfig()) -> gr.Blocks:
+    """The page; the engine (torch) is imported in the background meanwhile."""
+    limit_malloc_arenas(cfg.malloc_arenas)
+    preload_engine()
+    return Studio(cfg).build()
+
+
+def serve_in_background(cfg: StudioConfig = StudioConfig(),
+                        concurrency: int = QUEUE_CONCURRENCY) -> tuple[str, gr.Blocks]:
+    """The app on a free local port without blocking (tests, benchmarks): (url, demo).
+    ``demo.close()`` stops it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo(cfg)
+    demo.queue(default_concurrency_limit=concurrency).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+        **launch_kwargs(cfg))
+    return f"http://127.0.0.1:{port}/", demo
+
+
+def launch_kwargs(cfg: StudioConfig = StudioConfig()) -> dict:
+    """What ``launch()`` needs besides host and port: upload limit, theme, CSS."""
+    return {"max_file_size": f"{int(cfg.max_upload_mb)}mb", "css": CSS,
+            "theme": gr.themes.Soft()}
