@@ -117,22 +117,25 @@ def friendly(fn: Callable, title: str) -> Callable:
     return call
 
 
-class PhotoInput(gr.Image):
-    """gr.Image for "Try a photo": a file it cannot decode gets a sentence that says what to do.
-    (gr.Image decodes the upload before any handler runs, and gradio shows a failure there as a
-    bare "Error".)"""
+def photo_input(**kwargs: Any) -> gr.Image:
+    """gr.Image for "Try a photo" whose undecodable files get a sentence that says what to do:
+    gr.Image decodes an upload before any handler runs, and gradio shows a failure there as a
+    bare "Error". (Wrapped on the instance: a gr.Image subclass would make gradio write a .pyi
+    stub beside this file at import.)"""
+    image = gr.Image(**kwargs)
+    decode = image.preprocess
 
-    is_template = True  # gradio then draws it with gr.Image's own front end
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return decode(payload)
         except gr.Error:
             raise
         except Exception as err:
             raise gr.Error("This file could not be read as a picture (it is damaged, cut short or "
                            "not an image): choose a JPEG or PNG photo, or pick a held-back test "
                            "picture instead.", title="Could not read this photo") from err
+    image.preprocess = preprocess
+    return image
 
 
 def close_workspace(ws: Workspace | None) -> None:
@@ -504,9 +507,9 @@ class Studio:
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
                     with gr.Row():
-                        self.photo = PhotoInput(type="filepath", label="Upload any photo",
-                                              sources=["upload"], height=260,
-                                              elem_id="photo-input")
+                        self.photo = photo_input(type="filepath", label="Upload any photo",
+                                                 sources=["upload"], height=260,
+                                                 elem_id="photo-input")
                         with gr.Column():
                             self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
                                                          choices=[])

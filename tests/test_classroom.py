@@ -112,6 +112,15 @@ def test_gradio_sees_the_request_parameter_of_every_handler_that_needs_one():
     assert utils.get_type_hints(studio.end_session).get("request") is gr.Request
 
 
+def test_building_the_page_writes_nothing_into_the_source_tree():
+    """A gr.Component subclass makes gradio write a .pyi stub beside its module at import (one
+    was committed by mistake once); the page must leave the checkout as it found it."""
+    from demo.ui import Studio
+
+    Studio().build()
+    assert not list((Path(__file__).resolve().parents[1] / "demo").glob("*.pyi"))
+
+
 def test_one_face_aligner_serves_every_photo_tried(monkeypatch):
     """'Try a photo' used to build a new MTCNN for every request; a room of visitors trying
     photos now shares one (its detector calls take turns under a lock)."""
