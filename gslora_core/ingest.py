@@ -127,6 +127,9 @@ def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list
         if parts is None:
             rejected.append((info.filename, "unsafe path in zip (absolute or '..'): skipped"))
             continue
+        if not parts:  # a member named "." or "/./": nothing to read
+            rejected.append((info.filename, "no file name in zip: skipped"))
+            continue
         if parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue
         if (info.external_attr >> 16) & 0o170000 == 0o120000:

@@ -163,6 +163,16 @@ def test_zip_with_top_folder_traversal_and_bomb(tmp_path: Path) -> None:
     assert len(gallery.train_y) + len(gallery.test_y) == 4
 
 
+def test_a_zip_member_with_no_name_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """Found by the property test: a member named "." has no path parts at all."""
+    path = tmp_path / "odd.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("Ana/a.gif", b"")
+        zf.writestr(".", b"")
+    files, rejected = collect(path)
+    assert [f.label for f in files] == ["Ana/a.gif"] and rejected == [(".", "no file name in zip: skipped")]
+
+
 def test_zip_refusals(tmp_path: Path) -> None:
     empty = make_zip(tmp_path / "empty.zip", {})
     gallery = load_gallery(empty, 32, CENTER)
