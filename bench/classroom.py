@@ -147,14 +147,6 @@ def run(visitors: int, within_s: float, workdir: Path, url: str | None = None) -
             url = server.stdout.readline().strip()
             threading.Thread(target=server.stdout.read, daemon=True).start()  # never blocks
         idle = mem()["VmRSS"]
-        samples: list[tuple[float, float]] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(0.5):
-                samples.append((time.perf_counter(), mem()["VmRSS"]))
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         rows: list[dict] = [{"visitor": i + 1} for i in range(visitors)]
         draw = random.Random(1)  # the same arrival times every run
         arrivals = sorted(draw.uniform(0, within_s) for _ in range(visitors))
@@ -166,8 +158,7 @@ def run(visitors: int, within_s: float, workdir: Path, url: str | None = None) -
         for th in threads:
             th.join()
         wall = time.perf_counter() - t0
-        stop.set()
-        end = mem()
+        end = mem()  # VmHWM: the kernel's record of the server's peak resident memory
     finally:
         if server:
             server.terminate()
@@ -194,7 +185,7 @@ def run(visitors: int, within_s: float, workdir: Path, url: str | None = None) -
             "machine_s_per_visitor": round(per_visitor, 1) if per_visitor else None,
             "visitors_per_hour": int(3600 / per_visitor) if per_visitor else None,
             "server_rss_idle_mb": round(idle),
-            "server_rss_peak_mb": round(max([m for _, m in samples] + [end["VmHWM"]])),
+            "server_rss_peak_mb": round(end["VmHWM"]),
             "server_rss_end_mb": round(end["VmRSS"]),
             "upload_crops_on_disk": len(list(faces.glob("*/*.json"))) if faces.is_dir() else 0,
         },

@@ -301,16 +301,21 @@ def plot(summary: list[dict], rows: list[dict], out: Path, name: str) -> list[Pa
     fig.update_layout(title=f"Forgetting on the sample gallery: Acc_r vs Acc_f per method "
                             f"({meta_title(rows)})", template="plotly_white", width=1100,
                       height=560, legend=dict(orientation="h", y=-0.18))
-    html = out / f"{name}_plot.html"
+    return write_figure(fig, out / f"{name}_plot", 1100, 560)
+
+
+def write_figure(fig, stem: Path, width: int, height: int) -> list[Path]:
+    """``<stem>.html`` (self-contained) and, where Chromium and playwright are installed, a
+    ``<stem>.png`` screenshot of it at ``width`` x ``height``."""
+    html, png = stem.with_suffix(".html"), stem.with_suffix(".png")
     fig.write_html(html, include_plotlyjs=True)
     written = [html]
-    png = out / f"{name}_plot.png"
     try:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-            page = browser.new_page(viewport={"width": 1100, "height": 560})
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(html.resolve().as_uri())
             page.wait_for_selector(".main-svg", timeout=30000)
             page.screenshot(path=str(png))

@@ -38,7 +38,7 @@ import gslora_core  # noqa: E402
 from gslora_core.config import PRESETS, ForgetConfig  # noqa: E402
 from gslora_core.forgetting import forget  # noqa: E402
 
-from .forgetting import forget_sets  # noqa: E402
+from .forgetting import forget_sets, write_figure  # noqa: E402
 from .galleries import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,7 @@ def task_row(rep: dict) -> dict:
     norms = rep["group_norms"][rep["task_names"].index(rep["task"])]
     return {"forgotten": rep["forgotten"], "earlier": rep["earlier_forgotten"],
             "zero_groups": rep["zero_groups"], "groups": len(norms),
+            # not report.blocks_used: --engine may import an engine from before it existed
             "blocks_used": [i + 1 for i, n in enumerate(norms) if n != 0.0],
             "group_norms": norms, "acc_r_before": rep["acc_r_before"],
             "acc_r_after": rep["acc_r_after"], "acc_f_before": rep["acc_f_before"],
@@ -147,32 +148,12 @@ def markdown(rows: list[dict], summary: list[dict]) -> str:
 def plot_sweep(summary: list[dict], out: Path, name: str) -> list[Path]:
     """The alpha sweep (the page's "How it works" figure) as HTML and, where Chromium and
     playwright are installed, PNG."""
-    if not any(s["part"] == "sweep" for s in summary):
-        return []
     from demo.plots import alpha_sweep
 
-    fig = alpha_sweep(summary)
+    fig = alpha_sweep(summary)  # None when the run had no sweep
     if fig is None:
         return []
-    fig.update_layout(width=1000, height=520)
-    html = out / f"{name}_alpha.html"
-    fig.write_html(html, include_plotlyjs=True)
-    written = [html]
-    png = out / f"{name}_alpha.png"
-    try:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium")
-            page = browser.new_page(viewport={"width": 1000, "height": 520})
-            page.goto(html.resolve().as_uri())
-            page.wait_for_selector(".main-svg", timeout=30000)
-            page.screenshot(path=str(png))
-            browser.close()
-        written.append(png)
-    except Exception as err:  # optional: the HTML is the plot, the PNG a convenience
-        print(f"no PNG ({type(err).__name__}: {err}); the HTML has the plot", flush=True)
-    return written
+    return write_figure(fig, out / f"{name}_alpha", 1000, 520)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import gradio as gr
 
 from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
-from gslora_core.report import metric_rows, pct, task_summary, without_curve
+from gslora_core.report import blocks_text, metric_rows, pct, task_summary, without_curve
 
 from . import plots
 from .explain import how_it_works
@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - the usual case
 NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choose a .zip (one "
               "folder per person) and press **Use my upload**.")
 POLL_S = 1.0  # seconds between page updates while a job runs
-QUEUE_CONCURRENCY = 4  # per event; training and forgetting share their own "compute" limit
+QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (_wire)
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
 PRESET_LABELS = {"fast": "fast (default)", "dense": "dense (no group sparsity, α = 0)",
                  "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
@@ -223,7 +223,7 @@ class Studio:
         rep = ws.reports[-1] if ws.reports else None
         history = [[h["task"], ", ".join(h["forgotten"]), pct(h["acc_r"]), pct(h["acc_f"]),
                     pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
-                    ", ".join(map(str, h["blocks_used"])) or "none"] for h in ws.history()]
+                    blocks_text(h["group_norms"])] for h in ws.history()]
         out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
                self.report_json: without_curve(rep) if rep else {}}
         if rep is None:

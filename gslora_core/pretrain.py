@@ -178,7 +178,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     history: list[dict] = []
     start_epoch, step, best, spent = 0, 0, -1.0, 0.0
     if resume and out is not None and state_path(out).exists():
-        st = torch.load(state_path(out), map_location="cpu", weights_only=False)
+        st = torch.load(state_path(out), map_location="cpu", weights_only=True)
         if st["model_cfg"] != model_cfg.to_dict() or st["images"] != n:
             raise ValueError(f"{state_path(out)} is another run's state (model or data differ)")
         model.backbone.load_state_dict(st["backbone"])

@@ -27,7 +27,7 @@ from .data import CropCache, Gallery, load_gallery
 from .forgetting import evaluate, forget, plan_task, rollback
 from .inference import top_k, top_k_crop
 from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
-from .report import blocks_used, task_norms, to_markdown
+from .report import task_norms, to_markdown
 from .training import from_backbone, train_recognizer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -342,7 +342,7 @@ class Workspace:
         return [{"task": r["task"], "forgotten": r["forgotten"], "acc_r": r["acc_r_after"],
                  "acc_f": r["acc_f_after"], "acc_o": r["acc_o"], "h_mean": r["h_mean"],
                  "seconds": r["seconds"], "zero_groups": r["zero_groups"],
-                 "blocks_used": blocks_used(task_norms(r))} for r in self.reports]
+                 "group_norms": task_norms(r)} for r in self.reports]
 
     def evaluate_now(self) -> dict:
         return evaluate(self._ready(), self._gallery())
