@@ -47,8 +47,9 @@ from gslora_core.metrics import embed_all
 from gslora_core.model import Recognizer, load_recognizer
 from gslora_core.training import from_backbone, train_recognizer
 
+from .backbone import LFW
+
 ROOT = Path(__file__).resolve().parents[1]
-LFW = ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"
 SHIFTS = ("clean", "tight_crop", "greyscale", "face_32px", "face_48px", "jpeg_q20", "colour_cast")
 CAST_GAINS = (1.3, 1.0, 0.6)  # a strong warm (tungsten-like) cast: red up, blue down
 TIGHT_SIDE = 1.0  # tight crop: a square of the MTCNN box's larger side around its centre

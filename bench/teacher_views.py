@@ -28,8 +28,9 @@ from gslora_core import augment as A
 from gslora_core.alignment import TEMPLATE_112, FaceAligner, umeyama, warp_to_template
 from gslora_core.metrics import make_pairs, verification_accuracy
 
+from .backbone import LFW
+
 ROOT = Path(__file__).resolve().parents[1]
-LFW = ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"
 MARGIN = 24
 
 

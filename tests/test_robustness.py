@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.backbone import LFW
 from bench.robustness import SHIFTS, apply_shift, markdown, nearest_prototype
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,7 @@ def test_markdown_table() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared/datasets/lfw-deepfunneled")
 def test_quick_benchmark_on_real_people(tmp_path) -> None:
     """Quick mode end to end: 6 held-out people x 8 pictures, every shift, the shipped backbone
     (the teacher only where requirements-pretrain.txt is installed)."""
