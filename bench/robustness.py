@@ -143,7 +143,8 @@ class ShiftData:
         by_id: dict[str, list[str]] = {}
         for t in self.labels_text:
             by_id.setdefault(t.split("/")[0], []).append(t)
-        train = {t for labels in by_id.values() for t in split_labels(labels, DataConfig())[0]}
+        split = DataConfig(split="rank")  # the rule its stored results were measured with
+        train = {t for labels in by_id.values() for t in split_labels(labels, split)[0]}
         self.train = np.array([t in train for t in self.labels_text])
 
 
@@ -215,7 +216,7 @@ def score_shift(d: ShiftData, backbone: Recognizer | None, enroll: bool) -> dict
         tr, te = torch.from_numpy(d.train & keep), torch.from_numpy(~d.train & keep)
         gallery = Gallery(names=d.names, train_x=d.crops[tr], train_y=d.y[tr],
                           test_x=d.crops[te], test_y=d.y[te])
-        model = from_backbone(backbone, gallery, DataConfig(preprocess="mtcnn"))
+        model = from_backbone(backbone, gallery, DataConfig(preprocess="mtcnn", split="rank"))
         report = train_recognizer(model, gallery, TrainConfig.from_backbone())
         row["student_enrolled"] = report["test_accuracy"] * int(te.sum()) / test_total
     return row

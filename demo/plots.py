@@ -115,3 +115,31 @@ def alpha_sweep(summary: Sequence[dict]) -> go.Figure | None:
                       legend={"orientation": "h", "y": -0.25},
                       margin={"t": 50, "l": 60, "r": 60, "b": 40})
     return fig
+
+
+def embedding_map(data: dict) -> go.Figure:
+    """Held-back pictures before and after forgetting on shared axes (fitted on the untouched
+    model): one colour per person, forgotten people as large crosses; hover names the face."""
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=("Before any forgetting", "Now"), horizontal_spacing=0.04)
+    points = data["points"]
+    people = sorted({p["identity"] for p in points})
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf"]
+    for k, person in enumerate(people):
+        for col, stage in ((1, "before"), (2, "after")):
+            mine = [p for p in points if p["identity"] == person and p["stage"] == stage]
+            gone = bool(mine and mine[0]["forgotten"])
+            fig.add_scatter(
+                x=[p["x"] for p in mine], y=[p["y"] for p in mine], mode="markers",
+                name=("✂ " if gone else "") + person, legendgroup=person, showlegend=col == 1,
+                marker={"color": palette[k % len(palette)], "size": 13 if gone else 7,
+                        "symbol": "x" if gone else "circle", "line": {"width": 0},
+                        "opacity": 1.0 if gone else 0.55},
+                text=[f"{p['identity']}<br>{p['file']}" for p in mine],
+                hovertemplate="%{text}<extra></extra>", row=1, col=col)
+    share = sum(data.get("explained", [])) * 100
+    fig.update_layout(title=f"Embeddings of held-back pictures (2 axes of the untouched model, "
+                            f"{share:.0f} % of its variance); ✂ = forgotten",
+                      template="plotly_white", height=460, margin={"t": 60, "l": 40, "r": 20, "b": 30})
+    return fig

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import gradio as gr
 
 from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
-from gslora_core.report import blocks_text, metric_rows, pct, task_summary, without_curve
+from gslora_core.report import (
+    COMPARISON_HEADERS,
+    blocks_text,
+    comparison_rows,
+    metric_rows,
+    pct,
+    task_summary,
+    without_curve,
+)
 
 from . import plots
 from .explain import how_it_works
@@ -56,10 +64,16 @@ except ImportError:  # pragma: no cover - the usual case
 NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choose a .zip (one "
               "folder per person) and press **Use my upload**.")
 POLL_S = 1.0  # seconds between page updates while a job runs
+ROOT = Path(__file__).resolve().parents[1]
+# Try-a-photo examples: LFW photos of sample-gallery people that are not in the gallery (never
+# trained on), whole as a visitor would upload them, so a phone needs no file of its own.
+EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_Williams_0024.jpg",
+                  "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (_wire)
 ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
-PRESET_LABELS = {"fast": "fast (default)", "dense": "dense (no group sparsity, α = 0)",
-                 "paper": "paper-faithful", "fewshot": "few-shot GS-LoRA++"}
+PRESET_LABELS = {"fast": "fast (default)", "many": "many people at once (10+)",
+                 "dense": "dense (no group sparsity, α = 0)", "paper": "paper-faithful",
+                 "fewshot": "few-shot GS-LoRA++"}
 
 SWEEP_RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "sparsity.json"
 
@@ -225,7 +239,7 @@ class Studio:
                     pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
                     blocks_text(h["group_norms"])] for h in ws.history()]
         out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
-               self.report_json: without_curve(rep) if rep else {}}
+               self.report_json: without_curve(rep) if rep else {}, **self.inspection_view(ws)}
         if rep is None:
             out.update({self.metrics_df: [], self.summary_md: "No forgetting task yet.",
                         self.bars: None, self.heatmap: None, self.evidence_md: ""})
@@ -377,6 +391,43 @@ class Studio:
                 self.live_curves: plots.loss_curves(job.points),
                 self.live_heatmap: plots.group_heatmap(rows, names)}
 
+    @gpu
+    def compare(self, ws: Workspace | None, retrain: bool, progress=gr.Progress()):
+        """delete vs GS-LoRA (vs retrain) on everyone forgotten so far, and the embedding map."""
+        ws = self._need(ws)
+        job = ws.start_inspect(bool(retrain))
+        try:
+            while not job.wait(POLL_S):
+                stage = job.points[-1]["stage"] if job.points else "starting"
+                yield {self.compare_md: f"Comparing: {stage} ({job.elapsed():.0f} s)"}
+        finally:
+            if not job.done:
+                job.cancel()
+        if job.error:
+            raise gr.Error(f"The comparison did not run: {job.error}. Your model is unchanged.")
+        if job.cancelled:
+            yield {self.compare_md: "Comparison cancelled."}
+            return
+        yield self.inspection_view(ws)
+
+    def inspection_view(self, ws: Workspace) -> dict:
+        res = ws.inspection
+        if not res:
+            return {self.compare_md: "", self.compare_df: [], self.map_plot: None}
+        rows = {m["method"]: m for m in res["methods"]}
+        gone = ", ".join(res["forgotten"])
+        rec = rows["delete"]["recognizable"]
+        md = (f"**Forgotten: {gone}.** Verification threshold fixed on the people you kept "
+              f"(cosine {rec['threshold']:.2f}, {pct(rec['retained_verification'])} right on "
+              f"their pairs); relearning trains only the answer sheet on k pictures a forgotten "
+              "person. *Delete* answers like forgetting but the embeddings still know them; "
+              "compare GS-LoRA's columns with retrain's.")
+        return {self.compare_md: md, self.compare_df: comparison_rows(res["methods"]),
+                self.map_plot: plots.embedding_map(res["embedding_map"])}
+
+    def suggest(self, ws: Workspace | None) -> list[str]:
+        return self._need(ws).suggest()
+
     def cancel(self, ws: Workspace | None) -> str:
         if ws is not None and ws.cancel():
             return "Cancelling… the model will be exactly as before this task."
@@ -460,7 +511,11 @@ class Studio:
                     self.thumbs = gr.Gallery(label="People (click to choose)", columns=10,
                                              height=260, allow_preview=False, object_fit="contain",
                                              elem_id="forget-faces")
-                    self.names = gr.CheckboxGroup(label="Forget these people", choices=[])
+                    with gr.Row():
+                        self.names = gr.CheckboxGroup(label="Forget these people", choices=[],
+                                                      scale=4)
+                        self.suggest_btn = gr.Button("Suggest two people", scale=1,
+                                                     elem_id="suggest-btn")
                     with gr.Row():
                         self.preset = gr.Radio([(v, k) for k, v in PRESET_LABELS.items()],
                                                value="fast", label="Recipe")
@@ -492,6 +547,24 @@ class Studio:
                         self.bars = gr.Plot(label="Per-person accuracy")
                         self.heatmap = gr.Plot(label="Task × block LoRA group norms")
                     self.evidence_md = gr.Markdown()
+                    gr.Markdown("### Is the person gone from the model, or only from its answers?\n"
+                                "The same people forgotten three ways, measured alike: *delete* "
+                                "drops their rows from the recognizer's answer sheet (instant), "
+                                "GS-LoRA is what you ran, *retrain* enrolls everyone else again "
+                                "from the backbone (the gold standard, slower). Then: do two "
+                                "held-back pictures of a forgotten person still match each "
+                                "other, and does a little relearning bring them back?")
+                    with gr.Row():
+                        self.compare_retrain = gr.Checkbox(
+                            value=True, label="also retrain without them (about 15 s on the "
+                                              "sample gallery)")
+                        self.compare_btn = gr.Button("Compare: delete vs GS-LoRA vs retrain",
+                                                     elem_id="compare-btn")
+                    self.compare_md = gr.Markdown(elem_id="compare-status")
+                    self.compare_df = gr.Dataframe(headers=COMPARISON_HEADERS, interactive=False,
+                                                   label="Three ways to forget", wrap=True,
+                                                   elem_id="compare-table")
+                    self.map_plot = gr.Plot(label="Embedding map", elem_id="embedding-map")
                     gr.Markdown("### Task history")
                     self.history_df = gr.Dataframe(
                         headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",
@@ -514,7 +587,10 @@ class Studio:
                             self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
                                                          choices=[])
                             self.photo_btn = gr.Button("Who is this?", variant="primary")
-                            self.photo_md = gr.Markdown()
+                            self.photo_md = gr.Markdown(elem_id="photo-status")
+                    gr.Examples([[str(ROOT / p)] for p in EXAMPLE_PHOTOS], [self.photo],
+                                label="Example photos (sample-gallery people, pictures the "
+                                      "recognizer never saw: click one, then Who is this?)")
                     with gr.Row():
                         self.photo_crop = gr.Image(label="Aligned face", height=160,
                                                    interactive=False)
@@ -522,7 +598,8 @@ class Studio:
                                                       label="Before any forgetting",
                                                       interactive=False)
                         self.after_df = gr.Dataframe(headers=["#", "person", "score"],
-                                                     label="Now", interactive=False)
+                                                     label="Now", interactive=False,
+                                                     elem_id="photo-now")
                 with gr.Tab("How it works", id="how"):
                     self.explain_md = gr.Markdown(how_it_works(None, asdict(fast)))
                     self.sweep_plot = gr.Plot(sweep_figure(), label="What α does (measured)")
@@ -535,7 +612,8 @@ class Studio:
                  self.notes_df,
                  self.crops, self.thumbs, self.names, self.test_pick, self.recog_md, self.recog_plot,
                  self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
-                 self.history_df, self.explain_md, self.report_json]
+                 self.history_df, self.explain_md, self.report_json, self.compare_md,
+                 self.compare_df, self.map_plot]
         train = {"concurrency_id": "train", "concurrency_limit": self.cfg.train_concurrency}
         forget = {"concurrency_id": "forget", "concurrency_limit": self.cfg.forget_concurrency}
         self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
@@ -549,6 +627,8 @@ class Studio:
         up.success(friendly(self.train_recognizer, "Could not train the recognizer"), [self.state],
                    every, api_name="train_recognizer", show_progress_on=[self.recog_md], **train)
         self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
+        self.suggest_btn.click(friendly(self.suggest, "No suggestion"), [self.state],
+                               [self.names], api_name="suggest")
         self.preset.change(_preset_values, [self.preset],
                            [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
                             self.shots], api_name=False)
@@ -562,6 +642,10 @@ class Studio:
         self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
         self.rollback_btn.click(friendly(self.rollback, "Could not roll back"), [self.state],
                                 every + [self.history_md], api_name="rollback")
+        self.compare_btn.click(friendly(self.compare, "Could not compare"),
+                               [self.state, self.compare_retrain],
+                               [self.compare_md, self.compare_df, self.map_plot],
+                               api_name="compare", show_progress_on=[self.compare_md], **forget)
         self.export_btn.click(friendly(self.export, "Could not export"), [self.state],
                               [self.export_files, self.history_md], api_name="export")
         photo_args = ([self.state, self.photo, self.test_pick],
@@ -592,13 +676,17 @@ def _preset_values(name: str) -> list:
 def _evidence(rep: dict) -> str:
     """Forgetting beyond accuracy, in words."""
     lines = ["### Evidence beyond accuracy"]
-    if rep.get("mia") is not None:
-        lines.append(f"- **Membership inference**: an attacker's accuracy at telling the forgotten "
-                     f"people's *training* pictures from their *test* pictures by the model's "
-                     f"loss: {rep['mia_before']:.2f} before → **{rep['mia']:.2f}** after "
-                     "(0.5 = chance). It is measured on the few pictures of these people: a "
-                     "value far from 0.5 either way means the model treats the pictures it was "
-                     "trained (and then made to forget) on differently from unseen ones.")
+    after = rep.get("membership")
+    if after:
+        before = rep.get("membership_before") or {}
+        lines.append("- **Membership attack** (calibrated on the people you kept: their training "
+                     "pictures are members, their held-back pictures are not; then asked about "
+                     "the forgotten people's training pictures). Before: "
+                     f"{before.get('verdict', '–')} After: {after['verdict']}")
+        if not after.get("has_power"):
+            lines.append("  On a gallery this size the attack has no power, so no number is "
+                         "shown as evidence; `python -m bench.forgetting` measures it on LFW-100 "
+                         "next to a retrained model.")
     cb, ca = rep.get("forgotten_cos_to_prototype_before"), rep.get("forgotten_cos_to_prototype_after")
     if cb is not None and ca is not None:
         lines.append(f"- **Embedding shift**: the forgotten faces' cosine similarity to where their "

@@ -1,4 +1,5 @@
-"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,predict,rollback,export,report}``.
+"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,inspect,predict,rollback,
+export,report}``.
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -14,7 +15,8 @@ from typing import Any
 
 from .config import PRESETS, DataConfig, ForgetConfig, ModelConfig, PretrainConfig, TrainConfig, preset
 from .data import load_gallery
-from .forgetting import evaluate, forget, rollback
+from .evaluation import evaluate
+from .forgetting import forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
 from .training import from_backbone, train_recognizer
@@ -87,7 +89,8 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     mcfg = backbone.cfg if backbone else MODEL_SIZES[a.model_size]
     preprocess = a.preprocess or (backbone.data_config.preprocess if backbone else "center")
     dcfg = DataConfig(preprocess=preprocess, max_per_identity=a.max_per_identity,
-                      test_fraction=a.test_fraction, min_images=a.min_images)
+                      test_fraction=a.test_fraction, val_fraction=a.val_fraction,
+                      min_images=a.min_images)
     gallery = load_gallery(a.gallery, mcfg.img_size, dcfg)
     if len(gallery.names) < 2:
         raise ValueError(f"need at least 2 identities with {dcfg.min_images}+ usable pictures; "
@@ -159,6 +162,26 @@ def cmd_forget(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     model = load_recognizer(a.checkpoint, resolve_device(a.device))
     _print_json(evaluate(model, _gallery_for(model, a.gallery)), a.report)
+    return 0
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    """delete vs GS-LoRA (vs retrain) on the people the checkpoint forgot; embedding map."""
+    from . import probes
+
+    model = load_recognizer(a.checkpoint, resolve_device(a.device))
+    gallery = _gallery_for(model, a.gallery)
+    retrained = None
+    if a.retrain:
+        backbone = load_recognizer(a.backbone, resolve_device(a.device))
+        retrained = probes.retrain_without(backbone, gallery, model.forgotten(),
+                                           data_config=model.data_config)
+    rows = probes.compare(model, gallery, a.gslora_seconds, retrained, a.shots)
+    out: dict[str, Any] = {"forgotten": model.forgotten(), "methods": rows}
+    if a.map:
+        out["embedding_map"] = probes.embedding_map(probes.untouched_copy(model), model, gallery,
+                                                    model.forgotten())
+    _print_json(out, a.report)
     return 0
 
 
@@ -251,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preprocess", choices=["mtcnn", "center"], default=None,
                    help="face cropper (default: the backbone's, mtcnn; center from scratch)")
     e.add_argument("--max-per-identity", type=int, default=None)
-    e.add_argument("--test-fraction", type=float, default=DataConfig.test_fraction)
+    e.add_argument("--test-fraction", type=float, default=DataConfig.test_fraction,
+                   help="share of each person's pictures held back for test")
+    e.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction,
+                   help="share held back for validation (choosing recipes), never trained on")
     e.add_argument("--min-images", type=int, default=DataConfig.min_images)
     e.add_argument("--epochs", type=int, default=None,
                    help=f"default {TrainConfig.from_backbone().epochs} on a backbone, "
@@ -279,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto")
     v.add_argument("--report", help="also write the JSON report here")
     v.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("inspect", help="is the forgotten person gone from the model? delete vs "
+                                       "GS-LoRA (vs retrain): still recognizable, relearning, map")
+    i.add_argument("--checkpoint", required=True, help="a checkpoint after forgetting (un-merged)")
+    i.add_argument("--gallery", required=True)
+    i.add_argument("--retrain", action="store_true",
+                   help="also enroll again from --backbone without the forgotten people")
+    i.add_argument("--backbone", default="checkpoints/backbone.safetensors")
+    i.add_argument("--shots", nargs="+", type=int, default=[1, 2, 4],
+                   help="pictures per forgotten person in the relearning test")
+    i.add_argument("--gslora-seconds", type=float, help="the task's time, shown in the table")
+    i.add_argument("--map", action="store_true", help="also the 2-D embedding map's points")
+    i.add_argument("--device", default="auto")
+    i.add_argument("--report", help="also write the JSON here")
+    i.set_defaults(func=cmd_inspect)
 
     q = sub.add_parser("predict", help="top-k identities for photos (aligned like the gallery)")
     q.add_argument("--checkpoint", required=True)

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +37,10 @@ class Gallery:
     test_y: torch.Tensor
     train_files: list[str] = field(default_factory=list)
     test_files: list[str] = field(default_factory=list)
+    # Validation pictures (``DataConfig.val_fraction``; none by default): where recipes are chosen.
+    val_x: torch.Tensor = field(default_factory=lambda: torch.zeros((0, 3, 1, 1), dtype=torch.uint8))
+    val_y: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    val_files: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)  # (identity/file, reason)
     excluded: list[Rejection] = field(default_factory=list)  # (identity, why it is not enrolled)
     notes: list[Rejection] = field(default_factory=list)  # (identity/file, remark), e.g. 2 faces
@@ -45,7 +49,11 @@ class Gallery:
     def counts(self) -> list[dict]:
         tr = torch.bincount(self.train_y, minlength=len(self.names)).tolist()
         te = torch.bincount(self.test_y, minlength=len(self.names)).tolist()
-        return [{"identity": n, "train": a, "test": b} for n, a, b in zip(self.names, tr, te)]
+        rows = [{"identity": n, "train": a, "test": b} for n, a, b in zip(self.names, tr, te)]
+        if len(self.val_y):  # only galleries split with a validation share have the column
+            va = torch.bincount(self.val_y, minlength=len(self.names)).tolist()
+            rows = [{**r, "validation": v} for r, v in zip(rows, va)]
+        return rows
 
     def summary(self) -> list[dict]:
         """Per identity: pictures used, how their faces were found, train/test sizes."""
@@ -55,6 +63,38 @@ class Gallery:
             out.append({**row, "faces": len(mine), "aligned": mine.count("mtcnn"),
                         "as_is": mine.count("as-is")})
         return out
+
+    def scored_on(self, part: str) -> "Gallery":
+        """This gallery with ``part`` ("val" or "test") as the pictures every metric scores:
+        a recipe is chosen with ``scored_on("val")`` and reported with the gallery as it is."""
+        if part == "test":
+            return self
+        if part != "val":
+            raise ValueError(f"unknown part {part!r} (choose val or test)")
+        if len(self.val_y) == 0:
+            raise ValueError("this gallery has no validation pictures (DataConfig.val_fraction)")
+        return replace(self, test_x=self.val_x, test_y=self.val_y, test_files=self.val_files)
+
+    def subset(self, names: Sequence[str]) -> "Gallery":
+        """The same pictures of ``names`` only, relabelled in that order: what re-enrolling
+        without some people trains on (no reading or aligning again)."""
+        old = torch.tensor(self.indices_of(names), dtype=torch.long)
+        relabel = torch.full((len(self.names),), -1, dtype=torch.long)
+        relabel[old] = torch.arange(len(old))
+
+        def part(x: torch.Tensor, y: torch.Tensor, files: list[str]):
+            keep = torch.isin(y, old)
+            kept_files = [f for f, k in zip(files, keep.tolist()) if k] if files else []
+            return x[keep], relabel[y[keep]], kept_files
+        tr, te, va = (part(self.train_x, self.train_y, self.train_files),
+                      part(self.test_x, self.test_y, self.test_files),
+                      part(self.val_x, self.val_y, self.val_files))
+        wanted = set(names)
+        return Gallery(names=list(names), train_x=tr[0], train_y=tr[1], test_x=te[0],
+                       test_y=te[1], train_files=tr[2], test_files=te[2], val_x=va[0],
+                       val_y=va[1], val_files=va[2],
+                       methods={k: v for k, v in self.methods.items()
+                                if k.split("/", 1)[0] in wanted})
 
     def indices_of(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in names if n not in self.names]
@@ -176,15 +216,42 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
 
 def rank_key(label: str, seed: int) -> str:
     """Order of an ``identity/file`` label within its identity: a hash of the file name, so
-    adding a picture never moves another between train and test (or in and out of a cap)."""
+    adding a picture never moves another in or out of a cap."""
     return hashlib.sha1(f"{seed}:{label.rsplit('/', 1)[-1]}".encode()).hexdigest()
 
 
-def split_labels(labels: Sequence[str], cfg: DataConfig) -> tuple[list[str], list[str]]:
-    """Deterministic train/test split of one identity's ``identity/file`` labels."""
+def split_point(label: str, seed: int) -> float:
+    """Where a file falls in [0, 1): the first 60 bits of its ``rank_key``."""
+    return int(rank_key(label, seed)[:15], 16) / 16 ** 15
+
+
+def split_labels(labels: Sequence[str], cfg: DataConfig) -> tuple[list[str], list[str], list[str]]:
+    """Deterministic (train, validation, test) split of one identity's ``identity/file`` labels.
+
+    "hash" (the default): a file is test when its ``split_point`` is below ``test_fraction``,
+    validation below ``test_fraction + val_fraction``, train otherwise; so adding or removing a
+    picture never moves another one between parts. Only when that leaves fewer than ``min_test``
+    (``min_val``) pictures are the train pictures nearest the boundary lent to test (validation),
+    and an identity is never left without a training picture.
+    "rank" (the first checkpoints' rule): the lowest-ranked ``max(min_test, round(25 %))`` are
+    test, no validation; adding a picture could move the boundary."""
     ranked = sorted(labels, key=lambda s: rank_key(s, cfg.split_seed))
-    n_test = max(cfg.min_test, int(round(cfg.test_fraction * len(ranked))))
-    return sorted(ranked[n_test:]), sorted(ranked[:n_test])
+    if cfg.split == "rank":
+        n_test = max(cfg.min_test, int(round(cfg.test_fraction * len(ranked))))
+        return sorted(ranked[n_test:]), [], sorted(ranked[:n_test])
+    point = {s: split_point(s, cfg.split_seed) for s in ranked}
+    test = [s for s in ranked if point[s] < cfg.test_fraction]
+    val = [s for s in ranked if cfg.test_fraction <= point[s] < cfg.test_fraction + cfg.val_fraction]
+    train = [s for s in ranked if point[s] >= cfg.test_fraction + cfg.val_fraction]
+    if not train and len(ranked) > 1:  # an identity always keeps a picture to train on
+        src = test if len(test) > cfg.min_test or not val else val
+        train.append(src.pop())
+    for part, want in ((test, cfg.min_test), (val, cfg.min_val)):
+        while len(part) < want and len(train) > 1:
+            part.append(train.pop(0))  # ranked order: the lowest points first
+    while len(val) < cfg.min_val and len(test) > cfg.min_test:
+        val.append(test.pop())  # the test picture nearest the validation share
+    return sorted(train), sorted(val), sorted(test)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -240,22 +307,28 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
         missing = [n for n in names if n not in by_id]
         if missing:
             raise KeyError(f"identities with no usable picture in {source}: {', '.join(missing)}")
-    xs: dict[str, list[torch.Tensor]] = {"train": [], "test": []}
-    ys: dict[str, list[int]] = {"train": [], "test": []}
-    used: dict[str, list[str]] = {"train": [], "test": []}
+    parts = ("train", "val", "test")
+    xs: dict[str, list[torch.Tensor]] = {p: [] for p in parts}
+    ys: dict[str, list[int]] = {p: [] for p in parts}
+    used: dict[str, list[str]] = {p: [] for p in parts}
     for label, name in enumerate(names):
         crops = by_id[name]
-        for part, labels in zip(("train", "test"), split_labels(list(crops), cfg)):
+        for part, labels in zip(parts, split_labels(list(crops), cfg)):
             for lab in labels:
                 xs[part].append(to_tensor(crops[lab]))
                 ys[part].append(label)
                 used[part].append(lab)
-    kept_labels = set(used["train"]) | set(used["test"])
+    kept_labels = {lab for p in parts for lab in used[p]}
+
+    def y(part: str) -> torch.Tensor:
+        return torch.tensor(ys[part], dtype=torch.long)
     return Gallery(
         names=list(names),
-        train_x=_stack(xs["train"], image_size), train_y=torch.tensor(ys["train"], dtype=torch.long),
-        test_x=_stack(xs["test"], image_size), test_y=torch.tensor(ys["test"], dtype=torch.long),
-        train_files=used["train"], test_files=used["test"], rejected=rejected, excluded=excluded,
+        train_x=_stack(xs["train"], image_size), train_y=y("train"),
+        test_x=_stack(xs["test"], image_size), test_y=y("test"),
+        val_x=_stack(xs["val"], image_size), val_y=y("val"),
+        train_files=used["train"], test_files=used["test"], val_files=used["val"],
+        rejected=rejected, excluded=excluded,
         notes=[n for n in notes if n[0] in kept_labels],
         methods={k: v for k, v in methods.items() if k in kept_labels},
     )

@@ -18,53 +18,18 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import lora
 from .activations import BlockInputCache
 from .config import ForgetConfig, TaskRecord
 from .data import Gallery
+from .evaluation import ForgetReport, Roles, Snapshot, TaskOutcome, accuracy, build_report, snapshot
 from .losses import bounded_forget_loss, group_lasso, prototype_loss, proximal_group_step, retain_loss
-from .metrics import (
-    class_prototypes,
-    embed_all,
-    fraction_correct,
-    h_mean,
-    mia_score,
-    per_identity_accuracy,
-    per_sample_loss,
-    subset_accuracy,
-)
 from .model import Recognizer, count_parameters, resolve_device
 from .training import check_labels
 
 ProgressFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
-
-
-@dataclass
-class Snapshot:
-    """What the model does on the gallery at one moment (all on CPU)."""
-
-    pred: torch.Tensor  # test predictions
-    test_emb: torch.Tensor
-    test_loss: torch.Tensor
-    train_loss: torch.Tensor
-    train_emb: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-
-
-@torch.no_grad()
-def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True) -> Snapshot:
-    test_emb = embed_all(model, gallery.test_x)
-    test_logits = model.head(test_emb.to(model.device)).cpu()
-    snap = Snapshot(pred=test_logits.argmax(1), test_emb=test_emb,
-                    test_loss=per_sample_loss(test_logits, gallery.test_y),
-                    train_loss=torch.zeros(0))
-    if with_train:
-        snap.train_emb = embed_all(model, gallery.train_x)
-        snap.train_loss = per_sample_loss(model.head(snap.train_emb.to(model.device)).cpu(),
-                                          gallery.train_y)
-    return snap
 
 
 def select_train_indices(gallery: Gallery, classes: Sequence[int], cfg: ForgetConfig,
@@ -80,34 +45,28 @@ def select_train_indices(gallery: Gallery, classes: Sequence[int], cfg: ForgetCo
     return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
 
 
-def _mean_cos(a: torch.Tensor, protos: torch.Tensor, labels: torch.Tensor) -> float | None:
-    if len(a) == 0:
-        return None
-    return float(F.cosine_similarity(a, protos[labels], dim=1).mean())
+def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str],
+              earlier: Sequence[str] | None = None) -> Roles:
+    """Forget F, earlier-forgotten O and retain R class indices, with readable errors.
 
-
-def _acc(snap: Snapshot, gallery: Gallery, classes: Sequence[int]) -> float | None:
-    return subset_accuracy(snap.pred, gallery.test_y, classes)
-
-
-def plan_task(model: Recognizer, gallery: Gallery,
-              forget: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
-    """(forget F, earlier-forgotten O, retain R) class indices, with readable errors."""
+    ``earlier`` names the people forgotten before this task; by default the model's own task
+    history. Methods that keep no history (full fine-tuning) must pass it, or the people they
+    forgot before would be trained as retained people again."""
     if not forget:
         raise ValueError("choose at least one identity to forget")
     f_idx = [model.class_index(n) for n in dict.fromkeys(forget)]
-    earlier = set(model.forgotten())
-    again = [n for n in forget if n in earlier]
+    gone = list(model.forgotten() if earlier is None else dict.fromkeys(earlier))
+    again = [n for n in forget if n in set(gone)]
     if again:
         raise ValueError(f"already forgotten in an earlier task: {', '.join(again)}")
-    o_idx = [model.class_index(n) for n in model.forgotten()]
+    o_idx = [model.class_index(n) for n in gone]
     r_idx = [c for c in range(len(model.class_names)) if c not in set(f_idx) | set(o_idx)]
     if not r_idx:
         raise ValueError("at least one identity must be retained")
     has_train = set(gallery.train_y.tolist())
     if not any(c in has_train for c in f_idx):
         raise ValueError("the gallery has no training images of the identities to forget")
-    return f_idx, o_idx, r_idx
+    return Roles(forget=f_idx, earlier=o_idx, retain=r_idx)
 
 
 @torch.no_grad()
@@ -140,15 +99,12 @@ class _Run:
     model: Recognizer
     gallery: Gallery
     cfg: ForgetConfig
-    f_idx: list[int]
-    o_idx: list[int]
-    r_idx: list[int]
+    roles: Roles
     before: Snapshot
-    protos_before: torch.Tensor
     retain_pool: torch.Tensor
     forget_pool: torch.Tensor
     earlier_pool: torch.Tensor  # pictures of identities forgotten in earlier tasks
-    proto_logits: torch.Tensor
+    prototypes: torch.Tensor  # GS-LoRA++: per class, the mean embedding of its K-shot pictures
     gen: torch.Generator
     params: list[torch.Tensor] = field(default_factory=list)  # what trains
     groups: list[list[torch.Tensor]] = field(default_factory=list)  # LoRA groups (none: full)
@@ -274,8 +230,7 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
             loss = loss + alpha * l_struct
         l_pro = torch.zeros((), device=device)
         if cfg.prototype_weight > 0:
-            l_pro = prototype_loss(model.head(emb[nr:nr + nf]), run.proto_logits[y[nr:nr + nf]],
-                                   cfg.bnd_pro)
+            l_pro = prototype_loss(emb[nr:nr + nf], run.prototypes[y[nr:nr + nf]], cfg.bnd_pro)
             loss = loss + cfg.prototype_weight * l_pro
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -296,46 +251,80 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             model.eval()
             snap = snapshot(model, gallery, with_train=False)
-            point["acc_r"] = _acc(snap, gallery, run.r_idx)
-            point["acc_f"] = _acc(snap, gallery, run.f_idx)
+            point["acc_r"] = accuracy(snap, gallery, run.roles.retain)
+            point["acc_f"] = accuracy(snap, gallery, run.roles.forget)
         curve.append(point)
         if on_progress:
             on_progress(point)
     return curve, False
 
 
+@torch.no_grad()
+def shot_prototypes(model: Recognizer, gallery: Gallery, pool: torch.Tensor) -> torch.Tensor:
+    """GS-LoRA++'s prototypes: per class, the mean backbone embedding (the training-time
+    ``embed``, not unit-normalised) of the task's own pictures of it, i.e. of the K-shot pool in
+    a few-shot task: the authors' protocol sees no other picture. Zeros for other classes."""
+    protos = torch.zeros(len(model.class_names), model.cfg.embed_dim)
+    if len(pool) == 0:
+        return protos.to(model.device)
+    model.eval()
+    emb = torch.cat([model.embed(gallery.train_x[pool[i:i + 128]].to(model.device)).float().cpu()
+                     for i in range(0, len(pool), 128)])
+    labels = gallery.train_y[pool]
+    protos.index_add_(0, labels, emb)
+    counts = torch.bincount(labels, minlength=len(protos)).clamp(min=1).unsqueeze(1)
+    return (protos / counts).to(model.device)
+
+
 def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-             cfg: ForgetConfig) -> _Run:
-    """Checks, device, seeds, the before snapshot and the retain / forget pools of one task."""
+             cfg: ForgetConfig, earlier: Sequence[str] | None,
+             before: Snapshot | None = None) -> _Run:
+    """Checks, device, seeds, the before snapshot (unless given: a benchmark that has it
+    already saves a pass over the gallery) and the retain / forget pools of one task."""
     check_labels(model, gallery)
-    f_idx, o_idx, r_idx = plan_task(model, gallery, forget_names)
+    roles = plan_task(model, gallery, forget_names, earlier)
     device = resolve_device(cfg.device)
     model.to(device).eval().requires_grad_(False)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    before = snapshot(model, gallery)
-    protos_before = class_prototypes(before.train_emb, gallery.train_y, len(model.class_names))
-    retain_pool = select_train_indices(gallery, r_idx, cfg, gen)
-    forget_pool = select_train_indices(gallery, f_idx, cfg, gen)
-    earlier_pool = (select_train_indices(gallery, o_idx, cfg, gen) if cfg.replay_forgotten
-                    else torch.zeros(0, dtype=torch.long))
+    if before is None or len(before.train_cos) != len(gallery.train_y):
+        before = snapshot(model, gallery)
+    retain_pool = select_train_indices(gallery, roles.retain, cfg, gen)
+    forget_pool = select_train_indices(gallery, roles.forget, cfg, gen)
+    earlier_pool = (select_train_indices(gallery, roles.earlier, cfg, gen)
+                    if cfg.replay_forgotten else torch.zeros(0, dtype=torch.long))
     if len(retain_pool) == 0:
         raise ValueError("no training images of retained identities in the gallery")
-    proto_logits = model.head(protos_before.to(device)).detach()
-    return _Run(model, gallery, cfg, f_idx, o_idx, r_idx, before, protos_before, retain_pool,
-                forget_pool, earlier_pool, proto_logits, gen)
+    prototypes = (shot_prototypes(model, gallery, forget_pool) if cfg.prototype_weight > 0
+                  else torch.zeros(0))
+    return _Run(model, gallery, cfg, roles, before, retain_pool, forget_pool, earlier_pool,
+                prototypes, gen)
 
 
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
            on_progress: ProgressFn | None = None,
-           should_cancel: CancelFn | None = None) -> dict:
+           should_cancel: CancelFn | None = None,
+           earlier: Sequence[str] | None = None) -> ForgetReport:
     """Run one forgetting task on ``model`` in place and return its report.
 
+    ``earlier``: the people forgotten before (default: the model's task history).
     A cancelled task removes its adapters, leaving the model exactly as before; the report then
     has ``cancelled: True``."""
+    return forget_task(model, gallery, forget_names, cfg, task_name, on_progress, should_cancel,
+                       earlier)[0]
+
+
+def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
+                cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
+                on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+                earlier: Sequence[str] | None = None, before: Snapshot | None = None
+                ) -> tuple[ForgetReport, Snapshot | None]:
+    """``forget``, also taking the model's snapshot before the task (if the caller has it) and
+    returning the one after it (None if cancelled): a benchmark measuring many tasks on a large
+    gallery then passes over the gallery once per task instead of three times."""
     t0 = time.perf_counter()
-    run = _prepare(model, gallery, forget_names, cfg)
+    run = _prepare(model, gallery, forget_names, cfg, earlier, before)
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     params = run.params = list(lora.iter_task_parameters(model.blocks, task))
@@ -362,26 +351,30 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     release()
     if cancelled:
         lora.remove_task(model.blocks, task)
-        return {"cancelled": True, "task": task, "step": len(curve),
-                "seconds": time.perf_counter() - t0}
+        return ForgetReport(cancelled=True, task=task, step=len(curve),
+                            seconds=time.perf_counter() - t0), None
     after = snapshot(model, gallery)
-    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.f_idx],
+    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     model.tasks.append(record)
-    report = build_report(model, gallery, record, run.before, after, run.protos_before,
-                          run.f_idx, run.o_idx, run.r_idx, cfg, time.perf_counter() - t0, curve,
-                          model.device)
-    report["train_seconds"] = train_seconds
-    return report
+    return build_report(model, gallery, TaskOutcome(
+        record=record, roles=run.roles, before=run.before, after=after, cfg=cfg,
+        seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve)), after
 
 
 def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-                    cfg: ForgetConfig) -> dict:
+                    cfg: ForgetConfig, earlier: Sequence[str] | None = None,
+                    before: Snapshot | None = None) -> dict:
     """The baseline GS-LoRA is measured against: the same losses and schedule, but every weight
-    of the model trained (no adapters, no group sparsity). It changes the weights in place and
-    cannot be rolled back; it is for benchmarks, not for the app. Returns its cost."""
+    of the model trained (no adapters, no group sparsity). It changes the weights in place,
+    keeps no task history and cannot be rolled back; it is for benchmarks, not for the app.
+
+    ``earlier``: the people it forgot in previous tasks. It records no task, so in a sequence
+    they must be passed here (else they would be trained as retained, and not replayed).
+    Returns its cost and who played which role."""
     t0 = time.perf_counter()
-    run = _prepare(model, gallery, forget_names, cfg)
+    run = _prepare(model, gallery, forget_names, cfg, earlier if earlier is not None else [],
+                   before)
     params = run.params = list(model.parameters())
     for p in params:
         p.requires_grad_(True)
@@ -395,85 +388,8 @@ def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[
     total = count_parameters(model)
     return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
             "trainable_params": total, "total_params": total, "trainable_share": 1.0,
-            "curve": curve}
-
-
-def build_report(model: Recognizer, gallery: Gallery, record: TaskRecord, before: Snapshot,
-                 after: Snapshot, protos_before: torch.Tensor, f_idx: list[int],
-                 o_idx: list[int], r_idx: list[int], cfg: ForgetConfig, seconds: float,
-                 curve: list[dict], device: torch.device) -> dict:
-    """Everything the CLI prints and the UI shows about one finished task."""
-    C = len(model.class_names)
-    acc_r_b, acc_r_a = _acc(before, gallery, r_idx), _acc(after, gallery, r_idx)
-    acc_f_b, acc_f_a = _acc(before, gallery, f_idx), _acc(after, gallery, f_idx)
-    drop = (acc_f_b or 0.0) - (acc_f_a or 0.0)
-    norms = lora.group_norms(model.blocks)
-    live = [t.name for t in model.tasks if not t.merged]
-    current = norms[live.index(record.name)]
-    fm_tr = torch.isin(gallery.train_y, torch.tensor(f_idx))
-    fm_te = torch.isin(gallery.test_y, torch.tensor(f_idx))
-    per_b = per_identity_accuracy(before.pred, gallery.test_y, C)
-    per_a = per_identity_accuracy(after.pred, gallery.test_y, C)
-    role = {c: "forget" for c in f_idx} | {c: "earlier" for c in o_idx}
-    trainable = sum(p.numel() for p in lora.iter_task_parameters(model.blocks, record.name))
-    total = count_parameters(model)
-    zero_groups = sum(n == 0.0 for n in current)
-    return {
-        "cancelled": False,
-        "task": record.name,
-        "forgotten": record.forgotten,
-        "earlier_forgotten": [model.class_names[c] for c in o_idx],
-        "num_retained": len(r_idx),
-        "acc_r_before": acc_r_b, "acc_r_after": acc_r_a,
-        "acc_f_before": acc_f_b, "acc_f_after": acc_f_a,
-        "acc_o_before": _acc(before, gallery, o_idx), "acc_o": _acc(after, gallery, o_idx),
-        "drop": drop,
-        "h_mean": h_mean(acc_r_a or 0.0, drop),
-        "seconds": seconds,
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": trainable / max(1, total),
-        "group_norms": norms,
-        "task_names": live,
-        "zero_groups": zero_groups,
-        "zero_group_ratio": zero_groups / max(1, len(current)),
-        "mia_before": mia_score(before.train_loss[fm_tr], before.test_loss[fm_te], seed=cfg.seed),
-        "mia": mia_score(after.train_loss[fm_tr], after.test_loss[fm_te], seed=cfg.seed),
-        "forgotten_cos_to_prototype_before": _mean_cos(before.test_emb[fm_te], protos_before,
-                                                       gallery.test_y[fm_te]),
-        "forgotten_cos_to_prototype_after": _mean_cos(after.test_emb[fm_te], protos_before,
-                                                      gallery.test_y[fm_te]),
-        "per_identity": [{"identity": n, "role": role.get(c, "retain"),
-                          "before": per_b[c], "after": per_a[c]}
-                         for c, n in enumerate(model.class_names)],
-        "device": str(device),
-        "config": cfg.to_dict(),
-        "curve": curve,
-        "accuracy_rule": "argmax of cosine similarity, no margin at test time",
-    }
-
-
-@torch.no_grad()
-def evaluate(model: Recognizer, gallery: Gallery) -> dict:
-    """Accuracy of a recognizer on a gallery's test split, split by the checkpoint's history."""
-    check_labels(model, gallery)
-    snap = snapshot(model, gallery, with_train=False)
-    C = len(model.class_names)
-    o_idx = [model.class_index(n) for n in model.forgotten()]
-    r_idx = [c for c in range(C) if c not in set(o_idx)]
-    per = per_identity_accuracy(snap.pred, gallery.test_y, C)
-    return {
-        "acc_r": _acc(snap, gallery, r_idx),
-        "acc_o": _acc(snap, gallery, o_idx),
-        "acc_all": fraction_correct(snap.pred, gallery.test_y),
-        "forgotten": model.forgotten(),
-        "tasks": [t.name for t in model.tasks],
-        "group_norms": lora.group_norms(model.blocks),
-        "per_identity": [{"identity": n, "accuracy": per[c],
-                          "role": "forgotten" if c in o_idx else "retain"}
-                         for c, n in enumerate(model.class_names)],
-        "accuracy_rule": "argmax of cosine similarity, no margin at test time",
-    }
+            "earlier_forgotten": [model.class_names[c] for c in run.roles.earlier],
+            "replayed_pictures": len(run.earlier_pool), "curve": curve}
 
 
 def rollback(model: Recognizer) -> str:

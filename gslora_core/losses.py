@@ -61,12 +61,14 @@ def proximal_group_step(groups: list[list[torch.Tensor]],
     return zero
 
 
-def prototype_loss(logits: torch.Tensor, prototype_logits: torch.Tensor,
-                   bnd_pro: float) -> torch.Tensor:
-    """GS-LoRA++: ReLU(BND_pro - KL(softmax(p_y) || softmax(z))) on forget samples.
+def prototype_loss(emb: torch.Tensor, prototypes: torch.Tensor, bnd_pro: float) -> torch.Tensor:
+    """GS-LoRA++ (the authors' term): ReLU(BND_pro - KL(softmax(p_y) || softmax(z))) on forget
+    pictures, with ``z`` the picture's backbone embedding and ``p_y`` its class's prototype (mean
+    embedding of the task's K-shot pictures, see ``forgetting.shot_prototypes``).
 
-    ``prototype_logits`` are the head's logits for each sample's class prototype taken at task
-    start; raising the KL pushes a forgotten face's prediction away from its old class profile."""
-    kl = F.kl_div(F.log_softmax(logits, dim=1), F.log_softmax(prototype_logits, dim=1),
+    Raising the KL moves a forgotten face's embedding away from where its class sits, not only
+    its answer; the softmax is over embedding dimensions, as in the authors' code. (A KL over head
+    logits at s = 64 would be near one-hot: a second bounded CE, not a prototype term.)"""
+    kl = F.kl_div(F.log_softmax(emb, dim=1), F.log_softmax(prototypes, dim=1),
                   reduction="batchmean", log_target=True)
     return F.relu(bnd_pro - kl)

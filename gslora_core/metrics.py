@@ -56,54 +56,6 @@ def h_mean(acc_r: float, drop: float) -> float:
     return 0.0 if acc_r + drop <= 0 else 2 * acc_r * drop / (acc_r + drop)
 
 
-def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, labels, reduction="none")
-
-
-def _fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """1-D logistic regression by Newton's method with a small ridge (stable on separable data)."""
-    w, b = 0.0, 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(w * x + b)))
-        g = np.array([np.sum((p - y) * x) + 1e-3 * w, np.sum(p - y)])
-        s = p * (1 - p)
-        h = np.array([[np.sum(s * x * x) + 1e-3, np.sum(s * x)], [np.sum(s * x), np.sum(s) + 1e-9]])
-        step = np.linalg.solve(h, g)
-        w, b = w - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return w, b
-
-
-def mia_score(member_losses: torch.Tensor, nonmember_losses: torch.Tensor,
-              folds: int = 5, seed: int = 0) -> float | None:
-    """Loss-based membership inference: cross-validated accuracy of a logistic regression that
-    tells training images (members) from unseen ones by their loss, on balanced classes.
-
-    0.5 means the attacker cannot tell them apart (ideal after forgetting); values well above
-    0.5 mean the model still behaves differently on the images it was trained on."""
-    n = min(len(member_losses), len(nonmember_losses))
-    if n < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    a = rng.permutation(member_losses.numpy())[:n]
-    b = rng.permutation(nonmember_losses.numpy())[:n]
-    x = np.log1p(np.concatenate([a, b]).astype(np.float64))
-    y = np.concatenate([np.ones(n), np.zeros(n)])
-    order = rng.permutation(2 * n)
-    x, y = x[order], y[order]
-    mu, sd = x.mean(), x.std() + 1e-12
-    x = (x - mu) / sd
-    k = max(2, min(folds, n))
-    correct = 0
-    for f in range(k):
-        test = np.arange(2 * n) % k == f
-        w, bias = _fit_logistic(x[~test], y[~test])
-        pred = (w * x[test] + bias) > 0
-        correct += int(np.sum(pred == (y[test] > 0.5)))
-    return correct / (2 * n)
-
-
 def class_prototypes(emb: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Mean normalised embedding per class (zeros for classes without samples)."""
     protos = torch.zeros(num_classes, emb.shape[1])

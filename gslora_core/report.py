@@ -37,6 +37,41 @@ def blocks_text(norms: Sequence[float]) -> str:
     return ", ".join(map(str, blocks_used(norms))) or "none"
 
 
+def membership_cell(result: dict | None) -> str:
+    """The attack's member rate, or why it says nothing: an attack that cannot tell the retained
+    people's training pictures from their test pictures (no power) gets no number."""
+    if not result:
+        return "–"
+    power = result.get("power")
+    if not power:
+        return "too few pictures"
+    if not result.get("has_power"):
+        return f"no power (AUC {power['auc']:.2f})"
+    return f"{pct(result['member_rate'])} (AUC {power['auc']:.2f})"
+
+
+COMPARISON_HEADERS = ["way to forget", "seconds", "Acc_r", "Acc_f",
+                      "forgotten: same-person pairs still match",
+                      "forgotten: nearest training picture is their own",
+                      "Acc_f after relearning from 1 / 2 / 4 pictures"]
+METHOD_LABELS = {"delete": "delete (drop their head rows)", "gslora": "GS-LoRA (your tasks)",
+                 "retrain": "retrain without them"}
+
+
+def comparison_rows(methods: Sequence[dict]) -> list[list[str]]:
+    """``probes.compare``'s rows as the page's table (the JSON has every number)."""
+    rows = []
+    for m in methods:
+        rec = m["recognizable"]
+        back = " / ".join(pct(r["acc_f"]) for r in m["relearn"] if r["shots"] > 0)
+        rows.append([METHOD_LABELS.get(m["method"], m["method"]),
+                     "–" if m["seconds"] is None else f"{m['seconds']:.1f}",
+                     pct(m["acc_r"]), pct(m["acc_f"]),
+                     f"{pct(rec['forgotten_same_match'])} of {rec['forgotten_pairs']}",
+                     pct(rec["forgotten_nn_identification"]), back])
+    return rows
+
+
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
     return [
@@ -45,8 +80,8 @@ def metric_rows(report: dict) -> list[list[str]]:
         ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
          pct(report.get("acc_o"))],
         ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
-        ["membership inference (0.5 = cannot tell)", num(report.get("mia_before")),
-         num(report.get("mia"))],
+        ["membership attack: forgotten people's training pictures called members",
+         membership_cell(report.get("membership_before")), membership_cell(report.get("membership"))],
         ["forgotten faces: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],

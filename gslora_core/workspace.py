@@ -24,7 +24,8 @@ from PIL import Image
 
 from .config import DataConfig, ForgetConfig, StudioConfig, preset
 from .data import CropCache, Gallery, load_gallery
-from .forgetting import evaluate, forget, plan_task, rollback
+from .evaluation import evaluate
+from .forgetting import forget, plan_task, rollback
 from .inference import top_k, top_k_crop
 from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from .report import task_norms, to_markdown
@@ -163,6 +164,7 @@ class Workspace:
         self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
         self.recognizer_report: dict | None = None
         self.reports: list[dict] = []
+        self.inspection: dict | None = None  # the last delete / GS-LoRA / retrain comparison
         self.job: Job | None = None
         self._pending: tuple | None = None  # an uploaded gallery waiting for its recognizer
         self.closed = False
@@ -264,6 +266,7 @@ class Workspace:
         self.gallery, self.model, self.source = gallery, model, source
         self.original = copy.deepcopy(model) if model is not None else None
         self.reports = []
+        self.inspection = None
         self.recognizer_report = evaluate(model, gallery) if model is not None else None
 
     def overview(self) -> dict:
@@ -300,6 +303,16 @@ class Workspace:
         gone = set(self.model.forgotten())
         return [n for n in self.model.class_names if n not in gone]
 
+    def suggest(self, count: int = 2) -> list[str]:
+        """People to forget first: the ones the recognizer knows best (highest test accuracy,
+        then name), so the drop to zero is plain to see."""
+        if self.model is None:
+            raise ValueError("load a gallery first (the sample gallery is one click)")
+        can = set(self.candidates())
+        acc = {r["identity"]: r["accuracy"] or 0.0
+               for r in evaluate(self.model, self._gallery())["per_identity"]}
+        return sorted(can, key=lambda n: (-acc.get(n, 0.0), n))[:count]
+
     # ----- forgetting --------------------------------------------------------------------------
     def forget_config(self, preset_name: str = "fast", **overrides) -> ForgetConfig:
         """The preset with the advanced panel's values (None = keep the preset's)."""
@@ -317,9 +330,45 @@ class Workspace:
                             should_cancel=cancelled)
             if not report.get("cancelled"):
                 self.reports.append(report)
+                self.inspection = None  # about the people forgotten before this task
             return report
 
         self.job = Job("forget", run).start()
+        return self.job
+
+    def start_inspect(self, retrain: bool = False) -> Job:
+        """Is the forgotten person gone from the model? Deletion, GS-LoRA (the tasks run so far)
+        and, if asked, retraining without them, measured alike (``probes.compare``), plus the
+        embedding map; in the background. The result is kept as ``inspection``."""
+        from .probes import compare, embedding_map, retrain_without
+
+        self._idle("compare")
+        model, gallery = self._ready(), self._gallery()
+        forgotten = model.forgotten()
+        if not forgotten:
+            raise ValueError("forget someone first: the comparison is about the people a task "
+                             "forgot")
+        gs_seconds = sum(r["seconds"] for r in self.reports) or None
+        original = self.original
+        self.touch()
+
+        def run(progress, cancelled) -> dict:
+            retrained = None
+            if retrain:
+                progress({"stage": "retraining without them"})
+                backbone = load_recognizer(project_path(self.cfg.backbone))
+                retrained = retrain_without(backbone, gallery, forgotten, self.cfg.enroll,
+                                            model.data_config)
+            if cancelled():
+                raise InterruptedError("cancelled")
+            progress({"stage": "measuring"})
+            rows = compare(model, gallery, gs_seconds, retrained)
+            emap = embedding_map(original if original is not None else model, model, gallery,
+                                 forgotten)
+            self.inspection = {"forgotten": forgotten, "methods": rows, "embedding_map": emap}
+            return self.inspection
+
+        self.job = Job("compare", run).start()
         return self.job
 
     def cancel(self) -> bool:
@@ -333,6 +382,7 @@ class Workspace:
         """Undo the last task (its adapters are removed; the model is as before it)."""
         self._idle("roll back")
         name = rollback(self._ready())
+        self.inspection = None
         if self.reports and self.reports[-1]["task"] == name:
             self.reports.pop()
         return name

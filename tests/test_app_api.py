@@ -11,7 +11,7 @@ import torch
 from demo.ui import ADVANCED
 from gslora_core.config import PRESETS
 from gslora_core.data import load_gallery
-from gslora_core.forgetting import evaluate
+from gslora_core.evaluation import evaluate
 from gslora_core.lora import has_lora
 from gslora_core.model import load_recognizer
 from gslora_core.workspace import project_path
@@ -53,6 +53,12 @@ def test_forget_rollback_cancel_export(app_url, tmp_path):
     assert report["zero_groups"] >= 3, report["group_norms"]  # the lasso selected blocks
     print(f"click to results {click_to_results:.1f} s; task {report['seconds']:.1f} s")
 
+    # delete vs GS-LoRA (without the retrain: the browser test runs that), through the API.
+    md, table, _ = client.predict(False, api_name="/compare")
+    rows = {r[0]: r for r in table["data"]}
+    assert set(rows) == {"delete (drop their head rows)", "GS-LoRA (your tasks)"}
+    assert "Forgotten: Bill_Clinton, Serena_Williams" in md
+
     # The exported merged model is plain weights and scores what the report says.
     merged = load_recognizer(export(client))
     assert not has_lora(merged.blocks) and merged.forgotten() == ["Bill_Clinton", "Serena_Williams"]
@@ -75,6 +81,13 @@ def test_forget_rollback_cancel_export(app_url, tmp_path):
     status = [o for o in job.result() if isinstance(o, str) and "Cancelled" in o]
     assert status, "no 'Cancelled' message"
     assert same_weights(load_recognizer(export(client)), shipped)
+
+
+def test_suggest_ticks_two_people_the_recognizer_knows(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    client.predict(api_name="/load_sample")
+    picked = client.predict(api_name="/suggest")
+    assert len(picked) == 2 and len(set(picked)) == 2
 
 
 def test_errors_are_readable_and_sessions_are_separate(app_url, tmp_path):

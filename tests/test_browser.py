@@ -100,11 +100,29 @@ def test_the_whole_page_in_chromium(page, app_url, studio_root):
     assert page.get_by_text("Acc_f (people forgotten now)").count() >= 1
     shoot(page, "4_results")
 
+    # Is the person gone from the model? delete vs GS-LoRA vs retrain, and the embedding map.
+    page.locator("#compare-btn").click()
+    page.locator("#compare-status").get_by_text("Verification threshold fixed").wait_for(
+        timeout=240_000)
+    table = page.locator("#compare-table")
+    for row in ("delete (drop their head rows)", "GS-LoRA (your tasks)", "retrain without them"):
+        assert table.get_by_text(row, exact=True).count() >= 1, row
+    page.locator(".js-plotly-plot").filter(has_text="Embeddings of held-back pictures").first \
+        .wait_for()
+    page.locator("#compare-btn").scroll_into_view_if_needed()
+    shoot(page, "4b_compare_and_map")
+
     page.get_by_role("tab", name="5 · Try a photo").click()
     page.locator("#photo-input input[type=file]").set_input_files(
         str(project_path("assets/probes/Bill_Clinton_0010.jpg")))  # the upload runs it
-    page.get_by_text("Forgotten: Bill_Clinton, Serena_Williams").first.wait_for()
+    page.locator("#photo-status").get_by_text("Forgotten: Bill_Clinton, Serena_Williams").wait_for()
     shoot(page, "5_try_a_photo")
+    # An example photo needs no file: click it, then ask.
+    page.get_by_text("Example photos").first.wait_for()
+    page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").last.click()
+    page.get_by_role("button", name="Who is this?").click()
+    page.locator("#photo-now").get_by_text("Angelina_Jolie").first.wait_for()  # the last example
+    shoot(page, "5b_example_photo")
 
     page.get_by_role("tab", name="How it works").click()
     page.get_by_text("Your last run").first.wait_for()

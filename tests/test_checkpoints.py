@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gslora_core.data import load_gallery
-from gslora_core.forgetting import evaluate
+from gslora_core.evaluation import evaluate
 from gslora_core.model import load_recognizer, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -354,7 +354,7 @@ def test_zerogpu_wraps_training_and_forgetting_and_the_default_task_fits(monkeyp
     ui = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "demo._ui_zerogpu", ui)
     spec.loader.exec_module(ui)
-    assert set(fake.wrapped) == {"train_recognizer", "forget"}
+    assert set(fake.wrapped) == {"train_recognizer", "forget", "compare"}
 
     from gslora_core.config import StudioConfig
 

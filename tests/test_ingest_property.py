@@ -33,7 +33,7 @@ SEGMENT = st.one_of(
 NAME = st.builds(lambda parts, ext, lead: lead + "/".join(parts) + ext,
                  st.lists(SEGMENT, min_size=1, max_size=4),
                  st.sampled_from([".jpg", ".png", ".txt", "", ".JPEG", ".gif"]),
-                 st.sampled_from(["", "/", "../", "\\"]))
+                 st.sampled_from(["", "/", "../", "\\"])).filter(bool)  # zipfile cannot write ""
 CONTENT = st.one_of(
     st.builds(picture_bytes, st.integers(0, 5), st.sampled_from(["JPEG", "PNG"])),
     st.binary(max_size=64),
@@ -42,7 +42,10 @@ CONTENT = st.one_of(
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same 60 zips every run, so CI is reproducible (a random draw once failed a
+# clean CI run on a case the test itself could not write).
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.lists(st.tuples(NAME, CONTENT), max_size=10))
 def test_any_zip_is_read_and_every_file_is_accounted_for(tmp_path, entries):
     path = tmp_path / "upload.zip"

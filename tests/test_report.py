@@ -11,7 +11,9 @@ REPORT = {"task": "task2", "forgotten": ["Ann"], "task_names": ["task1", "task2"
           "group_norms": [[1.0, 2.0, 3.0], [0.0, 0.5, 0.0]], "seconds": 3.25, "device": "cpu",
           "trainable_params": 1234, "trainable_share": 0.012, "zero_groups": 2,
           "acc_r_before": 0.9, "acc_r_after": 0.85, "acc_f_before": 1.0, "acc_f_after": 0.0,
-          "acc_o_before": 0.0, "acc_o": 0.0, "h_mean": 0.8947, "mia_before": 0.5, "mia": None,
+          "acc_o_before": 0.0, "acc_o": 0.0, "h_mean": 0.8947,
+          "membership_before": {"power": {"auc": 0.71}, "has_power": True, "member_rate": 0.625},
+          "membership": {"power": {"auc": 0.52}, "has_power": False, "member_rate": 0.5},
           "forgotten_cos_to_prototype_before": 0.88, "forgotten_cos_to_prototype_after": 0.27,
           "per_identity": [{"identity": "Ann", "role": "forget", "before": 1.0, "after": 0.0}],
           "config": asdict(PRESETS["fast"]), "curve": [{"step": 1}]}
@@ -23,7 +25,9 @@ def test_markdown_has_the_task_its_groups_and_its_numbers():
     assert "2 of 3 LoRA groups exactly zero" in md  # this task's row, not task1's
     assert "LoRA group norms, block 1 → 3: 0, 0.5, 0" in md
     assert "| Acc_f (people forgotten now) | 100.0 % | 0.0 % |" in md
-    assert "| membership inference (0.5 = cannot tell) | 0.50 | – |" in md
+    # A number only where the attack has power; otherwise it says it has none.
+    assert ("| membership attack: forgotten people's training pictures called members | "
+            "62.5 % (AUC 0.71) | no power (AUC 0.52) |") in md
     assert "| Ann | forget | 100.0 % | 0.0 % |" in md
     assert "curve" not in without_curve(REPORT) and "curve" in REPORT
 

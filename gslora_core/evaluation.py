@@ -1,0 +1,223 @@
+"""What a recognizer does on a gallery, and the typed report of one forgetting task.
+
+Training lives in ``forgetting``; everything that *measures* lives here, so the CLI, the page and
+the benchmarks read the same keys (``ForgetReport``, ``Evaluation``) from the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import torch
+import torch.nn.functional as F
+
+from . import lora
+from .config import ForgetConfig, TaskRecord
+from .data import Gallery
+from .metrics import (
+    class_prototypes,
+    embed_all,
+    fraction_correct,
+    h_mean,
+    per_identity_accuracy,
+    subset_accuracy,
+)
+from .model import Recognizer, count_parameters
+from .privacy import membership_attack
+from .training import check_labels
+
+ACCURACY_RULE = "argmax of cosine similarity, no margin at test time"
+
+
+@dataclass
+class Snapshot:
+    """What the model does on the gallery at one moment (all on CPU)."""
+
+    pred: torch.Tensor  # test predictions
+    test_emb: torch.Tensor
+    test_cos: torch.Tensor  # (test pictures, classes) cosine to every class
+    train_emb: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    train_cos: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+
+
+@torch.no_grad()
+def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True) -> Snapshot:
+    test_emb = embed_all(model, gallery.test_x)
+    test_cos = model.head.cosine(test_emb.to(model.device)).cpu()
+    snap = Snapshot(pred=test_cos.argmax(1), test_emb=test_emb, test_cos=test_cos)
+    if with_train:
+        snap.train_emb = embed_all(model, gallery.train_x)
+        snap.train_cos = model.head.cosine(snap.train_emb.to(model.device)).cpu()
+    return snap
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Who is who in a task, as class indices: forgotten now (F), in earlier tasks (O), retained."""
+
+    forget: list[int]
+    earlier: list[int]
+    retain: list[int]
+
+
+def accuracy(snap: Snapshot, gallery: Gallery, classes: list[int]) -> float | None:
+    return subset_accuracy(snap.pred, gallery.test_y, classes)
+
+
+def membership(model: Recognizer, snap: Snapshot, gallery: Gallery, roles: Roles,
+               seed: int = 0) -> dict:
+    """The membership attack of ``privacy``: calibrated on the retained people (their training
+    pictures are members, their test pictures not), then read on the forgotten people's training
+    pictures. The dict says whether the attack has power at all (``has_power``)."""
+    retain = torch.tensor(roles.retain, dtype=torch.long)
+    forget = torch.tensor(roles.forget, dtype=torch.long)
+    result = membership_attack(snap.train_cos[torch.isin(gallery.train_y, retain)],
+                               snap.test_cos[torch.isin(gallery.test_y, retain)],
+                               snap.train_cos[torch.isin(gallery.train_y, forget)],
+                               s=model.head.s, seed=seed)
+    return result.to_dict()
+
+
+def mean_cos_to_prototype(emb: torch.Tensor, protos: torch.Tensor,
+                          labels: torch.Tensor) -> float | None:
+    """Mean cosine of embeddings to their own class's prototype (None without pictures)."""
+    if len(emb) == 0:
+        return None
+    return float(F.cosine_similarity(emb, protos[labels], dim=1).mean())
+
+
+class IdentityRow(TypedDict):
+    identity: str
+    role: str  # "forget", "earlier" or "retain"
+    before: float | None
+    after: float | None
+
+
+class ForgetReport(TypedDict, total=False):
+    """One finished (or cancelled) task: the one key contract of the CLI, page and benchmarks.
+
+    A cancelled task has only ``cancelled``, ``task``, ``step`` and ``seconds``."""
+
+    cancelled: bool
+    task: str
+    step: int
+    forgotten: list[str]
+    earlier_forgotten: list[str]
+    num_retained: int
+    acc_r_before: float | None
+    acc_r_after: float | None
+    acc_f_before: float | None
+    acc_f_after: float | None
+    acc_o_before: float | None
+    acc_o: float | None
+    drop: float
+    h_mean: float
+    seconds: float
+    train_seconds: float
+    trainable_params: int
+    total_params: int
+    trainable_share: float
+    group_norms: list[list[float]]  # every live task x block
+    task_names: list[str]
+    zero_groups: int
+    zero_group_ratio: float
+    membership_before: dict  # privacy.MembershipResult.to_dict() on the untouched model
+    membership: dict  # the same attack after the task
+    forgotten_cos_to_prototype_before: float | None
+    forgotten_cos_to_prototype_after: float | None
+    per_identity: list[IdentityRow]
+    device: str
+    config: dict[str, Any]
+    curve: list[dict]
+    accuracy_rule: str
+
+
+@dataclass
+class TaskOutcome:
+    """What a finished task hands to ``build_report``."""
+
+    record: TaskRecord
+    roles: Roles
+    before: Snapshot
+    after: Snapshot
+    cfg: ForgetConfig
+    seconds: float
+    train_seconds: float
+    curve: list[dict]
+
+
+def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> ForgetReport:
+    """Everything the CLI prints and the UI shows about one finished task."""
+    roles, before, after = done.roles, done.before, done.after
+    C = len(model.class_names)
+    acc_r_b, acc_r_a = (accuracy(s, gallery, roles.retain) for s in (before, after))
+    acc_f_b, acc_f_a = (accuracy(s, gallery, roles.forget) for s in (before, after))
+    drop = (acc_f_b or 0.0) - (acc_f_a or 0.0)
+    norms = lora.group_norms(model.blocks)
+    live = [t.name for t in model.tasks if not t.merged]
+    current = norms[live.index(done.record.name)]
+    protos = class_prototypes(before.train_emb, gallery.train_y, C)
+    fm_te = torch.isin(gallery.test_y, torch.tensor(roles.forget))
+    per_b = per_identity_accuracy(before.pred, gallery.test_y, C)
+    per_a = per_identity_accuracy(after.pred, gallery.test_y, C)
+    role = {c: "forget" for c in roles.forget} | {c: "earlier" for c in roles.earlier}
+    trainable = sum(p.numel() for p in lora.iter_task_parameters(model.blocks, done.record.name))
+    total = count_parameters(model)
+    zero_groups = sum(n == 0.0 for n in current)
+    seed = done.cfg.seed
+    return ForgetReport(
+        cancelled=False, task=done.record.name, forgotten=done.record.forgotten,
+        earlier_forgotten=[model.class_names[c] for c in roles.earlier],
+        num_retained=len(roles.retain),
+        acc_r_before=acc_r_b, acc_r_after=acc_r_a, acc_f_before=acc_f_b, acc_f_after=acc_f_a,
+        acc_o_before=accuracy(before, gallery, roles.earlier),
+        acc_o=accuracy(after, gallery, roles.earlier),
+        drop=drop, h_mean=h_mean(acc_r_a or 0.0, drop),
+        seconds=done.seconds, train_seconds=done.train_seconds,
+        trainable_params=trainable, total_params=total, trainable_share=trainable / max(1, total),
+        group_norms=norms, task_names=live, zero_groups=zero_groups,
+        zero_group_ratio=zero_groups / max(1, len(current)),
+        membership_before=membership(model, before, gallery, roles, seed),
+        membership=membership(model, after, gallery, roles, seed),
+        forgotten_cos_to_prototype_before=mean_cos_to_prototype(before.test_emb[fm_te], protos,
+                                                                 gallery.test_y[fm_te]),
+        forgotten_cos_to_prototype_after=mean_cos_to_prototype(after.test_emb[fm_te], protos,
+                                                               gallery.test_y[fm_te]),
+        per_identity=[IdentityRow(identity=n, role=role.get(c, "retain"), before=per_b[c],
+                                  after=per_a[c]) for c, n in enumerate(model.class_names)],
+        device=str(model.device), config=done.cfg.to_dict(), curve=done.curve,
+        accuracy_rule=ACCURACY_RULE,
+    )
+
+
+class Evaluation(TypedDict):
+    """A recognizer on a gallery's test pictures, split by the checkpoint's history."""
+
+    acc_r: float | None
+    acc_o: float | None
+    acc_all: float | None
+    forgotten: list[str]
+    tasks: list[str]
+    group_norms: list[list[float]]
+    per_identity: list[dict]
+    accuracy_rule: str
+
+
+@torch.no_grad()
+def evaluate(model: Recognizer, gallery: Gallery) -> Evaluation:
+    """Accuracy of a recognizer on a gallery's test split, split by the checkpoint's history."""
+    check_labels(model, gallery)
+    snap = snapshot(model, gallery, with_train=False)
+    C = len(model.class_names)
+    o_idx = [model.class_index(n) for n in model.forgotten()]
+    r_idx = [c for c in range(C) if c not in set(o_idx)]
+    per = per_identity_accuracy(snap.pred, gallery.test_y, C)
+    return Evaluation(
+        acc_r=accuracy(snap, gallery, r_idx), acc_o=accuracy(snap, gallery, o_idx),
+        acc_all=fraction_correct(snap.pred, gallery.test_y), forgotten=model.forgotten(),
+        tasks=[t.name for t in model.tasks], group_norms=lora.group_norms(model.blocks),
+        per_identity=[{"identity": n, "accuracy": per[c],
+                       "role": "forgotten" if c in o_idx else "retain"}
+                      for c, n in enumerate(model.class_names)],
+        accuracy_rule=ACCURACY_RULE,
+    )
