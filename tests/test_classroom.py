@@ -366,6 +366,8 @@ def test_zerogpu_wraps_training_and_forgetting_and_the_default_task_fits(monkeyp
         out = c.predict(["Bill_Clinton", "Serena_Williams"], *fast, api_name="/forget")
         report = next(o for o in out if isinstance(o, dict) and "acc_f_after" in o)
         assert report["acc_f_after"] == 0.0  # the wrapped function really ran the task
+        md, table, _ = c.predict(True, api_name="/compare")  # with the retrain, as on the page
+        assert len(table["data"]) == 3 and "Forgotten: Bill_Clinton" in md
         c.predict([gradio_client.handle_file(str(_zip(tmp_path / "two.zip")))],
                   api_name="/upload_gallery")
         out = c.predict(api_name="/train_recognizer")  # request injected through both wrappers
