@@ -49,13 +49,12 @@ import torch
 
 from gslora_core.config import PRESETS, ForgetConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery
-from gslora_core.evaluation import Snapshot, snapshot
+from gslora_core.evaluation import Roles, Snapshot, membership, snapshot
 from gslora_core.forgetting import finetune_forget, forget_task
-from gslora_core.metrics import h_mean
+from gslora_core.metrics import accuracy_by_name, h_mean
 from gslora_core.model import Recognizer, count_parameters, load_recognizer
-from gslora_core.privacy import membership_attack
+from gslora_core.probes import retrain_without
 from gslora_core.report import task_norms
-from gslora_core.training import from_backbone, train_recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
@@ -129,16 +128,13 @@ class View:
     classes is measured exactly like the others. ``snap`` is the engine's own snapshot (passed
     back to the next task as its "before": one pass over the gallery per task)."""
 
-    test_pred: list[str]
-    train_cos: torch.Tensor  # (train pictures, the model's classes)
-    test_cos: torch.Tensor
-    s: float
-    snap: Snapshot | None = None
+    snap: Snapshot
+    test_pred: list[str]  # top-1 name per test picture
+    s: float  # the model's head scale (the attack's softmax)
 
 
 def view_of(model: Recognizer, snap: Snapshot) -> View:
-    return View([model.class_names[i] for i in snap.pred.tolist()], snap.train_cos,
-                snap.test_cos, model.head.s, snap)
+    return View(snap, [model.class_names[i] for i in snap.pred.tolist()], model.head.s)
 
 
 @torch.no_grad()
@@ -146,28 +142,19 @@ def observe(model: Recognizer, gallery: Gallery) -> View:
     return view_of(model, snapshot(model, gallery))
 
 
-def _acc(pred: list[str], truth: list[str], names: set[str]) -> float | None:
-    pairs = [(p, t) for p, t in zip(pred, truth) if t in names]
-    return sum(p == t for p, t in pairs) / len(pairs) if pairs else None
-
-
 def measure(view: View, gallery: Gallery, forget_now: list[str], earlier: list[str],
             seed: int = 0) -> dict:
-    """Acc_r / Acc_f / Acc_o by name, and the membership attack: calibrated on the retained
-    people (their training pictures = members, test pictures = non-members), read on the
+    """Acc_r / Acc_f / Acc_o by name, and the engine's membership attack: calibrated on the
+    retained people (training pictures = members, test pictures = non-members), read on the
     forgotten-now people's training pictures. Label-free features: it applies to retrain too."""
     truth = [gallery.names[i] for i in gallery.test_y.tolist()]
     gone = set(forget_now) | set(earlier)
-    retained = [gallery.names.index(n) for n in gallery.names if n not in gone]
-    r = torch.tensor(retained)
-    f = torch.tensor([gallery.names.index(n) for n in forget_now])
-    attack = membership_attack(view.train_cos[torch.isin(gallery.train_y, r)],
-                               view.test_cos[torch.isin(gallery.test_y, r)],
-                               view.train_cos[torch.isin(gallery.train_y, f)], view.s, seed=seed)
-    m = attack.to_dict()
-    return {"acc_r": _acc(view.test_pred, truth, set(gallery.names) - gone),
-            "acc_f": _acc(view.test_pred, truth, set(forget_now)),
-            "acc_o": _acc(view.test_pred, truth, set(earlier)),
+    roles = Roles(forget=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
+                  retain=[c for c, n in enumerate(gallery.names) if n not in gone])
+    m = membership(view.snap, gallery, roles, view.s, seed)
+    return {"acc_r": accuracy_by_name(view.test_pred, truth, set(gallery.names) - gone),
+            "acc_f": accuracy_by_name(view.test_pred, truth, set(forget_now)),
+            "acc_o": accuracy_by_name(view.test_pred, truth, set(earlier)),
             "mia_member_rate": m["member_rate"],
             "mia_power": (m["power"] or {}).get("auc"), "mia_has_power": m["has_power"]}
 
@@ -208,14 +195,11 @@ def retrain(train_cfg: TrainConfig) -> Method:
     """Enroll from the backbone on every person not forgotten so far (the app's own recipe, on
     the same pictures in memory; a new training seed per draw)."""
     def run(model, gallery, names, earlier, ctx):
-        gone = set(names) | set(earlier)
-        sub = gallery.subset([n for n in gallery.names if n not in gone])
-        new = from_backbone(ctx["backbone"], sub, ctx["data_config"])
-        rep = train_recognizer(new, sub, replace(train_cfg, seed=ctx["seed"]))
-        return new, {"train_seconds": rep["train_seconds"], "trainable_share": 1.0,
-                     "zero_group_ratio": None, "earlier_seen": sorted(earlier)}
-    return Method("retrain", run, {"engine": "from_backbone + train_recognizer",
-                                   **train_cfg.to_dict()})
+        new = retrain_without(ctx["backbone"], gallery, [*names, *earlier],
+                              replace(train_cfg, seed=ctx["seed"]), ctx["data_config"])
+        return new.model, {"train_seconds": new.train_seconds, "trainable_share": 1.0,
+                           "zero_group_ratio": None, "earlier_seen": sorted(earlier)}
+    return Method("retrain", run, {"engine": "probes.retrain_without", **train_cfg.to_dict()})
 
 
 def untouched() -> Method:
@@ -480,7 +464,9 @@ def on_validation(method: Method, base: Recognizer, gallery: Gallery, ctx: dict,
     """A candidate's single-step results on the *validation* pictures, on draws of their own
     (never the test draws): mean H-Mean, Acc_f, Acc_r and zero-group share over draws."""
     val = gallery.scored_on("val")
-    view = ctx.setdefault("val_view", observe(base, val))
+    if "val_view" not in ctx:  # one pass over the gallery for every candidate, not one each
+        ctx["val_view"] = observe(base, val)
+    view = ctx["val_view"]
     rows = []
     for d, names in enumerate(forget_sets(base.class_names, 0.1, draws, seed + 500)):
         rows += run_sequence(method, base, view, val, [names], {**ctx, "seed": d})
@@ -526,8 +512,7 @@ def cost_vs_size(gallery: Gallery, ctx: dict, table: dict[str, Method], sizes: l
     for n in sizes:
         names = sorted(random.Random(seed + n).sample(gallery.names, n))
         sub = gallery.subset(names)
-        base = from_backbone(ctx["backbone"], sub, ctx["data_config"])
-        train_recognizer(base, sub, replace(TrainConfig.from_backbone(), seed=0))
+        base = retrain_without(ctx["backbone"], sub, [], data_config=ctx["data_config"]).model
         gone = forget_sets(names, 0.1, 1, seed + n)[0]
         times = {}
         for m in ("gslora", "retrain"):

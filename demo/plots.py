@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from gslora_core.report import blocks_text
@@ -124,8 +125,7 @@ def embedding_map(data: dict) -> go.Figure:
                         subplot_titles=("Before any forgetting", "Now"), horizontal_spacing=0.04)
     points = data["points"]
     people = sorted({p["identity"] for p in points})
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]
+    palette = qualitative.D3
     for k, person in enumerate(people):
         for col, stage in ((1, "before"), (2, "after")):
             mine = [p for p in points if p["identity"] == person and p["stage"] == stage]

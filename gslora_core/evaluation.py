@@ -64,17 +64,18 @@ def accuracy(snap: Snapshot, gallery: Gallery, classes: list[int]) -> float | No
     return subset_accuracy(snap.pred, gallery.test_y, classes)
 
 
-def membership(model: Recognizer, snap: Snapshot, gallery: Gallery, roles: Roles,
-               seed: int = 0) -> dict:
+def membership(snap: Snapshot, gallery: Gallery, roles: Roles, s: float, seed: int = 0) -> dict:
     """The membership attack of ``privacy``: calibrated on the retained people (their training
     pictures are members, their test pictures not), then read on the forgotten people's training
-    pictures. The dict says whether the attack has power at all (``has_power``)."""
+    pictures. Roles are the *gallery's* labels, so any recognizer's snapshot (retrain's too) can
+    be read; ``s`` is its head's scale. The dict says whether the attack has power
+    (``has_power``)."""
     retain = torch.tensor(roles.retain, dtype=torch.long)
     forget = torch.tensor(roles.forget, dtype=torch.long)
     result = membership_attack(snap.train_cos[torch.isin(gallery.train_y, retain)],
                                snap.test_cos[torch.isin(gallery.test_y, retain)],
                                snap.train_cos[torch.isin(gallery.train_y, forget)],
-                               s=model.head.s, seed=seed)
+                               s=s, seed=seed)
     return result.to_dict()
 
 
@@ -177,8 +178,8 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
         trainable_params=trainable, total_params=total, trainable_share=trainable / max(1, total),
         group_norms=norms, task_names=live, zero_groups=zero_groups,
         zero_group_ratio=zero_groups / max(1, len(current)),
-        membership_before=membership(model, before, gallery, roles, seed),
-        membership=membership(model, after, gallery, roles, seed),
+        membership_before=membership(before, gallery, roles, model.head.s, seed),
+        membership=membership(after, gallery, roles, model.head.s, seed),
         forgotten_cos_to_prototype_before=mean_cos_to_prototype(before.test_emb[fm_te], protos,
                                                                  gallery.test_y[fm_te]),
         forgotten_cos_to_prototype_after=mean_cos_to_prototype(after.test_emb[fm_te], protos,

@@ -25,6 +25,7 @@ from .config import ForgetConfig, TaskRecord
 from .data import Gallery
 from .evaluation import ForgetReport, Roles, Snapshot, TaskOutcome, accuracy, build_report, snapshot
 from .losses import bounded_forget_loss, group_lasso, prototype_loss, proximal_group_step, retain_loss
+from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
 from .training import check_labels
 
@@ -264,16 +265,11 @@ def shot_prototypes(model: Recognizer, gallery: Gallery, pool: torch.Tensor) -> 
     """GS-LoRA++'s prototypes: per class, the mean backbone embedding (the training-time
     ``embed``, not unit-normalised) of the task's own pictures of it, i.e. of the K-shot pool in
     a few-shot task: the authors' protocol sees no other picture. Zeros for other classes."""
-    protos = torch.zeros(len(model.class_names), model.cfg.embed_dim)
-    if len(pool) == 0:
-        return protos.to(model.device)
     model.eval()
     emb = torch.cat([model.embed(gallery.train_x[pool[i:i + 128]].to(model.device)).float().cpu()
-                     for i in range(0, len(pool), 128)])
-    labels = gallery.train_y[pool]
-    protos.index_add_(0, labels, emb)
-    counts = torch.bincount(labels, minlength=len(protos)).clamp(min=1).unsqueeze(1)
-    return (protos / counts).to(model.device)
+                     for i in range(0, len(pool), 128)] or [torch.zeros(0, model.cfg.embed_dim)])
+    return class_prototypes(emb, gallery.train_y[pool], len(model.class_names),
+                            normalize=False).to(model.device)
 
 
 def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],

@@ -51,15 +51,25 @@ def subset_accuracy(pred: torch.Tensor, labels: torch.Tensor, classes: Sequence[
     return fraction_correct(pred[m], labels[m])
 
 
+def accuracy_by_name(pred: Sequence[str], truth: Sequence[str], names: set[str]) -> float | None:
+    """Top-1 on the pictures whose true identity is in ``names``, comparing *names*: recognizers
+    with different classes (delete, retrain) are measured alike, and a person without a class is
+    never recognized. None when there are no such pictures."""
+    pairs = [(p, t) for p, t in zip(pred, truth) if t in names]
+    return sum(p == t for p, t in pairs) / len(pairs) if pairs else None
+
+
 def h_mean(acc_r: float, drop: float) -> float:
     """H-Mean = 2 * Acc_r * Drop / (Acc_r + Drop), Drop = Acc_f(before) - Acc_f(after)."""
     return 0.0 if acc_r + drop <= 0 else 2 * acc_r * drop / (acc_r + drop)
 
 
-def class_prototypes(emb: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Mean normalised embedding per class (zeros for classes without samples)."""
+def class_prototypes(emb: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     normalize: bool = True) -> torch.Tensor:
+    """Mean embedding per class, of unit embeddings unless ``normalize=False`` (zeros for
+    classes without samples)."""
     protos = torch.zeros(num_classes, emb.shape[1])
-    protos.index_add_(0, labels, F.normalize(emb, dim=1))
+    protos.index_add_(0, labels, F.normalize(emb, dim=1) if normalize else emb)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).unsqueeze(1)
     return protos / counts
 

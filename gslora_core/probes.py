@@ -16,9 +16,10 @@ share axes).
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from dataclasses import dataclass
-from typing import Sequence, TypedDict
+from typing import NamedTuple, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from . import lora
 from .config import TrainConfig
 from .data import Gallery
-from .metrics import embed_all, make_pairs, verification_accuracy
+from .metrics import accuracy_by_name, embed_all, make_pairs, verification_accuracy
 from .model import Recognizer
 from .training import from_backbone, train_recognizer
 
@@ -57,17 +58,23 @@ def delete_people(model: Recognizer, names: Sequence[str]) -> Recognizer:
     return out.eval()
 
 
+class Retrained(NamedTuple):
+    model: Recognizer
+    seconds: float  # the whole re-enrollment, wall clock
+    train_seconds: float  # its training steps only
+
+
 def retrain_without(backbone: Recognizer, gallery: Gallery, names: Sequence[str],
                     cfg: TrainConfig = TrainConfig.from_backbone(),
-                    data_config=None) -> tuple[Recognizer, float]:
+                    data_config=None) -> Retrained:
     """Enroll again from the backbone on everyone but ``names`` (the same pictures, the app's
-    enrollment recipe): the gold standard of forgetting. Returns (model, seconds)."""
+    enrollment recipe): the gold standard of forgetting."""
     t0 = time.perf_counter()
     gone = set(names)
     sub = gallery.subset([n for n in gallery.names if n not in gone])
     model = from_backbone(backbone, sub, data_config)
-    train_recognizer(model, sub, cfg)
-    return model, time.perf_counter() - t0
+    report = train_recognizer(model, sub, cfg)
+    return Retrained(model, time.perf_counter() - t0, report["train_seconds"])
 
 
 @dataclass
@@ -83,17 +90,11 @@ def embed_gallery(model: Recognizer, gallery: Gallery) -> Embedded:
                     F.normalize(embed_all(model, gallery.test_x), dim=-1))
 
 
-def name_accuracy(model: Recognizer, emb: torch.Tensor, labels: torch.Tensor, gallery: Gallery,
-                  names: set[str]) -> float | None:
-    """Top-1 by identity *name* on pictures of ``names``: models with different classes (delete,
-    retrain) are measured alike; a person without a class is never recognized."""
-    own = [i for i, y in enumerate(labels.tolist()) if gallery.names[y] in names]
-    if not own:
-        return None
-    with torch.no_grad():
-        pred = model.head.cosine(emb[own].to(model.device)).argmax(1).cpu().tolist()
-    return sum(model.class_names[p] == gallery.names[int(labels[i])]
-               for p, i in zip(pred, own)) / len(own)
+@torch.no_grad()
+def predicted_names(model: Recognizer, emb: torch.Tensor) -> list[str]:
+    """The top-1 identity name of each (unit) embedding."""
+    return [model.class_names[i]
+            for i in model.head.cosine(emb.to(model.device)).argmax(1).cpu().tolist()]
 
 
 class Recognizability(TypedDict):
@@ -115,10 +116,10 @@ def still_recognizable(emb: Embedded, gallery: Gallery, forgotten: Sequence[str]
     pairs, same = make_pairs(labels, min(1000, 2 * len(kept)), seed=seed)
     ver = verification_accuracy(emb.test[kept], pairs, same)
     t = ver["threshold"]
-    sims = emb.test @ emb.test.T
-    fpairs = [(i, j) for i in range(len(y_test)) for j in range(i + 1, len(y_test))
-              if y_test[i] == y_test[j] and y_test[i] in gone]
-    match = (sum(float(sims[i, j]) >= t for i, j in fpairs) / len(fpairs)) if fpairs else None
+    fpairs = [pair for c in sorted(gone) for pair in itertools.combinations(
+        [i for i, y in enumerate(y_test) if y == c], 2)]
+    match = (sum(float(emb.test[i] @ emb.test[j]) >= t for i, j in fpairs) / len(fpairs)
+             if fpairs else None)
     nn_own = (emb.test @ emb.train.T).argmax(1)
     hit = (gallery.train_y[nn_own] == gallery.test_y).tolist()
 
@@ -197,16 +198,17 @@ def assess(method: str, model: Recognizer, gallery: Gallery, forgotten: Sequence
     """One row of the side-by-side table."""
     emb = embed_gallery(model, gallery)
     gone = set(forgotten)
+    pred = predicted_names(model, emb.test)
+    truth = [gallery.names[y] for y in gallery.test_y.tolist()]
     return MethodRow(method=method, seconds=seconds,
-                     acc_r=name_accuracy(model, emb.test, gallery.test_y, gallery,
-                                         set(gallery.names) - gone),
-                     acc_f=name_accuracy(model, emb.test, gallery.test_y, gallery, gone),
+                     acc_r=accuracy_by_name(pred, truth, set(gallery.names) - gone),
+                     acc_f=accuracy_by_name(pred, truth, gone),
                      recognizable=still_recognizable(emb, gallery, forgotten, seed),
                      relearn=relearn(model, emb, gallery, forgotten, shots, seed=seed))
 
 
 def compare(after: Recognizer, gallery: Gallery, gslora_seconds: float | None = None,
-            retrained: tuple[Recognizer, float] | None = None,
+            retrained: Retrained | None = None,
             shots: Sequence[int] = (1, 2, 4)) -> list[MethodRow]:
     """delete, GS-LoRA (``after``, with its task history) and, if given, retrain, on the people
     ``after`` has forgotten, measured alike."""
@@ -218,7 +220,8 @@ def compare(after: Recognizer, gallery: Gallery, gslora_seconds: float | None = 
     rows = [assess("delete", deleted, gallery, forgotten, time.perf_counter() - t0, shots),
             assess("gslora", after, gallery, forgotten, gslora_seconds, shots)]
     if retrained is not None:
-        rows.append(assess("retrain", retrained[0], gallery, forgotten, retrained[1], shots))
+        rows.append(assess("retrain", retrained.model, gallery, forgotten, retrained.seconds,
+                           shots))
     return rows
 
 
