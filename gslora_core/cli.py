@@ -1,4 +1,4 @@
-"""Command line: ``python -m gslora_core {pretrain,enroll,forget,evaluate,inspect,predict,rollback,
+"""Command line: ``python -m gslora_core {pretrain,average,enroll,forget,evaluate,inspect,predict,rollback,
 export,report}``.
 
 Everything the app does goes through these same functions, so every number on screen can be
@@ -50,7 +50,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     import torch
 
     from .facecache import load_face_cache
-    from .pretrain import pretrain, split_holdout
+    from .pretrain import deepened, pretrain, split_holdout
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -73,6 +73,10 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
               f"[{views}] ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
     init = load_recognizer(a.init) if a.init else None
+    if init is not None and a.width and a.width != init.cfg.embed_dim:
+        raise SystemExit("error: --width cannot change an --init backbone (only --depth grows it)")
+    if init is not None and a.depth and a.depth != init.cfg.depth:
+        init = deepened(init, a.depth)  # new blocks start as the identity
     size = MODEL_SIZES[a.model_size]
     mcfg = init.cfg if init else replace(  # --width keeps heads of 64 channels, as the default's
         size, stem=a.stem, embed_dim=a.width or size.embed_dim, depth=a.depth or size.depth,
@@ -81,6 +85,35 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
                          on_progress=progress, init=init, resume=a.resume)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
+    return 0
+
+
+def cmd_average(a: argparse.Namespace) -> int:
+    """Average backbone checkpoints; with a cache and validation people, score each and the mean."""
+    import torch
+
+    from .pretrain import average_backbones, resized, split_holdout, validation_pairs, validation_views
+    from .pretrain import evaluate as score_views
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    models = [load_recognizer(c) for c in a.checkpoints]
+    avg = average_backbones(models)
+    out = save_recognizer(avg, a.out)
+    report: dict[str, Any] = {"checkpoint": str(out), "averaged": list(a.checkpoints)}
+    if a.cache and a.validation:
+        from .facecache import load_face_cache
+
+        _, held = split_holdout(load_face_cache(a.cache), read_holdout(a.validation))
+        if len(set(held.identities)) < 2:
+            raise SystemExit("error: the validation people are not in the cache")
+        views = validation_views(resized(held.images, avg.cfg.img_size).permute(0, 3, 1, 2))
+        pairs = validation_pairs(held)
+        report["validation"] = {c: score_views(m, views, pairs)["score"]
+                                for c, m in zip(a.checkpoints, models)}
+        report["validation"]["average"] = score_views(avg, views, pairs)["score"]
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    _print_json(report, None)
     return 0
 
 
@@ -248,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "basic: the first backbone's flip/scale/shift/brightness")
     t.add_argument("--keep-every-epoch", action="store_true", help="also keep <out>.epochNNN.safetensors")
     t.add_argument("--width", type=int, default=0, help="embedding width (0: the size's)")
-    t.add_argument("--depth", type=int, default=0, help="transformer blocks (0: the size's)")
+    t.add_argument("--depth", type=int, default=0, help="transformer blocks (0: the size's); with "
+                   "--init, more than its blocks appends new ones that start as the identity")
     t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
     t.add_argument("--init", help="continue from this backbone (its size and stem are kept)")
     t.add_argument("--stem", choices=["patch", "conv"], default="conv",
@@ -263,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--report", help="also write the JSON report here")
     t.set_defaults(func=cmd_pretrain)
+
+    w = sub.add_parser("average", help="average backbone checkpoints of one run (weight averaging); "
+                       "optionally score them on the validation people")
+    w.add_argument("checkpoints", nargs="+", help="backbones (.safetensors), e.g. a run's "
+                   "<out>.epochNNN.safetensors from --keep-every-epoch")
+    w.add_argument("--out", required=True, help="averaged backbone (.safetensors; a .json beside it)")
+    w.add_argument("--cache", help="face cache holding the validation people (to score)")
+    w.add_argument("--validation", help="JSON of validation identity names (checkpoints/lfw_validation.json)")
+    w.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    w.set_defaults(func=cmd_average)
 
     e = sub.add_parser("enroll", help="train a recognizer on a gallery folder (one folder per identity)")
     e.add_argument("--gallery", required=True,

@@ -139,3 +139,71 @@ def test_face_cache_with_and_without_wide_crops(tmp_path) -> None:
     np.save(tmp_path / WIDE, np.zeros((3, 12, 12, 3), np.uint8))
     new = load_face_cache(tmp_path)
     assert new.wide.shape == (2, 12, 12, 3) and new.views_source()[1] == 8 / 12
+
+
+def test_average_is_the_mean_of_every_weight_and_refuses_mixed_models() -> None:
+    from gslora_core.pretrain import average_backbones
+
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    torch.manual_seed(0)
+    a, b, c = Recognizer(mcfg, []), Recognizer(mcfg, []), Recognizer(mcfg, [])
+    avg = average_backbones([a, b, c])
+    for name, w in avg.backbone.state_dict().items():
+        mean = (a.backbone.state_dict()[name] + b.backbone.state_dict()[name]
+                + c.backbone.state_dict()[name]) / 3
+        assert torch.allclose(w, mean, atol=1e-6), name
+    assert not torch.equal(avg.backbone.state_dict()["cls_token"], a.backbone.state_dict()["cls_token"])
+    with pytest.raises(ValueError, match="different sizes"):
+        average_backbones([a, Recognizer(replace(mcfg, depth=mcfg.depth + 1), [])])
+    with pytest.raises(ValueError, match="backbones only"):
+        average_backbones([a, Recognizer(mcfg, ["x", "y"])])
+    with pytest.raises(ValueError, match="nothing"):
+        average_backbones([])
+
+
+def test_average_command_scores_each_checkpoint_and_the_mean(tmp_path, capsys) -> None:
+    from gslora_core.cli import main
+    from gslora_core.facecache import ALIGNED, INDEX, TEACHER
+    from gslora_core.model import save_recognizer
+
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    torch.manual_seed(1)
+    paths = [save_recognizer(Recognizer(mcfg, []), tmp_path / f"e{i}.safetensors") for i in range(2)]
+    n = 24
+    rows = [{"identity": f"p{i % 6}", "file": f"p{i % 6}/{i}.jpg", "method": "mtcnn", "teacher_ok": True}
+            for i in range(n)]
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / INDEX).write_text(json.dumps({"n": n, "complete": True, "rows": rows}))
+    gen = np.random.default_rng(0)
+    np.save(tmp_path / "cache" / ALIGNED, gen.integers(0, 255, (n, 40, 40, 3), dtype=np.uint8))
+    np.save(tmp_path / "cache" / TEACHER, gen.standard_normal((n, 8)).astype(np.float32))
+    (tmp_path / "val.json").write_text(json.dumps({"validation": ["p0", "p1", "p2"]}))
+    out = tmp_path / "avg.safetensors"
+    assert main(["average", *map(str, paths), "--out", str(out), "--cache", str(tmp_path / "cache"),
+                 "--validation", str(tmp_path / "val.json")]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report == json.loads(capsys.readouterr().out)
+    assert set(report["validation"]) == {*map(str, paths), "average"}
+    assert all(0.0 <= v <= 1.0 for v in report["validation"].values())
+    assert load_recognizer(out).class_names == []
+
+
+def test_deepened_backbone_starts_as_the_old_one_and_its_new_blocks_learn() -> None:
+    from gslora_core.pretrain import deepened
+
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    torch.manual_seed(2)
+    old = Recognizer(mcfg, []).eval()
+    grown = deepened(old, mcfg.depth + 2).eval()
+    assert grown.cfg.depth == mcfg.depth + 2 and len(grown.blocks) == mcfg.depth + 2
+    x = torch.rand(3, 3, mcfg.img_size, mcfg.img_size)
+    assert torch.allclose(grown.embed(x), old.embed(x), atol=1e-6)  # same function at the start
+    grown.train().requires_grad_(True)
+    grown.embed(x).pow(2).sum().backward()
+    new_block = grown.blocks[mcfg.depth]
+    assert new_block.attn.proj.weight.grad.abs().sum() > 0  # the zero projections do get trained
+    assert new_block.mlp.fc2.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="below"):
+        deepened(old, mcfg.depth - 1)
+    with pytest.raises(ValueError, match="backbone only"):
+        deepened(Recognizer(mcfg, ["a", "b"]), mcfg.depth + 1)
