@@ -123,7 +123,7 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     preprocess = a.preprocess or (backbone.data_config.preprocess if backbone else "center")
     dcfg = DataConfig(preprocess=preprocess, max_per_identity=a.max_per_identity,
                       test_fraction=a.test_fraction, val_fraction=a.val_fraction,
-                      min_images=a.min_images)
+                      min_images=a.min_images, split=a.split)
     gallery = load_gallery(a.gallery, mcfg.img_size, dcfg)
     if len(gallery.names) < 2:
         raise ValueError(f"need at least 2 identities with {dcfg.min_images}+ usable pictures; "
@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--val-fraction", type=float, default=DataConfig.val_fraction,
                    help="share held back for validation (choosing recipes), never trained on")
     e.add_argument("--min-images", type=int, default=DataConfig.min_images)
+    e.add_argument("--split", choices=["hash", "rank"], default=DataConfig.split,
+                   help="hash (default): each picture's part fixed by its file name; rank: the first "
+                        "checkpoints' rule (to re-enroll one of them on the same test pictures)")
     e.add_argument("--epochs", type=int, default=None,
                    help=f"default {TrainConfig.from_backbone().epochs} on a backbone, "
                         f"{TrainConfig.epochs} from scratch")

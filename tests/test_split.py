@@ -82,3 +82,24 @@ def test_subset_keeps_the_pictures_of_the_named_people_relabelled():
     assert sub.train_x[:, 0, 0, 0].tolist() == [0, 2, 3, 5]
     assert sub.test_y.tolist() == [0, 1] and sub.test_files == ["c/t", "a/t"]
     assert len(sub.val_y) == 0
+
+
+@pytest.mark.parametrize("split", ["hash", "rank"])
+def test_enroll_writes_the_split_it_was_asked_for(tmp_path, split) -> None:
+    """``enroll --split rank`` re-enrolls a first-generation checkpoint on its own test pictures."""
+    import numpy as np
+    from PIL import Image
+
+    from gslora_core.cli import main
+    from gslora_core.model import read_metadata
+
+    rng = np.random.default_rng(0)
+    for person in ("ann", "bob", "cy"):
+        (tmp_path / "g" / person).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                tmp_path / "g" / person / f"{person}_{i:04d}.png")
+    out = tmp_path / "r.safetensors"
+    assert main(["enroll", "--gallery", str(tmp_path / "g"), "--out", str(out), "--preprocess",
+                 "center", "--model-size", "tiny", "--epochs", "1", "--split", split]) == 0
+    assert read_metadata(out)["data"]["split"] == split
