@@ -7,7 +7,8 @@ horizontal line for a reference score (the shipped backbone on the same views an
 writes the numbers beside the figure.
 
     python -m bench.pretrain_curve runs/backbone_v2/backbone.json runs/backbone_d8/backbone.json \
-        --label "6 blocks" --label "8 blocks" --reference 0.912 --out bench/results/pretrain_curve
+        --label "6 blocks" --label "8 blocks" --reference 0.912 \
+        --reference-label "shipped (trained on these people)" --out bench/results/pretrain_curve
 """
 from __future__ import annotations
 
@@ -41,22 +42,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("histories", nargs="+", help="<out>.json files of pretrain runs")
     ap.add_argument("--label", action="append", default=[], help="one per history, in order")
     ap.add_argument("--reference", type=float, help="a reference validation score (drawn as a line)")
+    ap.add_argument("--reference-label", default="reference", help="what the reference line is")
     ap.add_argument("--out", default="bench/results/pretrain_curve", help="file stem (.json/.html/.png)")
     a = ap.parse_args(argv)
+    import plotly.colors
     import plotly.graph_objects as go
 
     labels = a.label + [Path(h).parent.name for h in a.histories[len(a.label):]]
     runs = {lab: curve(Path(h)) for lab, h in zip(labels, a.histories)}
     fig = go.Figure()
-    for lab, pts in runs.items():
+    palette = plotly.colors.qualitative.D3
+    for i, (lab, pts) in enumerate(runs.items()):
         ep = [p["epoch"] for p in pts]
+        colour = palette[i % len(palette)]
         fig.add_scatter(x=ep, y=[p["score"] for p in pts], mode="lines+markers",
-                        name=f"{lab}: mean over views")
-        fig.add_scatter(x=ep, y=[p["clean"] for p in pts], mode="lines", line={"dash": "dot"},
-                        name=f"{lab}: clean")
+                        line={"color": colour}, name=f"{lab}: mean over views")
+        fig.add_scatter(x=ep, y=[p["clean"] for p in pts], mode="lines",
+                        line={"dash": "dot", "color": colour}, name=f"{lab}: clean")
     if a.reference is not None:
         fig.add_hline(y=a.reference, line={"dash": "dash", "color": "grey"},
-                      annotation_text=f"reference {a.reference:.3f}")
+                      annotation_text=f"{a.reference_label} {a.reference:.3f}")
     fig.update_layout(title="Pretraining: validation-people verification per epoch",
                       xaxis_title="epoch", yaxis_title="verification accuracy", template="plotly_white")
     stem = Path(a.out)
