@@ -67,6 +67,11 @@ def task_row(rep: dict) -> dict:
             "train_seconds": rep["train_seconds"], "seconds": rep["seconds"]}
 
 
+def task_key(gallery: str, tasks: list[list[str]], cfg: ForgetConfig) -> str:
+    """Identifies a run: gallery, who is forgotten in which order, and the exact configuration."""
+    return json.dumps([gallery, tasks, cfg.to_dict()], sort_keys=True)
+
+
 def run_tasks(model, gallery, tasks: list[list[str]], cfg: ForgetConfig) -> list[dict]:
     """One recipe through a sequence of tasks on a copy of ``model`` (one task: single step)."""
     model = copy.deepcopy(model)
@@ -181,6 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     galleries = ["sample"] if a.quick else a.galleries
     sweep = [0.0, 0.5, 1.0] if a.quick else SWEEP
     rows: list[dict] = []
+    # The sweep's alpha 0.5 and 0 on the single step's first draws are the default and alpha0
+    # tasks already run (forgetting is seeded): their rows are reused, not run twice.
+    done: dict[str, list[dict]] = {}
     t_start = time.perf_counter()
     loaded = {}
     for name in dict.fromkeys(galleries + ["sample"]):
@@ -191,7 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
             for d, names in enumerate(forget_sets(model.class_names, 0.1, draws, a.seed)):
                 for recipe, cfg in table.items():
                     print(f"single {gname} draw {d} {recipe}", flush=True)
-                    for r in run_tasks(model, gallery, [names], cfg):
+                    got = done[task_key(gname, [names], cfg)] = run_tasks(model, gallery, [names], cfg)
+                    for r in got:
                         rows.append({"part": "single", "gallery": gname, "recipe": recipe,
                                      "draw": d, **r, "config": cfg.to_dict()})
     if "continual" in a.parts:
@@ -208,7 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
             for alpha in sweep:
                 cfg = replace(table["default"], alpha=alpha)
                 print(f"sweep alpha {alpha} draw {d}", flush=True)
-                for r in run_tasks(model, gallery, [names], cfg):
+                got = done.get(task_key("sample", [names], cfg)) or run_tasks(model, gallery, [names], cfg)
+                for r in got:
                     rows.append({"part": "sweep", "gallery": "sample", "recipe": "default",
                                  "alpha": alpha, "draw": d, **r, "config": cfg.to_dict()})
     summary = summarise(rows)
