@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .forgetting import write_figure
 
 
@@ -31,10 +33,7 @@ def tail_slope(points: list[dict], last: int = 6) -> float:
     pts = points[-last:]
     if len(pts) < 2:
         return 0.0
-    xs = [p["epoch"] for p in pts]
-    ys = [p["score"] for p in pts]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return float(np.polyfit([p["epoch"] for p in pts], [p["score"] for p in pts], 1)[0])
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -78,9 +78,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     if init is not None and a.depth and a.depth != init.cfg.depth:
         init = deepened(init, a.depth)  # new blocks start as the identity
     size = MODEL_SIZES[a.model_size]
-    mcfg = init.cfg if init else replace(  # --width keeps heads of 64 channels, as the default's
-        size, stem=a.stem, embed_dim=a.width or size.embed_dim, depth=a.depth or size.depth,
-        num_heads=max(1, a.width // 64) if a.width else size.num_heads)
+    mcfg = init.cfg if init else replace(size, stem=a.stem).sized(a.width, a.depth)
     _, report = pretrain(data, held if len(held.images) else None, mcfg, cfg, out=a.out,
                          on_progress=progress, init=init, resume=a.resume)
     report["checkpoint"] = str(a.out)
@@ -92,7 +90,7 @@ def cmd_average(a: argparse.Namespace) -> int:
     """Average backbone checkpoints; with a cache and validation people, score each and the mean."""
     import torch
 
-    from .pretrain import average_backbones, resized, split_holdout, validation_pairs, validation_views
+    from .pretrain import average_backbones, split_holdout, validation_set
     from .pretrain import evaluate as score_views
 
     if a.threads:
@@ -107,8 +105,7 @@ def cmd_average(a: argparse.Namespace) -> int:
         _, held = split_holdout(load_face_cache(a.cache), read_holdout(a.validation))
         if len(set(held.identities)) < 2:
             raise SystemExit("error: the validation people are not in the cache")
-        views = validation_views(resized(held.images, avg.cfg.img_size).permute(0, 3, 1, 2))
-        pairs = validation_pairs(held)
+        views, pairs = validation_set(held, avg.cfg.img_size)
         report["validation"] = {c: score_views(m, views, pairs)["score"]
                                 for c, m in zip(a.checkpoints, models)}
         report["validation"]["average"] = score_views(avg, views, pairs)["score"]

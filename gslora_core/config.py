@@ -47,6 +47,12 @@ class ModelConfig:
         """For unit tests: random weights, runs in milliseconds."""
         return cls(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0)
 
+    def sized(self, width: int = 0, depth: int = 0) -> "ModelConfig":
+        """This config at another width and/or depth (0 keeps it); a new width keeps attention
+        heads of 64 channels, as the default's (192 = 3 x 64)."""
+        return replace(self, embed_dim=width or self.embed_dim, depth=depth or self.depth,
+                       num_heads=max(1, width // 64) if width else self.num_heads)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
