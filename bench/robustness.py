@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import platform
 import time
@@ -45,14 +44,12 @@ from gslora_core.config import DataConfig, TrainConfig
 from gslora_core.data import Gallery, split_labels
 from gslora_core.metrics import embed_all
 from gslora_core.model import Recognizer, load_recognizer
+from gslora_core.shifts import CAST_GAINS, SHIFTS, TIGHT_SIDE, apply_shift
 from gslora_core.training import from_backbone, train_recognizer
 
 from .backbone import LFW
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIFTS = ("clean", "tight_crop", "greyscale", "face_32px", "face_48px", "jpeg_q20", "colour_cast")
-CAST_GAINS = (1.3, 1.0, 0.6)  # a strong warm (tungsten-like) cast: red up, blue down
-TIGHT_SIDE = 1.0  # tight crop: a square of the MTCNN box's larger side around its centre
 VERSION = 1  # part of the work files' key: change it when a shift's definition changes
 
 
@@ -80,40 +77,6 @@ def pick_files(names: list[str], lfw: Path, per_identity: int) -> list[Path]:
         files = sorted((lfw / name).glob("*.jpg"), key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
         out += files[:per_identity]
     return out
-
-
-def square_box(box: list[float], side_scale: float) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = box
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * side_scale / 2
-    return cx - half, cy - half, cx + half, cy + half
-
-
-def apply_shift(img: Image.Image, shift: str, box: list[float]) -> Image.Image:
-    """The picture as a visitor might upload it. ``box`` is the face's MTCNN box on the clean
-    picture (tight crops and small faces are defined relative to the face)."""
-    if shift == "clean":
-        return img
-    if shift == "tight_crop":  # a tight pre-cropped 112x112 face
-        return img.crop(tuple(round(v) for v in square_box(box, TIGHT_SIDE))).resize(
-            (112, 112), Image.Resampling.BICUBIC)
-    if shift == "greyscale":
-        return img.convert("L").convert("RGB")
-    if shift in ("face_32px", "face_48px"):  # the face this wide in the photo, then upscaled
-        target = 32 if shift == "face_32px" else 48
-        f = target / max(box[2] - box[0], 1.0)
-        w, h = img.size
-        small = img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX)
-        return small.resize((w, h), Image.Resampling.BILINEAR)
-    if shift == "jpeg_q20":
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=20)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return im.convert("RGB")
-    if shift == "colour_cast":
-        arr = np.asarray(img, dtype=np.float32) * np.array(CAST_GAINS, dtype=np.float32)
-        return Image.fromarray(arr.round().clip(0, 255).astype(np.uint8))
-    raise ValueError(f"unknown shift {shift!r}: choose from {', '.join(SHIFTS)}")
 
 
 def nearest_prototype(emb: torch.Tensor, labels: torch.Tensor, train: np.ndarray,

@@ -46,6 +46,19 @@ def read_holdout(path: str | None) -> set[str]:
     return {n for v in lists if isinstance(v, list) for n in v}
 
 
+def photo_views_of(a: argparse.Namespace, held) -> dict | None:
+    """The validation people's benchmark-shift views (built once into the cache), or None for
+    the aligned stand-ins (``--validation-views aligned``)."""
+    if a.validation_views != "photo":
+        return None
+    from .facecache import shifted_views
+
+    try:
+        return shifted_views(a.cache, set(held.identities))
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def cmd_pretrain(a: argparse.Namespace) -> int:
     import torch
 
@@ -79,8 +92,10 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
         init = deepened(init, a.depth)  # new blocks start as the identity
     size = MODEL_SIZES[a.model_size]
     mcfg = init.cfg if init else replace(size, stem=a.stem).sized(a.width, a.depth)
-    _, report = pretrain(data, held if len(held.images) else None, mcfg, cfg, out=a.out,
-                         on_progress=progress, init=init, resume=a.resume)
+    has_held = len(held.images) > 0
+    photo = photo_views_of(a, held) if has_held else None
+    _, report = pretrain(data, held if has_held else None, mcfg, cfg, out=a.out,
+                         on_progress=progress, init=init, resume=a.resume, photo_views=photo)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
     return 0
@@ -105,10 +120,11 @@ def cmd_average(a: argparse.Namespace) -> int:
         _, held = split_holdout(load_face_cache(a.cache), read_holdout(a.validation))
         if len(set(held.identities)) < 2:
             raise SystemExit("error: the validation people are not in the cache")
-        views, pairs = validation_set(held, avg.cfg.img_size)
+        views, pairs = validation_set(held, avg.cfg.img_size, photo_views=photo_views_of(a, held))
         report["validation"] = {c: score_views(m, views, pairs)["score"]
                                 for c, m in zip(a.checkpoints, models)}
         report["validation"]["average"] = score_views(avg, views, pairs)["score"]
+        report["validation_views"] = a.validation_views
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     _print_json(report, None)
     return 0
@@ -259,6 +275,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_validation_views(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--validation-views", choices=["photo", "aligned"], default="photo",
+                   help="photo: the validation people's photos under bench/robustness.py's shifts, "
+                        "through MTCNN (built once into the cache, ~2 min); aligned: cheap "
+                        "stand-ins on the aligned crops (how runs before 2026-11-25 chose)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
@@ -271,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON of identity names kept out of training (test people: not scored here)")
     t.add_argument("--validation", help="JSON of identity names kept out of training and scored after "
                    "every epoch to choose <out>.best.safetensors (checkpoints/lfw_validation.json)")
+    add_validation_views(t)
     t.add_argument("--resume", action="store_true",
                    help="continue <out>'s run from <out>.state.pt (same schedule and optimiser)")
     t.add_argument("--augment", choices=["robust", "basic"], default=PretrainConfig.augment,
@@ -302,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True, help="averaged backbone (.safetensors; a .json beside it)")
     w.add_argument("--cache", help="face cache holding the validation people (to score)")
     w.add_argument("--validation", help="JSON of validation identity names (checkpoints/lfw_validation.json)")
+    add_validation_views(w)
     w.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
     w.set_defaults(func=cmd_average)
 

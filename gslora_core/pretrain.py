@@ -124,12 +124,27 @@ def validation_pairs(held: DistillSet, n_pairs: int = 3000, seed: int = 0) -> tu
     return make_pairs(labels, n_pairs, seed)
 
 
-def validation_set(held: DistillSet, img_size: int, seed: int = 0
+def validation_set(held: DistillSet, img_size: int, seed: int = 0,
+                   photo_views: dict[str, torch.Tensor] | None = None
                    ) -> tuple[dict[str, torch.Tensor], tuple[np.ndarray, np.ndarray]]:
     """(views, pairs) that score a backbone on the validation people, as ``evaluate`` takes them:
-    the same for every epoch of a run and for ``average``, so their scores compare."""
-    return (validation_views(resized(held.images, img_size).permute(0, 3, 1, 2), seed),
-            validation_pairs(held))
+    the same for every epoch of a run and for ``average``, so their scores compare.
+
+    ``photo_views`` (uint8 (N, S, S, 3) per shift, ``facecache.shifted_views``, rows as
+    ``held``'s) are the robustness benchmark's own shifts; without them, the aligned-crop
+    stand-ins of ``validation_views`` (what runs before 2026-11-25 chose on)."""
+    if photo_views is None:
+        views = validation_views(resized(held.images, img_size).permute(0, 3, 1, 2), seed)
+    else:
+        if any(len(v) != len(held.images) for v in photo_views.values()):
+            raise ValueError("the photo views are not the validation people's pictures")
+        views = {k: resized(v, img_size).permute(0, 3, 1, 2) for k, v in photo_views.items()}
+    return views, validation_pairs(held)
+
+
+def views_kind(photo_views: dict | None) -> str:
+    """How a run's checkpoints are chosen: 'photo' (benchmark shifts) or 'aligned' (stand-ins)."""
+    return "aligned" if photo_views is None else "photo"
 
 
 def state_path(out: str | Path) -> Path:
@@ -145,8 +160,10 @@ def best_path(out: str | Path) -> Path:
 def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              cfg: PretrainConfig = PretrainConfig(), out: str | Path | None = None,
              on_progress: ProgressFn | None = None,
-             init: Recognizer | None = None, resume: bool = False) -> tuple[Recognizer, dict]:
-    """Train a backbone on ``data``; score ``held`` (validation people) after every epoch.
+             init: Recognizer | None = None, resume: bool = False,
+             photo_views: dict[str, torch.Tensor] | None = None) -> tuple[Recognizer, dict]:
+    """Train a backbone on ``data``; score ``held`` (validation people) after every epoch, on
+    ``photo_views`` of them where given (``validation_set``).
 
     With ``out`` the backbone is saved after every epoch (so a long run can be stopped at any
     time) with ``<out>.json`` (the history), ``<out>.best.safetensors`` (best validation score)
@@ -177,8 +194,9 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     views = pairs = None
+    kind = views_kind(photo_views)
     if held is not None and len(held.images) and len(set(held.identities)) >= 2:
-        views, pairs = validation_set(held, model_cfg.img_size, cfg.seed)
+        views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
     n = len(data.images)
     per_epoch = max(1, n // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
@@ -188,6 +206,10 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         st = torch.load(state_path(out), map_location="cpu", weights_only=True)
         if st["model_cfg"] != model_cfg.to_dict() or st["images"] != n:
             raise ValueError(f"{state_path(out)} is another run's state (model or data differ)")
+        if st.get("validation_views", "aligned") != kind:
+            raise ValueError(f"{state_path(out)} chose its checkpoints on "
+                             f"{st.get('validation_views', 'aligned')} validation views: resume "
+                             "it with the same (--validation-views)")
         model.backbone.load_state_dict(st["backbone"])
         proj.load_state_dict(st["proj"])
         opt.load_state_dict(st["opt"])
@@ -222,22 +244,24 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             row["validation"] = ev
         history.append(row)
         if out is not None:
-            save_backbone(model, out, history, cfg, model_cfg, images=n)
+            save_backbone(model, out, history, cfg, model_cfg, images=n, validation_views=kind)
             score = row.get("validation", {}).get("score", -1.0)
             if score > best:
                 best = score
-                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n)
+                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n, validation_views=kind)
             if cfg.keep_every_epoch:
                 shutil.copyfile(out, Path(out).with_suffix(f".epoch{epoch + 1:03d}.safetensors"))
             save_state(out, {"epoch": epoch + 1, "step": step, "best": best, "history": history,
                              "backbone": model.backbone.state_dict(), "proj": proj.state_dict(),
                              "opt": opt.state_dict(), "gen": gen.get_state(),
-                             "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n})
+                             "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n,
+                             "validation_views": kind})
         if on_progress:
             on_progress(row)
     model.eval().requires_grad_(False)
     return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n,
-                   "best_score": best if best >= 0 else None}
+                   "best_score": best if best >= 0 else None,
+                   "validation_views": kind}
 
 
 def require_backbones(models: Sequence[Recognizer], what: str) -> None:
@@ -301,11 +325,12 @@ def save_state(out: str | Path, state: dict) -> None:
 
 
 def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
-                  cfg: PretrainConfig, model_cfg: ModelConfig, images: int) -> None:
+                  cfg: PretrainConfig, model_cfg: ModelConfig, images: int,
+                  validation_views: str = "aligned") -> None:
     out = Path(out)
     tmp = out.with_suffix(".tmp.safetensors")
     save_recognizer(model, tmp)
     tmp.replace(out)
     out.with_suffix(".json").write_text(json.dumps(
         {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "images": images,
-         "history": history}, indent=1))
+         "validation_views": validation_views, "history": history}, indent=1))

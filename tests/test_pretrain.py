@@ -179,8 +179,12 @@ def test_average_command_scores_each_checkpoint_and_the_mean(tmp_path, capsys) -
     np.save(tmp_path / "cache" / TEACHER, gen.standard_normal((n, 8)).astype(np.float32))
     (tmp_path / "val.json").write_text(json.dumps({"validation": ["p0", "p1", "p2"]}))
     out = tmp_path / "avg.safetensors"
-    assert main(["average", *map(str, paths), "--out", str(out), "--cache", str(tmp_path / "cache"),
-                 "--validation", str(tmp_path / "val.json")]) == 0
+    args = ["average", *map(str, paths), "--out", str(out), "--cache", str(tmp_path / "cache"),
+            "--validation", str(tmp_path / "val.json")]
+    # This cache has no source photos to shift: the photo views are refused with a clear reason.
+    with pytest.raises(SystemExit, match="source photos"):
+        main(args)
+    assert main([*args, "--validation-views", "aligned"]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
     assert report == json.loads(capsys.readouterr().out)
     assert set(report["validation"]) == {*map(str, paths), "average"}
@@ -207,3 +211,67 @@ def test_deepened_backbone_starts_as_the_old_one_and_its_new_blocks_learn() -> N
         deepened(old, mcfg.depth - 1)
     with pytest.raises(ValueError, match="backbone only"):
         deepened(Recognizer(mcfg, ["a", "b"]), mcfg.depth + 1)
+
+
+def test_photo_views_choose_checkpoints_and_a_run_resumes_only_on_the_same_kind(tmp_path) -> None:
+    from gslora_core.shifts import SHIFTS
+
+    train, val = split_holdout(tiny_distill_set(), {"p0", "p1", "p2"})
+    gen = torch.Generator().manual_seed(3)
+    photo = {s: torch.randint(0, 255, (len(val.images), 40, 40, 3), dtype=torch.uint8, generator=gen)
+             for s in SHIFTS}
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    cfg = PretrainConfig(epochs=1, batch_size=8, device="cpu")
+    out = tmp_path / "bb.safetensors"
+    _, report = pretrain(train, val, mcfg, cfg, out=out, photo_views=photo)
+    assert set(report["history"][-1]["validation"]["views"]) == set(SHIFTS)
+    assert report["validation_views"] == "photo"
+    assert json.loads(out.with_suffix(".json").read_text())["validation_views"] == "photo"
+    # Continuing it on the aligned stand-ins would compare scores of two different gates.
+    with pytest.raises(ValueError, match="photo validation views"):
+        pretrain(train, val, mcfg, replace(cfg, epochs=2), out=out, resume=True)
+    # Views of other pictures than the validation rows are refused.
+    with pytest.raises(ValueError, match="not the validation people"):
+        pretrain(train, val, mcfg, cfg, photo_views={s: v[:-1] for s, v in photo.items()})
+
+
+@pytest.mark.slow
+def test_shifted_views_are_the_benchmark_shifts_of_the_cached_photos(tmp_path) -> None:
+    """A tiny cache of real LFW photos: its views come out in the held rows' order, "clean" is
+    the cache's crop, the others are re-detected shifted photos, and the file is reused."""
+    from PIL import Image
+
+    from bench.backbone import LFW
+    from gslora_core.alignment import FaceAligner
+    from gslora_core.facecache import ALIGNED, INDEX, TEACHER, load_face_cache, shifted_views
+    from gslora_core.shifts import SHIFTS
+
+    names = ["Amelie_Mauresmo", "Alvaro_Uribe", "Andre_Agassi"]
+    files = [f"{n}/{n}_000{k}.jpg" for k in (1, 2) for n in names]
+    aligner = FaceAligner(size=112)
+    res = aligner.align_many([Image.open(LFW / f).convert("RGB") for f in files])
+    rows = [{"identity": f.split("/")[0], "file": f, "method": r.method, "box": r.box,
+             "teacher_ok": True} for f, r in zip(files, res)]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / INDEX).write_text(json.dumps({"n": len(rows), "root": str(LFW), "complete": True,
+                                           "rows": rows}))
+    np.save(cache / ALIGNED, np.stack([np.asarray(r.crop, np.uint8) for r in res]))
+    np.save(cache / TEACHER, np.random.default_rng(0).standard_normal((len(rows), 8)).astype(np.float32))
+    _, held = split_holdout(load_face_cache(cache), set(names[:2]))
+    views = shifted_views(cache, set(held.identities))
+    assert list(views) == list(SHIFTS)
+    assert all(v.shape == (4, 112, 112, 3) and v.dtype == torch.uint8 for v in views.values())
+    assert torch.equal(views["clean"], held.images)
+    for s in SHIFTS[1:]:  # every shift changed the crops, and MTCNN still found every face
+        assert (views[s].float() - held.images.float()).abs().mean() > 2, s
+        assert (views[s].flatten(1).amax(1) > 0).all(), s
+    grey = views["greyscale"].float()
+    assert (grey[..., 0] - grey[..., 2]).abs().max() <= 2
+    # Built once: a second call reads the file (the photos are no longer needed).
+    meta = json.loads((cache / INDEX).read_text())
+    (cache / INDEX).write_text(json.dumps({**meta, "root": str(tmp_path / "gone")}))
+    again = shifted_views(cache, set(held.identities))
+    assert all(torch.equal(again[s], views[s]) for s in SHIFTS)
+    with pytest.raises(FileNotFoundError, match="source photos"):
+        shifted_views(cache, {names[2]})

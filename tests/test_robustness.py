@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from bench.backbone import LFW
-from bench.robustness import SHIFTS, apply_shift, markdown, nearest_prototype
+from bench.robustness import markdown, nearest_prototype
+from gslora_core.shifts import SHIFTS, apply_shift
 
 ROOT = Path(__file__).resolve().parents[1]
 
