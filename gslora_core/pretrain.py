@@ -195,6 +195,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     views = pairs = None
     kind = views_kind(photo_views)
+    val_meta = {"validation_views": kind,
+                "validation_identities": len(set(held.identities)) if held is not None else 0}
     if held is not None and len(held.images) and len(set(held.identities)) >= 2:
         views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
     n = len(data.images)
@@ -244,11 +246,11 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             row["validation"] = ev
         history.append(row)
         if out is not None:
-            save_backbone(model, out, history, cfg, model_cfg, images=n, validation_views=kind)
+            save_backbone(model, out, history, cfg, model_cfg, images=n, **val_meta)
             score = row.get("validation", {}).get("score", -1.0)
             if score > best:
                 best = score
-                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n, validation_views=kind)
+                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n, **val_meta)
             if cfg.keep_every_epoch:
                 shutil.copyfile(out, Path(out).with_suffix(f".epoch{epoch + 1:03d}.safetensors"))
             save_state(out, {"epoch": epoch + 1, "step": step, "best": best, "history": history,
@@ -326,11 +328,13 @@ def save_state(out: str | Path, state: dict) -> None:
 
 def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
                   cfg: PretrainConfig, model_cfg: ModelConfig, images: int,
-                  validation_views: str = "aligned") -> None:
+                  validation_views: str = "aligned", validation_identities: int = 0) -> None:
+    """The backbone and ``<out>.json``: recipe, size, data and history (the model card's source)."""
     out = Path(out)
     tmp = out.with_suffix(".tmp.safetensors")
     save_recognizer(model, tmp)
     tmp.replace(out)
     out.with_suffix(".json").write_text(json.dumps(
         {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "images": images,
-         "validation_views": validation_views, "history": history}, indent=1))
+         "validation_identities": validation_identities, "validation_views": validation_views,
+         "history": history}, indent=1))

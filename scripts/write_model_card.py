@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +26,14 @@ def augment_flag(pretrain: dict) -> str:
     return f" --augment {pretrain.get('augment', 'basic')}"
 
 
-def robustness_section(path: Path) -> str:
+def robustness_section(path: Path, ck: Path = CK) -> str:
     """The robustness table (bench/robustness.py) when it scored the shipped backbone, else ""."""
     if not path.exists():
         return ""
     res = json.loads(path.read_text())
     scored = Path(res.get("backbone") or "")
     scored = scored if scored.is_absolute() else ROOT / scored
-    if scored.resolve() != (CK / "backbone.safetensors").resolve():
+    if scored.resolve() != (ck / "backbone.safetensors").resolve():
         return ""  # a candidate's scores, not this backbone's
     sys.path.insert(0, str(ROOT))
     from bench.robustness import markdown
@@ -43,41 +44,104 @@ def robustness_section(path: Path) -> str:
             "  nearest-prototype classifier beside the student:\n\n" + markdown(res) + "\n")
 
 
-def main() -> None:
-    backbone = read_metadata(CK / "backbone.safetensors")
-    sample = read_metadata(CK / "sample_recognizer.safetensors")
-    history = json.loads((CK / "backbone.json").read_text())
-    # The shipped backbone may be a continuation (``pretrain --init``) of an earlier run, whose
-    # history is kept in backbone_stage1.json: the card then gives both runs.
-    stage1_file = CK / "backbone_stage1.json"
-    stages = ([json.loads(stage1_file.read_text())] if stage1_file.exists() else []) + [history]
+def load_stages(ck: Path) -> list[dict]:
+    """The shipped backbone's pretraining runs, first to last: ``backbone_stage1.json``,
+    ``backbone_stage2.json``, ... (earlier runs it continues from, ``pretrain --init``), then
+    ``backbone.json`` (its own run)."""
+    earlier = sorted(ck.glob("backbone_stage*.json"),
+                     key=lambda p: int(p.stem.removeprefix("backbone_stage")))
+    return [json.loads(p.read_text()) for p in earlier] + [json.loads((ck / "backbone.json").read_text())]
+
+
+def chosen_epoch(stage: dict) -> int | None:
+    """The epoch a run's shipped checkpoint is from when it was its best on validation
+    (``<out>.best.safetensors`` keeps the history up to then), else None (its last epoch)."""
+    last = stage["history"][-1]["epoch"]
+    return last if last < stage["pretrain"]["epochs"] else None
+
+
+def validated(stage: dict) -> bool:
+    """Whether the run kept validation people out and scored them (``--validation``)."""
+    return bool(stage.get("validation_identities")) or any("validation" in r for r in stage["history"])
+
+
+def stage_command(stage: dict, k: int, n_stages: int, model: dict) -> list[str]:
+    """Shell lines that rerun stage ``k`` (0-based) into checkpoints/backbone.safetensors."""
+    pre = stage["pretrain"]
+    head = ("python -m gslora_core pretrain --cache /tmp/gslora_cache "
+            "--holdout checkpoints/lfw_holdout.json")
+    if validated(stage):
+        views = stage.get("validation_views", "aligned")
+        head += (" \\\n      --validation checkpoints/lfw_validation.json "
+                 f"--validation-views {views}")
+    if k == 0:
+        size = f"--stem {model.get('stem', 'patch')} --width {model['embed_dim']} --depth {model['depth']}"
+    else:
+        size = "--init checkpoints/backbone.safetensors"
+    lines = [f"""{head} \\
+      {size} --out checkpoints/backbone.safetensors \\
+      --epochs {pre['epochs']} --lr {pre['lr']:g} --threads 1{augment_flag(pre)}"""]
+    epoch = chosen_epoch(stage)
+    if epoch is not None:
+        lines.append(f"cp checkpoints/backbone.best.safetensors checkpoints/backbone.safetensors  "
+                     f"# epoch {epoch}, best on validation")
+        lines.append("cp checkpoints/backbone.best.json checkpoints/backbone.json")
+    if k < n_stages - 1:  # each run writes its history beside the checkpoint: keep this one's
+        lines.append(f"mv checkpoints/backbone.json checkpoints/backbone_stage{k + 1}.json")
+    return lines
+
+
+def recipe(stages: list[dict]) -> str:
+    """'16 epochs at lr 0.0005 (basic views), then ...' with how the runs connect."""
+    parts = []
+    for st in stages:
+        pre, epoch = st["pretrain"], chosen_epoch(st)
+        kept = f", kept epoch {epoch} (best on validation)" if epoch else ""
+        parts.append(f"{pre['epochs']} epochs at lr {pre['lr']:g} ({pre.get('augment', 'basic')} "
+                     f"views{kept})")
+    text = ", then ".join(parts)
+    if len(stages) > 1:
+        text += "; each run continues from the one before's weights (`--init`)"
+    return text
+
+
+def validation_text(stages: list[dict]) -> str:
+    """Where checkpoints were chosen, and whether the validation people were trained on."""
+    first = stages[0]
+    return textwrap.fill(_validation_text(first), width=96, subsequent_indent="  ")
+
+
+def _validation_text(first: dict) -> str:
+    if validated(first):
+        views = ("the robustness benchmark's photo shifts" if first.get("validation_views") == "photo"
+                 else "degraded aligned crops")
+        return ("The validation people of `lfw_validation.json` were kept out too (every run); "
+                f"checkpoints were chosen on their mean verification over {views}.")
+    return ("The validation people of `lfw_validation.json` were chosen after this backbone, so "
+            "they are among those pictures: its score on them is flattered (README, \"Trying a "
+            "more robust or bigger student\").")
+
+
+def main(ck: Path = CK, out: Path | None = None) -> str:
+    backbone = read_metadata(ck / "backbone.safetensors")
+    sample = read_metadata(ck / "sample_recognizer.safetensors")
+    stages = load_stages(ck)
+    history = stages[-1]
     bench = json.loads((ROOT / "bench" / "results" / "backbone.json").read_text())
-    hold = json.loads((CK / "lfw_holdout.json").read_text())
+    hold = json.loads((ck / "lfw_holdout.json").read_text())
     last = history["history"][-1]
     minutes = sum(st["history"][-1]["seconds"] for st in stages) / 60
-    schedule = ", then ".join(
-        f"{st['pretrain']['epochs']} epochs at lr {st['pretrain']['lr']:g}" for st in stages)
-    if len(stages) > 1:
-        schedule += " (the second run continues from the first's weights, `--init`)"
-    first = stages[0]["pretrain"]
-    head = "python -m gslora_core pretrain --cache /tmp/gslora_cache --holdout checkpoints/lfw_holdout.json"
-    commands = [f"""{head} \\
-      --out checkpoints/backbone.safetensors --stem {backbone['model'].get('stem', 'patch')} \\
-      --epochs {first['epochs']} --lr {first['lr']:g} --threads 1{augment_flag(first)}"""]
-    for st in stages[1:]:  # each run writes its history beside the checkpoint: keep the first's
-        commands.append("mv checkpoints/backbone.json checkpoints/backbone_stage1.json")
-        pre = st["pretrain"]
-        commands.append(f"""{head} \\
-      --init checkpoints/backbone.safetensors --out checkpoints/backbone.safetensors \\
-      --epochs {pre['epochs']} --lr {pre['lr']:g} --threads 1{augment_flag(pre)}""")
+    schedule = recipe(stages)
+    commands = [line for k, st in enumerate(stages)
+                for line in stage_command(st, k, len(stages), backbone["model"])]
     ver = bench["verification"]
     sg, ug = bench["sample_gallery"], bench["unseen_gallery"]
     m = backbone["model"]
     stem = (", with a small convolutional stem (stride-2 3x3 convs) instead of one patchify conv"
             if m.get("stem") == "conv" else "")
-    params = sum(p.numel() for p in load_recognizer(CK / "backbone.safetensors").parameters())
+    params = sum(p.numel() for p in load_recognizer(ck / "backbone.safetensors").parameters())
     held = sorted({n for v in hold.values() if isinstance(v, list) for n in v})
-    robust = robustness_section(ROOT / "bench" / "results" / "robustness.json")
+    robust = robustness_section(ROOT / "bench" / "results" / "robustness.json", ck)
     nl = "\n  "
     card = f"""# Model card: GS-LoRA Forgetting Studio checkpoints
 
@@ -92,16 +156,16 @@ Generated by `python scripts/write_model_card.py` from the files it describes.
 - **Data**: LFW deep-funneled (`../shared/datasets/lfw-deepfunneled`), every picture with a face
   and a teacher embedding, **minus {len(held)} held-out identities** (`lfw_holdout.json`: the
   sample gallery's 20, the unseen gallery's 20, and 150 identities with 2-14 pictures for
-  verification pairs): {history['images']} training pictures. The validation people of
-  `lfw_validation.json` were chosen after this backbone, so they are among those pictures: its
-  score on them is flattered (README, "Trying a more robust or bigger student").
+  verification pairs): {history['images']} training pictures.
+  {validation_text(stages)}
 - **Recipe**: distillation of the dlib ResNet face model (PyPI `dlib-bin` +
   `face-recognition-models`, at pretraining time only) into the ViT: loss 1 - cos(student,
   centred teacher) plus the gap between the batch's student and teacher cosine matrices
   (`gslora_core/pretrain.py`). AdamW, {schedule}, batch
   {history['pretrain']['batch_size']} (warm-up
   {history['pretrain']['warmup_epochs']} epoch, cosine, in each run), weight decay
-  {history['pretrain']['weight_decay']:g}, flip/scale/shift/brightness/contrast augmentation;
+  {history['pretrain']['weight_decay']:g} (views: basic = flip/scale/shift/brightness/contrast;
+  robust adds framing, resolution, blur, colour, greyscale, JPEG, tight crops);
   {minutes:.0f} min wall time on one CPU core (2-core machine, sharing it with other jobs).
 - **Command**:
   ```bash
@@ -142,8 +206,10 @@ LFW is mostly frontal press photos of public figures, skewed to adult, male and 
 faces; accuracy elsewhere is unmeasured. This is a teaching demo of machine unlearning, not an
 identification system.
 """
-    (CK / "README.md").write_text(card)
-    print(f"wrote {CK / 'README.md'}")
+    out = out or ck / "README.md"
+    out.write_text(card)
+    print(f"wrote {out}")
+    return card
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""scripts/write_model_card.py: the card comes from the checkpoints' own files, for any number of
+pretraining runs (a shipped backbone may continue earlier ones or be a run's best epoch)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import write_model_card as card  # noqa: E402
+
+CK = ROOT / "checkpoints"
+
+
+def test_the_committed_card_is_what_the_files_say(tmp_path) -> None:
+    assert card.main(CK, tmp_path / "card.md") == (CK / "README.md").read_text()
+
+
+def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
+    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
+        shutil.copy(CK / f, tmp_path / f)
+    shutil.copy(CK / "backbone_stage1.json", tmp_path / "backbone_stage1.json")
+    shutil.copy(CK / "backbone.json", tmp_path / "backbone_stage2.json")
+    third = json.loads((CK / "backbone.json").read_text())
+    third["pretrain"] = {**third["pretrain"], "epochs": 20, "lr": 2e-4, "augment": "robust"}
+    third["history"] = [{**r, "validation": {"score": 0.9}} for r in third["history"][:13]]
+    third.update(validation_identities=112, validation_views="photo")
+    (tmp_path / "backbone.json").write_text(json.dumps(third))
+    text = card.main(tmp_path, tmp_path / "card.md")
+    lines = text.splitlines()
+    mv = [ln.strip() for ln in lines if ln.strip().startswith("mv ")]
+    assert mv == ["mv checkpoints/backbone.json checkpoints/backbone_stage1.json",
+                  "mv checkpoints/backbone.json checkpoints/backbone_stage2.json"]
+    assert sum("--init checkpoints/backbone.safetensors" in ln for ln in lines) == 2
+    assert sum("--validation-views photo" in ln for ln in lines) == 1  # only the third run
+    assert any(ln.strip().startswith("cp checkpoints/backbone.best.safetensors") and "epoch 13" in ln
+               for ln in lines)
+    assert "20 epochs at lr 0.0002 (robust views, kept epoch 13 (best on validation))" in text
+    # The first run never kept the validation people out: the card says they were trained on.
+    assert "among those pictures" in text
+
+
+def test_one_run_from_scratch_with_validation(tmp_path) -> None:
+    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
+        shutil.copy(CK / f, tmp_path / f)
+    run = json.loads((CK / "backbone.json").read_text())
+    run["history"] = [{**r, "validation": {"score": 0.9}} for r in run["history"]]
+    run.update(validation_identities=112, validation_views="photo")
+    (tmp_path / "backbone.json").write_text(json.dumps(run))
+    text = card.main(tmp_path, tmp_path / "card.md")
+    assert "--init" not in text and " mv " not in text and "backbone.best" not in text
+    assert "--stem conv --width 192 --depth 6" in text
+    assert "kept out too" in text and "photo shifts" in text
