@@ -65,6 +65,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     from .facecache import load_face_cache
     from .pretrain import deepened, pretrain, split_holdout
 
+    cfg = config_from_args(PretrainConfig(), a)  # a bad knob fails before the cache is read
     if a.threads:
         torch.set_num_threads(a.threads)
     # Held-out test people are dropped, never scored here: checkpoints are chosen on the
@@ -74,9 +75,6 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     print(f"{len(data.images)} training faces ({'with' if data.wide is not None else 'no'} wide "
           f"crops), {len(held.images)} validation faces ({len(set(held.identities))} identities)",
           file=sys.stderr, flush=True)
-    cfg = PretrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                         relation_weight=a.relation_weight, seed=a.seed, device=a.device,
-                         augment=a.augment, keep_every_epoch=a.keep_every_epoch)
 
     def progress(row: dict) -> None:
         val = row.get("validation", {})
@@ -162,18 +160,27 @@ KNOB_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
 def add_knob_flags(parser: argparse.ArgumentParser, config: type) -> None:
     """One flag per knob of ``config`` (see ``config.knob``), with the knob's own help text:
-    ``--rank 4``; a knob that is on by default gets ``--no-<name>``. A flag left out keeps the
-    preset's value."""
+    ``--rank 4``; a switch gets ``--<name>`` (off by default) or ``--no-<name>`` (on by
+    default). A flag left out keeps the preset's value."""
     for f in fields(config):
         if "help" not in f.metadata:
             continue
         flag = f.name.replace("_", "-")
-        if f.type == "bool":
+        if f.type == "bool" and f.default:
             parser.add_argument(f"--no-{flag}", dest=f.name, action="store_false", default=None,
                                 help=f"turn off: {f.metadata['help']}")
+        elif f.type == "bool":
+            parser.add_argument(f"--{flag}", dest=f.name, action="store_true", default=None,
+                                help=f.metadata["help"])
         else:
             parser.add_argument(f"--{flag}", dest=f.name, type=KNOB_TYPES[f.type], default=None,
                                 help=f"{f.metadata['help']} (default {f.default})")
+
+
+def config_from_args(base: Any, a: argparse.Namespace) -> Any:
+    """``base`` (a knob dataclass) with every knob given on the command line."""
+    names = {f.name for f in fields(base)}
+    return replace(base, **{k: v for k, v in vars(a).items() if k in names and v is not None})
 
 
 def forget_config_from_args(a: argparse.Namespace) -> ForgetConfig:
@@ -297,10 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_validation_views(t)
     t.add_argument("--resume", action="store_true",
                    help="continue <out>'s run from <out>.state.pt (same schedule and optimiser)")
-    t.add_argument("--augment", choices=["robust", "basic"], default=PretrainConfig.augment,
-                   help="robust: framing, resolution, blur, colour, greyscale, JPEG, tight crops; "
-                        "basic: the first backbone's flip/scale/shift/brightness")
-    t.add_argument("--keep-every-epoch", action="store_true", help="also keep <out>.epochNNN.safetensors")
     t.add_argument("--width", type=int, default=0, help="embedding width (0: the size's)")
     t.add_argument("--depth", type=int, default=0, help="transformer blocks (0: the size's); with "
                    "--init, more than its blocks appends new ones that start as the identity")
@@ -309,13 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stem", choices=["patch", "conv"], default="conv",
                    help="conv (default, the shipped backbone's): small conv stem, trains faster; "
                         "patch: one patchify conv, as in the paper")
-    t.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
-    t.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
-    t.add_argument("--lr", type=float, default=PretrainConfig.lr)
-    t.add_argument("--relation-weight", type=float, default=PretrainConfig.relation_weight)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    add_knob_flags(t, PretrainConfig)
     t.add_argument("--report", help="also write the JSON report here")
     t.set_defaults(func=cmd_pretrain)
 

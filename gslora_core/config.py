@@ -151,6 +151,12 @@ class TrainConfig:
         return cls(epochs=8, lr=1e-3, warmup_epochs=1, backbone_lr_scale=0.1)
 
 
+def knob(default: Any, help: str, label: str = "") -> Any:
+    """A setting with its help text: the CLI's flags and the page's fields are made from these,
+    so each knob is defined (and explained) once. ``label`` is its short name on the page."""
+    return field(default=default, metadata={"help": help, "label": label})
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """Backbone pretraining by distilling a face-embedding teacher (dlib, 128-d) into the ViT.
@@ -159,48 +165,51 @@ class PretrainConfig:
     alone, but every picture carries a dense target (the teacher's embedding), identity or not.
     The loss is 1 - cos(student, teacher) plus ``relation_weight`` times the mean squared gap
     between the batch's student and teacher cosine matrices, which is what verification uses.
+    Every knob is a ``pretrain`` flag (``--weight-decay 0.01``, ``--p-grey 0.3``...).
     """
 
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 5e-4  # the shipped backbone's (1e-3 was not tried)
-    weight_decay: float = 0.05
-    warmup_epochs: int = 1
-    relation_weight: float = 1.0
-    colour_jitter: float = 0.2  # +- brightness and contrast share
-    seed: int = 0
-    device: str = "auto"
-    # Views the student sees (gslora_core/augment.py). "robust": every knob below, so the student
-    # learns faces rather than LFW's one crop style and camera; "basic": the shipped backbone's
-    # recipe (flip, scale 0.9-1.1, shift, brightness/contrast), kept to reproduce it. The target
-    # is always the teacher's embedding of the clean picture (why: bench/results/teacher_views.md).
-    augment: str = "robust"
-    scale_min: float = 0.85  # < 1 zooms in, > 1 zooms out (needs the cache's wide crops)
-    scale_max: float = 1.2
-    shift: float = 0.06  # +- fraction of the crop side
-    rotate_deg: float = 10.0
-    p_tight: float = 0.2  # a tight pre-cropped upload: black outside a box around the face
-    p_grey: float = 0.15
-    p_blur: float = 0.15
-    blur_sigma_max: float = 1.8  # pixels at 112 px
-    p_lowres: float = 0.25  # the face seen at lowres_min..lowres_max px, then upscaled
-    lowres_min: int = 24
-    lowres_max: int = 64
-    p_jpeg: float = 0.25
-    jpeg_quality_min: int = 12
-    jpeg_quality_max: int = 60
-    p_cast: float = 0.25  # a colour cast: per-channel gains of 1 +- colour_cast
-    colour_cast: float = 0.35
-    keep_every_epoch: bool = False  # also keep <out>.epochNNN.safetensors
+    epochs: int = knob(30, "epochs of the run's cosine schedule")
+    batch_size: int = knob(128, "pictures per step")
+    lr: float = knob(5e-4, "peak learning rate (the shipped backbone's; 1e-3 was not tried)")
+    weight_decay: float = knob(0.05, "AdamW weight decay on the weight matrices")
+    warmup_epochs: int = knob(1, "epochs of linear warm-up before the cosine decay")
+    relation_weight: float = knob(1.0, "weight of the batch cosine-matrix gap beside 1 - cos")
+    colour_jitter: float = knob(0.2, "+- share of brightness and contrast jitter")
+    seed: int = knob(0, "random seed (initialisation, order, views)")
+    device: str = knob("auto", "auto, cpu or cuda")
+    # Views the student sees (gslora_core/augment.py). The target is always the teacher's
+    # embedding of the clean picture (why: bench/results/teacher_views.md).
+    augment: str = knob(
+        "robust", "views: robust (every knob below, so the student learns faces rather than "
+                  "LFW's one crop style and camera) or basic (the shipped backbone's: flip, "
+                  "scale 0.9-1.1, shift, brightness/contrast)")
+    scale_min: float = knob(0.85, "robust views: smallest framing scale (< 1 zooms in)")
+    scale_max: float = knob(1.2, "robust views: largest framing scale (> 1 zooms out; needs the "
+                                 "cache's wide crops)")
+    shift: float = knob(0.06, "robust views: +- shift, as a share of the crop side")
+    rotate_deg: float = knob(10.0, "robust views: +- rotation in degrees")
+    p_tight: float = knob(0.2, "robust views: share of tight pre-cropped faces (black outside "
+                               "a box around the face)")
+    p_grey: float = knob(0.15, "robust views: share of greyscale pictures")
+    p_blur: float = knob(0.15, "robust views: share of blurred pictures")
+    blur_sigma_max: float = knob(1.8, "robust views: largest blur sigma, pixels at 112 px")
+    p_lowres: float = knob(0.25, "robust views: share of faces seen at lowres_min..lowres_max "
+                                 "px, then upscaled")
+    lowres_min: int = knob(24, "robust views: smallest low-resolution face side (px)")
+    lowres_max: int = knob(64, "robust views: largest low-resolution face side (px)")
+    p_jpeg: float = knob(0.25, "robust views: share of JPEG-compressed pictures")
+    jpeg_quality_min: int = knob(12, "robust views: lowest JPEG quality")
+    jpeg_quality_max: int = knob(60, "robust views: highest JPEG quality")
+    p_cast: float = knob(0.25, "robust views: share of colour casts")
+    colour_cast: float = knob(0.35, "robust views: per-channel gains of 1 +- this")
+    keep_every_epoch: bool = knob(False, "also keep <out>.epochNNN.safetensors (for average)")
+
+    def __post_init__(self) -> None:
+        if self.augment not in ("robust", "basic"):
+            raise ValueError(f"unknown augment {self.augment!r} (choose robust or basic)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def knob(default: Any, help: str, label: str = "") -> Any:
-    """A setting with its help text: the CLI's flags and the page's fields are made from these,
-    so each knob is defined (and explained) once. ``label`` is its short name on the page."""
-    return field(default=default, metadata={"help": help, "label": label})
 
 
 @dataclass(frozen=True)

@@ -294,3 +294,22 @@ def test_fit_gap_scores_student_and_teacher_on_trained_on_and_held_out_people() 
     assert res["held_out"]["identities"] == 10 and res["trained_on"]["identities"] == 8
     # (not exactly 1: the 10-fold threshold is the lowest same-pair cosine of the other folds)
     assert all(res[k]["teacher"] >= 0.97 and res[k]["teacher"] > res[k]["student"] + 0.2 for k in res)
+
+
+def test_every_pretrain_knob_is_a_flag_and_a_bad_one_fails_before_the_cache(tmp_path, capsys) -> None:
+    from dataclasses import fields
+
+    from gslora_core.cli import build_parser, config_from_args, main
+
+    args = build_parser().parse_args(["pretrain", "--cache", "c", "--out", "o", "--weight-decay", "0.01",
+                                      "--p-grey", "0.3", "--augment", "basic", "--keep-every-epoch"])
+    cfg = config_from_args(PretrainConfig(), args)
+    assert (cfg.weight_decay, cfg.p_grey, cfg.augment, cfg.keep_every_epoch) == (0.01, 0.3, "basic", True)
+    assert replace(cfg, weight_decay=0.05, p_grey=0.15, augment="robust",
+                   keep_every_epoch=False) == PretrainConfig()  # nothing else moved
+    helptext = build_parser()._subparsers._group_actions[0].choices["pretrain"].format_help()
+    assert all(f"--{f.name.replace('_', '-')}" in helptext for f in fields(PretrainConfig))
+    # The cache does not exist: the bad knob is what gets reported.
+    assert main(["pretrain", "--cache", str(tmp_path / "none"), "--out", str(tmp_path / "o.safetensors"),
+                 "--augment", "heavy"]) == 2
+    assert "unknown augment 'heavy'" in capsys.readouterr().err
