@@ -175,6 +175,10 @@ class PretrainConfig:
     warmup_epochs: int = knob(1, "epochs of linear warm-up before the cosine decay")
     relation_weight: float = knob(1.0, "weight of the batch cosine-matrix gap beside 1 - cos")
     colour_jitter: float = knob(0.2, "+- share of brightness and contrast jitter")
+    drop_path: float = knob(
+        0.0, "stochastic depth while pretraining: the top block skips its attention and MLP "
+             "branches with this probability, lower blocks proportionally less (0: off; "
+             "the model that is saved and forgotten with never drops anything)")
     seed: int = knob(0, "random seed (initialisation, order, views)")
     device: str = knob("auto", "auto, cpu or cuda")
     # Views the student sees (gslora_core/augment.py). The target is always the teacher's
@@ -207,6 +211,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.augment not in ("robust", "basic"):
             raise ValueError(f"unknown augment {self.augment!r} (choose robust or basic)")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"drop_path {self.drop_path} must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

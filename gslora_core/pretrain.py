@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath
 from torch import nn
 
 from .augment import (
@@ -147,6 +148,21 @@ def views_kind(photo_views: dict | None) -> str:
     return "aligned" if photo_views is None else "photo"
 
 
+def set_drop_path(backbone: nn.Module, rate: float) -> None:
+    """Stochastic depth on every block's two residual branches, rising linearly with depth to
+    ``rate`` in the top block; 0 puts plain identities back.
+
+    Why: the student fits the people it was distilled on better than new people once trained
+    longer (bench/fit_gap.py); randomly skipping branches is the usual regulariser of small
+    ViTs on small data (DeiT). It is a training-time module with no weights, so saved
+    backbones, forgetting and inference never see it."""
+    blocks = list(backbone.blocks)
+    for i, block in enumerate(blocks):
+        p = rate * i / max(1, len(blocks) - 1)
+        block.drop_path1 = DropPath(p) if p > 0 else nn.Identity()
+        block.drop_path2 = DropPath(p) if p > 0 else nn.Identity()
+
+
 def state_path(out: str | Path) -> Path:
     """Where a run's whole training state lives next to its backbone."""
     return Path(out).with_suffix(".state.pt")
@@ -186,6 +202,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         if init.cfg != model_cfg:
             raise ValueError("--init must be a backbone of the same model size")
         model.backbone.load_state_dict(init.backbone.state_dict())
+    set_drop_path(model.backbone, cfg.drop_path)
     model.to(device)
     proj = nn.Linear(model_cfg.embed_dim, data.targets.shape[1], bias=False).to(device)
     params = list(model.backbone.parameters()) + list(proj.parameters())
@@ -260,6 +277,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
                              "validation_views": kind})
         if on_progress:
             on_progress(row)
+    set_drop_path(model.backbone, 0.0)
     model.eval().requires_grad_(False)
     return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n,
                    "best_score": best if best >= 0 else None,

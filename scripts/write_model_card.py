@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gslora_core.config import PretrainConfig  # noqa: E402
 from gslora_core.model import load_recognizer, read_metadata  # noqa: E402
 
 CK = ROOT / "checkpoints"
@@ -24,6 +25,22 @@ def pct(x: float | None) -> str:
 def augment_flag(pretrain: dict) -> str:
     """Runs from before ``--augment`` used the first recipe, now ``--augment basic``."""
     return f" --augment {pretrain.get('augment', 'basic')}"
+
+
+# Knobs every command line gives anyway, or that do not change the backbone a run makes.
+GIVEN = {"epochs", "lr", "augment", "device", "keep_every_epoch"}
+
+
+def other_flags(pretrain: dict) -> str:
+    """`` --drop-path 0.1``...: every knob the run set away from today's default. A knob the run
+    did not record did not exist yet, and its default is what the run did."""
+    flags = []
+    for k, default in PretrainConfig().to_dict().items():
+        if k in GIVEN or k not in pretrain or pretrain[k] == default:
+            continue
+        value = f"{pretrain[k]:g}" if isinstance(pretrain[k], float) else str(pretrain[k])
+        flags.append(f" --{k.replace('_', '-')} {value}")
+    return "".join(flags)
 
 
 def robustness_section(path: Path, ck: Path = CK) -> str:
@@ -80,7 +97,7 @@ def stage_command(stage: dict, k: int, n_stages: int, model: dict) -> list[str]:
         size = "--init checkpoints/backbone.safetensors"
     lines = [f"""{head} \\
       {size} --out checkpoints/backbone.safetensors \\
-      --epochs {pre['epochs']} --lr {pre['lr']:g} --threads 1{augment_flag(pre)}"""]
+      --epochs {pre['epochs']} --lr {pre['lr']:g} --threads 1{augment_flag(pre)}{other_flags(pre)}"""]
     epoch = chosen_epoch(stage)
     if epoch is not None:
         lines.append(f"cp checkpoints/backbone.best.safetensors checkpoints/backbone.safetensors  "
@@ -97,8 +114,9 @@ def recipe(stages: list[dict]) -> str:
     for st in stages:
         pre, epoch = st["pretrain"], chosen_epoch(st)
         kept = f", kept epoch {epoch} (best on validation)" if epoch else ""
+        drop = f", stochastic depth {pre['drop_path']:g}" if pre.get("drop_path") else ""
         parts.append(f"{pre['epochs']} epochs at lr {pre['lr']:g} ({pre.get('augment', 'basic')} "
-                     f"views{kept})")
+                     f"views{drop}{kept})")
     text = ", then ".join(parts)
     if len(stages) > 1:
         text += "; each run continues from the one before's weights (`--init`)"

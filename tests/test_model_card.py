@@ -38,6 +38,7 @@ def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
     assert any(ln.strip().startswith("cp checkpoints/backbone.best.safetensors") and "epoch 13" in ln
                for ln in lines)
     assert "20 epochs at lr 0.0002 (robust views, kept epoch 13 (best on validation))" in text
+    assert "--drop-path" not in text  # no run set it
     # The first run never kept the validation people out: the card says they were trained on.
     assert "among those pictures" in text
 
@@ -53,3 +54,17 @@ def test_one_run_from_scratch_with_validation(tmp_path) -> None:
     assert "--init" not in text and " mv " not in text and "backbone.best" not in text
     assert "--stem conv --width 192 --depth 6" in text
     assert "kept out too" in text and "photo shifts" in text
+
+
+def test_a_knob_set_away_from_its_default_is_in_the_command(tmp_path) -> None:
+    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json",
+              "backbone_stage1.json"):
+        shutil.copy(CK / f, tmp_path / f)
+    run = json.loads((CK / "backbone.json").read_text())
+    run["pretrain"] = {**run["pretrain"], "augment": "basic", "drop_path": 0.1,
+                       "keep_every_epoch": True, "weight_decay": 0.05}
+    (tmp_path / "backbone.json").write_text(json.dumps(run))
+    text = card.main(tmp_path, tmp_path / "card.md")
+    last = [ln for ln in text.splitlines() if "--epochs" in ln][-1]
+    assert last.strip().endswith("--augment basic --drop-path 0.1")  # not the default wd
+    assert "(basic views, stochastic depth 0.1)" in text

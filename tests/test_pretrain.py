@@ -313,3 +313,32 @@ def test_every_pretrain_knob_is_a_flag_and_a_bad_one_fails_before_the_cache(tmp_
     assert main(["pretrain", "--cache", str(tmp_path / "none"), "--out", str(tmp_path / "o.safetensors"),
                  "--augment", "heavy"]) == 2
     assert "unknown augment 'heavy'" in capsys.readouterr().err
+
+
+def test_drop_path_regularises_training_only() -> None:
+    """Stochastic depth makes two training passes differ, rises with depth, and is gone from the
+    model pretraining returns (forgetting and inference must be deterministic)."""
+    from timm.layers import DropPath
+
+    from gslora_core.pretrain import set_drop_path
+
+    cfg = replace(ModelConfig.tiny(), stem="conv")
+    model = Recognizer(cfg, [])
+    set_drop_path(model.backbone, 0.3)
+    rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0
+             for b in model.backbone.blocks]
+    assert rates == pytest.approx([0.0, 0.15, 0.3])
+    x = torch.rand(4, 3, cfg.img_size, cfg.img_size)
+    model.train()
+    torch.manual_seed(0)
+    a = model.embed(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, model.embed(x))
+    model.eval()
+    assert torch.allclose(model.embed(x), model.embed(x))
+    with pytest.raises(ValueError, match="drop_path"):
+        PretrainConfig(drop_path=1.0)
+    data = tiny_distill_set()
+    trained, _ = pretrain(data, None, cfg, PretrainConfig(epochs=1, batch_size=8, device="cpu",
+                                                          drop_path=0.3))
+    assert not any(isinstance(m, DropPath) for m in trained.modules())
