@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -52,6 +53,51 @@ def write_index(path: Path, meta: dict) -> None:
     os.replace(tmp, path)  # atomic: a crash leaves the previous committed index
 
 
+_WORKER: dict = {}  # one process's aligner, teacher and open arrays (init_worker)
+
+
+def init_worker(out: Path, lfw: Path, files: list[str], margin: int) -> None:
+    """Open the cache's arrays for writing and build the aligner and teacher, once a process."""
+    torch.set_num_threads(1)  # one core a process: 2 threads under load is ~10x slower
+    _WORKER.update(files=files, lfw=lfw, margin=margin,
+                   aligned=np.load(out / ALIGNED, mmap_mode="r+"),
+                   teacher_emb=np.load(out / TEACHER, mmap_mode="r+"),
+                   wide=np.load(out / WIDE, mmap_mode="r+") if margin else None,
+                   aligner=FaceAligner(size=112), teacher=DlibTeacher(num_jitters=0))
+
+
+def build_chunk(bounds: tuple[int, int]) -> list[dict]:
+    """Align and embed pictures ``bounds[0]:bounds[1]`` into the arrays; their index rows.
+
+    Rows are disjoint between chunks, so processes write the same memory-mapped files safely."""
+    w = _WORKER
+    files, lfw, margin = w["files"], w["lfw"], w["margin"]
+    aligned, wide, teacher_emb = w["aligned"], w["wide"], w["teacher_emb"]
+    rows: list[dict] = []
+    for b0 in range(bounds[0], bounds[1], 100):  # MTCNN batches of up to 100 pictures
+        batch = files[b0:min(b0 + 100, bounds[1])]
+        images = [Image.open(lfw / f).convert("RGB") for f in batch]
+        for k, (f, img, res) in enumerate(zip(batch, images, w["aligner"].align_many(images))):
+            i = b0 + k
+            if res.crop is not None:
+                aligned[i] = np.asarray(res.crop, dtype=np.uint8)
+                if wide is not None:
+                    wide[i] = (np.asarray(warp_to_template(img, np.asarray(res.points), 112,
+                                                           margin), dtype=np.uint8)
+                               if res.points is not None else
+                               np.pad(aligned[i], ((margin,) * 2,) * 2 + ((0, 0),),
+                                      constant_values=0))  # as the warp: black outside
+                vec = w["teacher"].embed(img, res.box)
+                teacher_emb[i] = np.nan if vec is None else vec
+            rows.append({"identity": f.split("/")[0], "file": f, "method": res.method,
+                         "note": res.note, "n_faces": res.n_faces, "box": res.box,
+                         "teacher_ok": bool(np.isfinite(teacher_emb[i]).all())})
+    for arr in (aligned, teacher_emb, wide):
+        if arr is not None:
+            arr.flush()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", "--data", dest="lfw", type=Path, default=DEFAULT_LFW,
@@ -59,11 +105,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/gslora_cache"))
     ap.add_argument("--chunk", type=int, default=500, help="pictures per commit")
     ap.add_argument("--limit", type=int, default=0, help="only the first N pictures (testing)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes, one core each (on a many-core machine, one per core)")
     ap.add_argument("--margin", type=int, default=24,
                     help="context pixels per side of aligned_wide.npy (0: no wide crops)")
     args = ap.parse_args()
-    torch.set_num_threads(1)  # leave the other core free; 2 threads under load is ~10x slower
-
     files = sorted(p.relative_to(args.lfw).as_posix() for p in args.lfw.glob("*/*")
                    if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if args.limit:
@@ -90,40 +136,28 @@ def main() -> None:
         print(f"already complete: {n} rows in {args.out}", flush=True)
         return
 
-    aligner, teacher = FaceAligner(size=112), DlibTeacher(num_jitters=0)
+    del aligned, wide, teacher_emb  # each worker (or this process) opens the arrays itself
     start, t0 = len(rows), time.time()
-    print(f"{n} pictures, {start} done, resuming at row {start}", flush=True)
-    for c0 in range(start, n, args.chunk):
-        for b0 in range(c0, min(c0 + args.chunk, n), 100):  # report every 100 pictures
-            batch = files[b0:min(b0 + 100, c0 + args.chunk, n)]
-            images = [Image.open(args.lfw / f).convert("RGB") for f in batch]
-            for k, (f, img, res) in enumerate(zip(batch, images, aligner.align_many(images))):
-                i = b0 + k
-                if res.crop is not None:
-                    aligned[i] = np.asarray(res.crop, dtype=np.uint8)
-                    if wide is not None:
-                        wide[i] = (np.asarray(warp_to_template(img, np.asarray(res.points), 112,
-                                                               args.margin), dtype=np.uint8)
-                                   if res.points is not None else
-                                   np.pad(aligned[i], ((args.margin,) * 2,) * 2 + ((0, 0),),
-                                          constant_values=0))  # as the warp: black outside
-                    vec = teacher.embed(img, res.box)
-                    teacher_emb[i] = np.nan if vec is None else vec
-                rows.append({"identity": f.split("/")[0], "file": f, "method": res.method,
-                             "note": res.note, "n_faces": res.n_faces, "box": res.box,
-                             "teacher_ok": bool(np.isfinite(teacher_emb[i]).all())})
-            done = len(rows)
-            rate = (done - start) / (time.time() - t0)
-            eta = (n - done) / max(rate, 1e-9)
-            print(f"{done}/{n}  {rate:.2f} img/s  eta {eta / 60:.0f} min  "
-                  f"({time.strftime('%H:%M:%S')})", flush=True)
-        aligned.flush()
-        teacher_emb.flush()
-        if wide is not None:
-            wide.flush()
+    print(f"{n} pictures, {start} done, resuming at row {start} ({args.workers} workers)", flush=True)
+    chunks = [(c0, min(c0 + args.chunk, n)) for c0 in range(start, n, args.chunk)]
+    setup = (args.out, args.lfw, files, args.margin)
+    if args.workers > 1:  # chunks in order, so the index grows as in one process
+        pool = multiprocessing.get_context("spawn").Pool(args.workers, init_worker, setup)
+        results = pool.imap(build_chunk, chunks)
+    else:
+        init_worker(*setup)
+        results = map(build_chunk, chunks)
+    for chunk_rows in results:
+        rows.extend(chunk_rows)
         write_index(index_path, {"n": n, "root": str(args.lfw), "size": 112, "margin": args.margin,
                                  "complete": len(rows) == n, "rows": rows})
-        print(f"committed {len(rows)} rows", flush=True)
+        rate = (len(rows) - start) / (time.time() - t0)
+        print(f"committed {len(rows)}/{n} rows  {rate:.2f} img/s  eta "
+              f"{(n - len(rows)) / max(rate, 1e-9) / 60:.0f} min  ({time.strftime('%H:%M:%S')})",
+              flush=True)
+    if args.workers > 1:
+        pool.close()
+        pool.join()
 
     methods = {m: sum(r["method"] == m for r in rows) for m in ("mtcnn", "as-is", "none")}
     bad = sum(not r["teacher_ok"] for r in rows)
