@@ -72,7 +72,7 @@ SHOTS = 4
 # GS-LoRA++ candidates (prototype_weight, bnd_pro) tried on validation by --select. The KL of a
 # picture to its own 4-shot prototype is ~0.14 on LFW-100, to another class's ~0.8: bounds near 1.
 PROTO_GRID = [(1.0, 0.5), (1.0, 1.0), (5.0, 0.5), (5.0, 1.0)]
-# (alpha, steps) tried on validation by --select-alpha: the default (0.5, 30) was chosen on
+# (alpha, steps) tried on validation by --select-alpha: the default (alpha 0.5) was chosen on
 # 2-person tasks; on LFW-100's 10-person tasks it keeps one block and 30 steps, too little to
 # forget 10 people (test Acc_f 16-46 % in the first run of this benchmark).
 ALPHA_GRID = [(0.1, 30), (0.2, 30), (0.3, 30), (0.2, 60), (0.5, 60)]
@@ -218,7 +218,9 @@ def methods(quick: bool, proto: tuple[float, float], steps: int | None = None,
     fast = fast.with_overrides(steps=steps, batch_size=batch_size)
     # Few-shot: K pictures a person and the fewshot preset's longer schedule (at 30 steps, 4
     # shots left 38 % of the forgotten people recognized on LFW-100's validation pictures).
-    few = replace(fast, shots=SHOTS, steps=max(5, PRESETS["fewshot"].steps // scale))
+    fewshot = PRESETS["fewshot"]
+    few = replace(fast, shots=SHOTS, steps=max(5, fewshot.steps // scale), beta=fewshot.beta,
+                  refit=fewshot.refit)
     enroll = TrainConfig.from_backbone()
     enroll = replace(enroll, epochs=max(2, enroll.epochs // scale))
     table = [untouched(), gslora("gslora", fast), gslora("lora", replace(fast, alpha=0.0)),

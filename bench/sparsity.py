@@ -29,7 +29,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
+from dataclasses import fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -47,11 +47,29 @@ SWEEP = [0.0, 0.1, 0.25, 0.4, 0.5, 0.75, 1.0]
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
-def recipes() -> dict[str, ForgetConfig]:
-    """The default preset (no running evaluations: timed fairly) and its alpha = 0 twin. The
-    quick mode keeps the whole schedule: a shorter one would test another recipe."""
-    base = replace(PRESETS["fast"], eval_every=0)
+def recipes(changes: dict | None = None) -> dict[str, ForgetConfig]:
+    """The default preset (no running evaluations: timed fairly) and its alpha = 0 twin, with
+    ``changes`` (``--set``) made to both. The quick mode keeps the whole schedule: a shorter one
+    would test another recipe."""
+    base = replace(PRESETS["fast"], eval_every=0, **(changes or {}))
     return {"default": base, "alpha0": replace(base, alpha=0.0)}
+
+
+def parse_changes(items: list[str]) -> dict:
+    """``["beta=0.3", "steps=40"]`` -> ``{"beta": 0.3, "steps": 40}``, typed as ForgetConfig's
+    fields; an unknown name is refused."""
+    defaults = {f.name: f.default for f in fields(ForgetConfig)}
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in defaults or not value:
+            raise SystemExit(f"error: --set {item!r}: give NAME=VALUE with a ForgetConfig field")
+        default = defaults[key]
+        if isinstance(default, bool):
+            out[key] = value.lower() in ("1", "true", "yes", "on")
+        else:  # shots (default None) is an int
+            out[key] = int(value) if default is None else type(default)(value)
+    return out
 
 
 def task_row(rep: dict) -> dict:
@@ -175,13 +193,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--label", default="", help="results name suffix, e.g. 'previous'")
     ap.add_argument("--engine", help="import gslora_core from this checkout instead (a git "
                     "worktree of an earlier commit): its own default preset runs")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="change the recipe (both the default and its alpha = 0 twin), e.g. "
+                         "--set beta=0.3: to compare candidates on the validation galleries")
+    ap.add_argument("--recipes", nargs="*", choices=["default", "alpha0"],
+                    default=["default", "alpha0"], help="which of the two to run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    table = recipes()
+    every = recipes(parse_changes(a.set))
+    table = {k: v for k, v in every.items() if k in a.recipes}
     if a.engine:  # an earlier engine: only its default preset, as it was
-        table = {"default": table["default"]}
+        table = {"default": every["default"]}
     draws, sweep_draws, n_tasks = (1, 1, 2) if a.quick else (a.draws, a.sweep_draws, 4)
     galleries = ["sample"] if a.quick else a.galleries
     sweep = [0.0, 0.5, 1.0] if a.quick else SWEEP
@@ -215,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         model, gallery = loaded["sample"]
         for d, names in enumerate(forget_sets(model.class_names, 0.1, sweep_draws, a.seed)):
             for alpha in sweep:
-                cfg = replace(table["default"], alpha=alpha)
+                cfg = replace(every["default"], alpha=alpha)
                 print(f"sweep alpha {alpha} draw {d}", flush=True)
                 got = done.get(task_key("sample", [names], cfg)) or run_tasks(model, gallery, [names], cfg)
                 for r in got:

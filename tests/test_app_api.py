@@ -142,7 +142,7 @@ def test_upload_a_zip_train_then_forget_and_bad_uploads_lose_nothing(app_url, tm
 
 def test_five_clients_at_once_all_finish_with_their_own_results(app_url):
     """The load test, with short tasks (10 steps) so CI stays fast; the README quotes the full
-    run of ``python -m bench.load`` (30 steps, the fast preset)."""
+    run of ``python -m bench.load`` (the fast preset's own steps)."""
     from bench.load import run_load
 
     result = run_load(app_url, clients=5, steps=10)

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Typed into the steps field (and checked in the live progress): the default preset's 30 steps,
+# Typed into the steps field (and checked in the live progress): the default preset's 45 steps,
 # so the saved screenshots show what a visitor gets, a complete forgetting.
-STEPS = "30"
+STEPS = "45"
 
 
 def _browser_available() -> str | None:
