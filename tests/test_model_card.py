@@ -14,6 +14,13 @@ import write_model_card as card  # noqa: E402
 CK = ROOT / "checkpoints"
 
 
+def full_run() -> dict:
+    """The shipped backbone's history as a run that kept its last epoch (whatever was shipped)."""
+    run = json.loads((CK / "backbone.json").read_text())
+    run["pretrain"] = {**run["pretrain"], "epochs": len(run["history"])}
+    return run
+
+
 def test_the_committed_card_is_what_the_files_say(tmp_path) -> None:
     assert card.main(CK, tmp_path / "card.md") == (CK / "README.md").read_text()
 
@@ -21,12 +28,17 @@ def test_the_committed_card_is_what_the_files_say(tmp_path) -> None:
 def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
     for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
         shutil.copy(CK / f, tmp_path / f)
-    shutil.copy(CK / "backbone_stage1.json", tmp_path / "backbone_stage1.json")
-    shutil.copy(CK / "backbone.json", tmp_path / "backbone_stage2.json")
-    third = json.loads((CK / "backbone.json").read_text())
+    base = full_run()
+    earlier = {**base, "images": 11183, "validation_identities": 0, "validation_views": None,
+               "history": [{"epoch": e, "seconds": 60.0 * e, "loss": 0.3} for e in range(1, 17)],
+               "pretrain": {**base["pretrain"], "epochs": 16}}  # full runs, no validation
+    for k in (1, 2):
+        (tmp_path / f"backbone_stage{k}.json").write_text(json.dumps(earlier))
+    third = full_run()
     third["pretrain"] = {**third["pretrain"], "epochs": 20, "lr": 2e-4, "augment": "robust"}
-    third["history"] = [{**r, "validation": {"score": 0.9}} for r in third["history"][:13]]
-    third.update(validation_identities=112, validation_views="photo")
+    third["history"] = [{"epoch": e, "seconds": 60.0 * e, "loss": 0.3, "validation": {"score": 0.9}}
+                        for e in range(1, 14)]
+    third.update(validation_identities=112, validation_views="photo", images=10589)
     (tmp_path / "backbone.json").write_text(json.dumps(third))
     text = card.main(tmp_path, tmp_path / "card.md")
     lines = text.splitlines()
@@ -39,14 +51,15 @@ def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
                for ln in lines)
     assert "20 epochs at lr 0.0002 (robust views, kept epoch 13 (best on validation))" in text
     assert "--drop-path" not in text  # no run set it
-    # The first run never kept the validation people out: the card says they were trained on.
-    assert "among those pictures" in text
+    # The first two runs never kept the validation people out: the card says they were trained on.
+    assert "among the pictures of runs 1-2" in text and "run 3 kept them out" in text
+    assert "11183 training pictures in runs 1-2, 10589 training pictures in run 3" in text
 
 
 def test_one_run_from_scratch_with_validation(tmp_path) -> None:
     for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
         shutil.copy(CK / f, tmp_path / f)
-    run = json.loads((CK / "backbone.json").read_text())
+    run = full_run()
     run["history"] = [{**r, "validation": {"score": 0.9}} for r in run["history"]]
     run.update(validation_identities=112, validation_views="photo")
     (tmp_path / "backbone.json").write_text(json.dumps(run))
@@ -60,7 +73,7 @@ def test_a_knob_set_away_from_its_default_is_in_the_command(tmp_path) -> None:
     for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json",
               "backbone_stage1.json"):
         shutil.copy(CK / f, tmp_path / f)
-    run = json.loads((CK / "backbone.json").read_text())
+    run = full_run()
     run["pretrain"] = {**run["pretrain"], "augment": "basic", "drop_path": 0.1,
                        "keep_every_epoch": True, "weight_decay": 0.05}
     (tmp_path / "backbone.json").write_text(json.dumps(run))
