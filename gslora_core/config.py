@@ -321,8 +321,10 @@ PRESETS: dict[str, ForgetConfig] = {
     # GS-LoRA++: few-shot (K=4 per identity) with the authors' prototype term; its weight and
     # bound chosen on LFW-100's validation pictures (bench.forgetting --select:
     # bench/results/forgetting_lfw100.json, "prototype_selection").
-    # beta and refit stay the default's of when it was chosen (before 2026-12-01).
-    "fewshot": ForgetConfig(shots=4, prototype_weight=5.0, bnd_pro=0.5, steps=80, beta=0.5,
+    # Re-chosen with the 2026-12 backbone (2026-12-02): (5, 1.0), validation H-Mean in
+    # prototype_selection; with the previous backbone it was (5, 0.5). beta and refit stay the
+    # ones it was chosen with (the default's before 2026-12-01).
+    "fewshot": ForgetConfig(shots=4, prototype_weight=5.0, bnd_pro=1.0, steps=80, beta=0.5,
                             refit=0.7),
     # Many people at once (10 of 100): alpha 0.2 and 60 steps, chosen on LFW-100's validation
     # pictures (bench.forgetting --select-alpha: bench/results/forgetting_lfw100_tuned.json).
