@@ -35,7 +35,6 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 import gslora_core  # noqa: E402
-from gslora_core.cli import KNOB_TYPES  # noqa: E402
 from gslora_core.config import PRESETS, ForgetConfig  # noqa: E402
 from gslora_core.forgetting import forget  # noqa: E402
 
@@ -59,16 +58,17 @@ def recipes(changes: dict | None = None) -> dict[str, ForgetConfig]:
 def parse_changes(items: list[str]) -> dict:
     """``["beta=0.3", "steps=40"]`` -> ``{"beta": 0.3, "steps": 40}``, typed as ForgetConfig's
     fields; an unknown name is refused."""
-    types = {f.name: f.type for f in fields(ForgetConfig)}
+    defaults = {f.name: f.default for f in fields(ForgetConfig)}
     out: dict = {}
     for item in items:
         key, _, value = item.partition("=")
-        if key not in types or not value:
+        if key not in defaults or not value:
             raise SystemExit(f"error: --set {item!r}: give NAME=VALUE with a ForgetConfig field")
-        if types[key] == "bool":
+        default = defaults[key]
+        if isinstance(default, bool):
             out[key] = value.lower() in ("1", "true", "yes", "on")
-        else:  # the same types as forget's flags
-            out[key] = KNOB_TYPES[types[key]](value)
+        else:  # shots (default None) is an int
+            out[key] = int(value) if default is None else type(default)(value)
     return out
 
 
