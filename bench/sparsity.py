@@ -57,7 +57,8 @@ def recipes(changes: dict | None = None) -> dict[str, ForgetConfig]:
 
 def parse_changes(items: list[str]) -> dict:
     """``["beta=0.3", "steps=40"]`` -> ``{"beta": 0.3, "steps": 40}``, typed as ForgetConfig's
-    fields; an unknown name is refused."""
+    fields; an unknown name is refused. Typed here, not with gslora_core.cli's flag types: with
+    ``--engine`` an earlier checkout's engine is imported, whose cli may have none."""
     defaults = {f.name: f.default for f in fields(ForgetConfig)}
     out: dict = {}
     for item in items:
