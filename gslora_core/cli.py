@@ -92,8 +92,17 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     mcfg = init.cfg if init else replace(size, stem=a.stem).sized(a.width, a.depth)
     has_held = len(held.images) > 0
     photo = photo_views_of(a, held) if has_held else None
+    teacher = None
+    if cfg.p_mix > 0:  # the blends' targets: the teacher runs during training (lazy import)
+        from .teacher import DlibTeacher
+
+        try:
+            teacher = DlibTeacher().embed_aligned
+        except ImportError as e:
+            raise SystemExit(f"error: --p-mix {cfg.p_mix}: {e}") from None
     _, report = pretrain(data, held if has_held else None, mcfg, cfg, out=a.out,
-                         on_progress=progress, init=init, resume=a.resume, photo_views=photo)
+                         on_progress=progress, init=init, resume=a.resume, photo_views=photo,
+                         teacher=teacher)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
     return 0

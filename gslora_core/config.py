@@ -181,8 +181,8 @@ class PretrainConfig:
              "the model that is saved and forgotten with never drops anything)")
     seed: int = knob(0, "random seed (initialisation, order, views)")
     device: str = knob("auto", "auto, cpu or cuda")
-    # Views the student sees (gslora_core/augment.py). The target is always the teacher's
-    # embedding of the clean picture (why: bench/results/teacher_views.md).
+    # Views the student sees (gslora_core/augment.py). Their target is the teacher's embedding
+    # of the clean picture (why: bench/results/teacher_views.md); mixed faces (p_mix) differ.
     augment: str = knob(
         "robust", "views: robust (every knob below, so the student learns faces rather than "
                   "LFW's one crop style and camera) or basic (the shipped backbone's: flip, "
@@ -207,12 +207,24 @@ class PretrainConfig:
     p_cast: float = knob(0.25, "robust views: share of colour casts")
     colour_cast: float = knob(0.35, "robust views: per-channel gains of 1 +- this")
     keep_every_epoch: bool = knob(False, "also keep <out>.epochNNN.safetensors (for average)")
+    # Mixed faces: the one view whose target must come from the teacher seeing it (issue 15).
+    p_mix: float = knob(
+        0.0, "share of each batch replaced by a blend of two training faces, the target being "
+             "the dlib teacher's embedding of that blend, computed on the fly (0: off; needs "
+             "requirements-pretrain.txt; ~50 ms of one core per blended face)")
+    mix_min: float = knob(0.3, "mixed faces: smallest weight of the first face in a blend")
+    mix_max: float = knob(0.7, "mixed faces: largest weight of the first face in a blend")
 
     def __post_init__(self) -> None:
         if self.augment not in ("robust", "basic"):
             raise ValueError(f"unknown augment {self.augment!r} (choose robust or basic)")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"drop_path {self.drop_path} must be in [0, 1)")
+        if not 0.0 <= self.p_mix <= 1.0:
+            raise ValueError(f"p_mix {self.p_mix} must be in [0, 1]")
+        if not 0.0 <= self.mix_min <= self.mix_max <= 1.0:
+            raise ValueError(f"mix weights need 0 <= mix_min <= mix_max <= 1, got "
+                             f"{self.mix_min}..{self.mix_max}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,7 @@ from .augment import (
     low_resolution,
     robust_views,
     tight_crop,
+    uniform,
 )
 from .config import DataConfig, ModelConfig, PretrainConfig
 from .metrics import embed_all, make_pairs, verification_accuracy
@@ -42,6 +43,9 @@ from .model import Recognizer, resolve_device, save_recognizer
 from .training import lr_at
 
 ProgressFn = Callable[[dict], None]
+# The teacher as pretraining calls it: one uint8 (H, W, 3) picture whose aligned face is the
+# central ``inner`` share of its side -> its embedding, or None where the teacher fails.
+TeacherFn = Callable[[np.ndarray, float], "np.ndarray | None"]
 
 
 @dataclass
@@ -119,6 +123,40 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor,
     return point + relation_weight * relation, parts
 
 
+def mixed_faces(source: torch.Tensor, targets: torch.Tensor, inner: float,
+                center: torch.Tensor, teacher: TeacherFn, cfg: PretrainConfig,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A batch with a ``cfg.p_mix`` share of its faces replaced by blends of two of its faces,
+    each blend's target being the teacher's embedding *of the blend* (centred as all targets).
+
+    Why: the student underfits new people because 10.6k pictures are few (bench/fit_gap.py); a
+    blend of two aligned faces is a new, face-like picture, and only the teacher can say what
+    its embedding is (the mean of the two targets is not: the teacher is not linear). This is
+    distillation's "function matching" on mixup. ``source`` is uint8 (N, 3, S, S) as views are
+    drawn from; returns (source, targets, blends made). A blend the teacher fails on keeps the
+    original face."""
+    n = source.shape[0]
+    k = round(cfg.p_mix * n)
+    if k == 0 or n < 2:
+        return source, targets, 0
+    rows = torch.randperm(n, generator=gen)[:k]
+    partner = (rows + torch.randint(1, n, (k,), generator=gen)) % n  # never the face itself
+    lam = uniform(k, cfg.mix_min, cfg.mix_max, gen)
+    blend = (lam.view(-1, 1, 1, 1) * source[rows].float()
+             + (1 - lam.view(-1, 1, 1, 1)) * source[partner].float()).round().clamp(0, 255)
+    blend = blend.to(torch.uint8)
+    source, targets = source.clone(), targets.clone()
+    made = 0
+    for j, r in enumerate(rows.tolist()):
+        vec = teacher(np.ascontiguousarray(blend[j].permute(1, 2, 0).numpy()), inner)
+        if vec is None:
+            continue
+        source[r] = blend[j]
+        targets[r] = torch.as_tensor(vec, dtype=targets.dtype) - center
+        made += 1
+    return source, targets, made
+
+
 def validation_pairs(held: DistillSet, n_pairs: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     names = sorted(set(held.identities))
     labels = [names.index(i) for i in held.identities]
@@ -177,9 +215,11 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              cfg: PretrainConfig = PretrainConfig(), out: str | Path | None = None,
              on_progress: ProgressFn | None = None,
              init: Recognizer | None = None, resume: bool = False,
-             photo_views: dict[str, torch.Tensor] | None = None) -> tuple[Recognizer, dict]:
+             photo_views: dict[str, torch.Tensor] | None = None,
+             teacher: TeacherFn | None = None) -> tuple[Recognizer, dict]:
     """Train a backbone on ``data``; score ``held`` (validation people) after every epoch, on
-    ``photo_views`` of them where given (``validation_set``).
+    ``photo_views`` of them where given (``validation_set``). ``teacher`` embeds the mixed
+    faces of ``cfg.p_mix`` (``mixed_faces``).
 
     With ``out`` the backbone is saved after every epoch (so a long run can be stopped at any
     time) with ``<out>.json`` (the history), ``<out>.best.safetensors`` (best validation score)
@@ -188,6 +228,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     instead starts a fresh schedule from an earlier backbone of the same size."""
     if len(data.images) == 0:
         raise ValueError("no training pictures")
+    if cfg.p_mix > 0 and teacher is None:
+        raise ValueError("p_mix needs the teacher (requirements-pretrain.txt) to embed the blends")
     device = resolve_device(cfg.device)
     source, inner = data.views_source()
     source = source.permute(0, 3, 1, 2)  # views are drawn from (N, 3, S, S)
@@ -240,12 +282,17 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         model.train()
         order = torch.randperm(n, generator=gen)
         sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}
+        mixed = 0
         for b in range(per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = robust_views(source[idx], model_cfg.img_size, inner, cfg, gen).to(device)
+            src, tgt = source[idx], targets[idx]
+            if cfg.p_mix > 0 and teacher is not None:
+                src, tgt, made = mixed_faces(src, tgt, inner, center, teacher, cfg, gen)
+                mixed += made
+            x = robust_views(src, model_cfg.img_size, inner, cfg, gen).to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, cfg.lr)
-            loss, parts = distill_loss(proj(model.embed(x)), targets[idx].to(device),
+            loss, parts = distill_loss(proj(model.embed(x)), tgt.to(device),
                                        cfg.relation_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -257,6 +304,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
                "lr_end": lr_at(step - 1, total, warmup, cfg.lr),
                **{k: v / per_epoch for k, v in sums.items()}}
+        if cfg.p_mix > 0:
+            row["mixed_faces"] = mixed
         if views is not None and pairs is not None:
             ev = evaluate(model, views, pairs)
             row["verification"] = {"accuracy": ev["views"]["clean"]}

@@ -57,3 +57,14 @@ class DlibTeacher:
             return None
         out = np.asarray(vec, dtype=np.float32)
         return out if out.shape == (128,) and np.isfinite(out).all() else None
+
+    def embed_aligned(self, arr: np.ndarray, inner: float = 1.0) -> np.ndarray | None:
+        """Descriptor of an already aligned face: uint8 (H, W, 3) whose central ``inner`` share
+        of the side is the 112x112 aligned crop (the face cache's wide crops: 112 / 160).
+
+        Why: pretraining's mixed faces exist only as aligned crops, not as photos; the box of
+        the aligned crop stands in for the detector's box."""
+        h, w = arr.shape[:2]
+        m = (1.0 - inner) / 2
+        box = [m * w, m * h, (1 - m) * w - 1, (1 - m) * h - 1]
+        return self.embed(Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)), box)

@@ -50,3 +50,27 @@ def test_workers_build_the_same_cache_and_a_stopped_build_resumes(tmp_path) -> N
     assert "resuming at row 4" in build(data, two, "--workers", "2")
     assert json.loads((two / INDEX).read_text()) == json.loads((one / INDEX).read_text())
     assert np.array_equal(np.load(one / TEACHER), np.load(two / TEACHER))
+
+
+def test_the_teacher_on_an_aligned_crop_agrees_with_it_on_the_photo(tmp_path) -> None:
+    """Mixed faces (pretrain --p-mix) are embedded from the cache's wide crops, not from photos:
+    on real faces that must give the photo's embedding back (same person, dlib distance well
+    under its 0.6 threshold), while a blend of two people is neither of them."""
+    pytest.importorskip("dlib")
+    from gslora_core.teacher import DlibTeacher
+
+    data = tmp_path / "faces"
+    for name in ("Aaron_Peirsol", "Adam_Sandler"):
+        (data / name).mkdir(parents=True)
+        for f in sorted((LFW / name).glob("*.jpg"))[:2]:
+            shutil.copy(f, data / name / f.name)
+    build(data, tmp_path / "cache")
+    wide = np.load(tmp_path / "cache" / WIDE)
+    photo = np.load(tmp_path / "cache" / TEACHER)
+    teacher = DlibTeacher()
+    inner = 112 / wide.shape[1]
+    again = np.stack([teacher.embed_aligned(w, inner) for w in wide])
+    assert np.linalg.norm(again - photo, axis=1).max() < 0.3
+    blend = ((wide[0].astype(np.float64) + wide[2]) / 2).round().astype(np.uint8)  # two people
+    mixed = teacher.embed_aligned(blend, inner)
+    assert min(np.linalg.norm(mixed - again[0]), np.linalg.norm(mixed - again[2])) > 0.3

@@ -342,3 +342,65 @@ def test_drop_path_regularises_training_only() -> None:
     trained, _ = pretrain(data, None, cfg, PretrainConfig(epochs=1, batch_size=8, device="cpu",
                                                           drop_path=0.3))
     assert not any(isinstance(m, DropPath) for m in trained.modules())
+
+
+def test_mixed_faces_take_the_teachers_embedding_of_the_blend() -> None:
+    """Blended rows carry the teacher's (centred) embedding of exactly the blended picture; the
+    others, and blends the teacher fails on, stay as they were."""
+    from gslora_core.pretrain import mixed_faces
+
+    data = tiny_distill_set(n=16, wide_margin=4)
+    source = data.wide.permute(0, 3, 1, 2)
+    center = torch.full((8,), 0.5)
+    seen: list[tuple[np.ndarray, float]] = []
+
+    def teacher(arr: np.ndarray, inner: float) -> np.ndarray | None:
+        seen.append((arr.copy(), inner))
+        # A non-linear function of the picture, so a blend's target is not the mean of two.
+        return np.full(8, float((arr.astype(np.float64) ** 2).mean()), dtype=np.float32)
+
+    cfg = PretrainConfig(p_mix=0.5, mix_min=0.3, mix_max=0.7)
+    gen = torch.Generator().manual_seed(0)
+    src, tgt, made = mixed_faces(source, data.targets, 40 / 48, center, teacher, cfg, gen)
+    assert made == 8 and len(seen) == 8 and all(inner == 40 / 48 for _, inner in seen)
+    changed = [i for i in range(16) if not torch.equal(src[i], source[i])]
+    assert len(changed) == 8
+    blends = {arr.tobytes(): arr for arr, _ in seen}
+    for i in changed:
+        arr = src[i].permute(1, 2, 0).numpy()
+        assert arr.tobytes() in blends  # what the student will see is what the teacher saw
+        expect = float((arr.astype(np.float64) ** 2).mean()) - 0.5
+        assert torch.allclose(tgt[i], torch.full((8,), expect), atol=1e-3)
+        # A blend of two different faces of the batch: between them pixel by pixel.
+        assert not any(torch.equal(src[i], source[j]) for j in range(16))
+    unchanged = [i for i in range(16) if i not in changed]
+    assert torch.equal(tgt[unchanged], data.targets[unchanged])
+    assert torch.equal(source, data.wide.permute(0, 3, 1, 2))  # the cache is not written
+
+    # Off, or a teacher that fails on every blend: the batch is untouched.
+    off, off_t, none = mixed_faces(source, data.targets, 1.0, center, teacher,
+                                   PretrainConfig(), gen)
+    assert none == 0 and off is source and off_t is data.targets
+    kept, kept_t, zero = mixed_faces(source, data.targets, 1.0, center, lambda a, i: None, cfg, gen)
+    assert zero == 0 and torch.equal(kept, source) and torch.equal(kept_t, data.targets)
+
+
+def test_pretrain_with_mixed_faces_needs_a_teacher_and_counts_its_blends() -> None:
+    train, _ = split_holdout(tiny_distill_set(), {"p0"})
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    cfg = PretrainConfig(epochs=1, batch_size=8, device="cpu", p_mix=0.25)
+    with pytest.raises(ValueError, match="teacher"):
+        pretrain(train, None, mcfg, cfg)
+    calls = []
+
+    def teacher(arr: np.ndarray, inner: float) -> np.ndarray:
+        calls.append(arr.shape)
+        return np.ones(8, dtype=np.float32)
+
+    _, report = pretrain(train, None, mcfg, cfg, teacher=teacher)
+    steps = len(train.images) // 8
+    assert report["history"][0]["mixed_faces"] == len(calls) == 2 * steps
+    with pytest.raises(ValueError, match="p_mix"):
+        PretrainConfig(p_mix=1.5)
+    with pytest.raises(ValueError, match="mix weights"):
+        PretrainConfig(mix_min=0.8, mix_max=0.2)
