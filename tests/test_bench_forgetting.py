@@ -47,3 +47,37 @@ def test_quick_benchmark_runs_every_protocol_and_the_numbers_make_sense(tmp_path
     assert configs["gslora-4shot"]["prototype_weight"] == 0
     assert configs["full"]["lr"] == FULL_LR and configs["gslora-noreplay"]["replay_forgotten"] == 0
     assert result["meta"]["quick"] and result["meta"]["identities"] == 20
+
+
+def test_paired_differences_are_per_draw_and_borrow_the_single_step_reference(tmp_path) -> None:
+    """bench.paired: the difference of two methods is taken draw by draw (not of their means),
+    and few-shot methods are compared with the single-step draws' untouched and retrain rows."""
+    import json
+
+    from bench.paired import main as paired_main
+
+    def row(protocol, method, draw, acc_r, h):
+        return {"protocol": protocol, "method": method, "draw": draw, "task": 1, "acc_r": acc_r,
+                "h_mean": h, "acc_f": 0.0, "mia_member_rate": 0.0}
+
+    rows = [row("single", "untouched", d, 0.90 + d / 100, 0.0) for d in range(3)]
+    rows += [row("single", "retrain", d, 0.95, 0.90 + d / 100) for d in range(3)]
+    # gslora is 1 point below untouched in every draw, though its own values spread by 2 points.
+    rows += [row("single", "gslora", d, 0.89 + d / 100, 0.80) for d in range(3)]
+    rows += [row("fewshot", "gslora-4shot", d, 0.90, 0.85) for d in range(3)]
+    rows += [row("fewshot", "gslora++", d, 0.90, 0.85 + (d + 1) / 100) for d in range(3)]
+    src = tmp_path / "res.json"
+    src.write_text(json.dumps({"rows": rows}))
+    out = {(r["protocol"], r["metric"], r["method"], r["against"]): r for r in paired_main([str(src)])}
+    acc = out[("single", "acc_r", "gslora", "untouched")]
+    assert acc["n"] == 3 and abs(acc["mean"] + 0.01) < 1e-9 and abs(acc["std"]) < 1e-9
+    h = out[("single", "h_mean", "gslora", "retrain")]
+    assert abs(h["mean"] + 0.11) < 1e-9 and h["low"] < h["mean"] < h["high"]
+    few = out[("fewshot", "h_mean", "gslora-4shot", "retrain")]
+    assert few["draws"] == [0, 1, 2] and abs(few["mean"] + 0.06) < 1e-9
+    pp = out[("fewshot", "h_mean", "gslora++", "gslora-4shot")]
+    assert abs(pp["mean"] - 0.02) < 1e-9
+    assert ("single", "acc_r", "untouched", "untouched") not in out
+    written = json.loads((tmp_path / "res_paired.json").read_text())
+    assert len(written["pairs"]) == len(out)
+    assert "gslora − untouched" in (tmp_path / "res_paired.md").read_text()
