@@ -115,6 +115,9 @@ def recipe(stages: list[dict]) -> str:
         pre, epoch = st["pretrain"], chosen_epoch(st)
         kept = f", kept epoch {epoch} (best on validation)" if epoch else ""
         drop = f", stochastic depth {pre['drop_path']:g}" if pre.get("drop_path") else ""
+        if pre.get("p_mix"):
+            drop += (f", {100 * pre['p_mix']:g} % of each batch mixed faces (blends of two, "
+                     f"targets from the teacher on the blend)")
         parts.append(f"{pre['epochs']} epochs at lr {pre['lr']:g} ({pre.get('augment', 'basic')} "
                      f"views{drop}{kept})")
     text = ", then ".join(parts)

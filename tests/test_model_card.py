@@ -81,3 +81,15 @@ def test_a_knob_set_away_from_its_default_is_in_the_command(tmp_path) -> None:
     last = [ln for ln in text.splitlines() if "--epochs" in ln][-1]
     assert last.strip().endswith("--augment basic --drop-path 0.1")  # not the default wd
     assert "(basic views, stochastic depth 0.1)" in text
+
+
+def test_a_run_with_mixed_faces_says_so_and_gives_the_flag(tmp_path) -> None:
+    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
+        shutil.copy(CK / f, tmp_path / f)
+    run = full_run()
+    run["pretrain"] = {**run["pretrain"], "augment": "basic", "p_mix": 0.25}
+    (tmp_path / "backbone.json").write_text(json.dumps(run))
+    text = card.main(tmp_path, tmp_path / "card.md")
+    last = [ln for ln in text.splitlines() if "--epochs" in ln][-1]
+    assert last.strip().endswith("--augment basic --p-mix 0.25")
+    assert "25 % of each batch mixed faces" in text
