@@ -69,6 +69,9 @@ PROTOCOL_METHODS = {
 # backbone's learning rate at enrollment (TrainConfig.from_backbone: 1e-3 x 0.1).
 FULL_LR = 1e-4
 SHOTS = 4
+# Few-shot tasks forget the single-step draws' people (the same draws): their untouched and
+# retrain rows are the single-step ones, for the time ratios here and bench.paired's pairs.
+REFERENCE_PROTOCOL = {"fewshot": "single"}
 # GS-LoRA++ candidates (prototype_weight, bnd_pro) tried on validation by --select. The KL of a
 # picture to its own 4-shot prototype is ~0.14 on LFW-100, to another class's ~0.8: bounds near 1.
 PROTO_GRID = [(1.0, 0.5), (1.0, 1.0), (5.0, 0.5), (5.0, 1.0)]
@@ -307,7 +310,8 @@ KEYS = ["acc_r", "acc_f", "acc_o", "h_mean", "drop", "mia_member_rate", "mia_pow
 def add_time_ratios(rows: list[dict]) -> None:
     """Each row's seconds as a share of retrain's on the same task and draw (same run)."""
     ref = {(r["protocol"], r["draw"], r["task"]): r for r in rows if r["method"] == "retrain"}
-    ref |= {("fewshot", d, t): r for (p, d, t), r in ref.items() if p == "single"}
+    ref |= {(p, d, t): ref[(src, d, t)] for p, src in REFERENCE_PROTOCOL.items()
+            for (q, d, t) in list(ref) if q == src}
     for r in rows:
         rt = ref.get((r["protocol"], r["draw"], r["task"]))
         work = rt is not None and r["method"] not in ("untouched", "retrain")

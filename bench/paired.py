@@ -17,15 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.forgetting import interval
+from bench.forgetting import REFERENCE_PROTOCOL, interval
 
 # (metric, reference method): every other method is compared with the reference on this metric.
 AGAINST = [("acc_r", "untouched"), ("h_mean", "retrain"), ("mia_member_rate", "retrain"),
            ("acc_f", "retrain")]
 # Extra pairs of two named methods (metric, method, reference).
 EXTRA = [("h_mean", "gslora++", "gslora-4shot"), ("acc_f", "gslora++", "gslora-4shot")]
-# Few-shot tasks forget the single-step draws' people: their untouched and retrain rows are those.
-BORROW = {"fewshot": "single"}
 
 
 def key_rows(rows: list[dict]) -> dict[tuple, dict]:
@@ -37,7 +35,7 @@ def pair(rows: dict[tuple, dict], protocol: str, task: int, metric: str, method:
          against: str) -> dict | None:
     """The interval of ``metric(method) - metric(against)`` over the draws both have."""
     ref_protocol = protocol if any(k[:2] == (protocol, against) for k in rows) \
-        else BORROW.get(protocol, protocol)
+        else REFERENCE_PROTOCOL.get(protocol, protocol)
     diffs, draws = [], []
     for (p, m, d, t), r in sorted(rows.items(), key=lambda kv: kv[0][2]):
         if (p, m, t) != (protocol, method, task) or r.get(metric) is None:

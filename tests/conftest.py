@@ -1,5 +1,6 @@
-"""Shared test setup: aligned face crops go to one temporary cache for the whole session, so
-tests never write to the user's ~/.cache and each gallery is aligned once per run."""
+"""Shared test setup: aligned face crops go to one temporary cache for the whole run, so tests
+never write to the user's ~/.cache and each gallery is aligned once per run; under pytest-xdist
+(pytest.ini runs two workers) the CPU is split between the workers."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,27 @@ import os
 import pytest
 
 
+def pytest_configure(config) -> None:
+    """Each xdist worker gets its share of the cores, it and the CLIs it starts: two workers of
+    two torch threads each on a 2-core machine spin against each other (slower than one)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = threads  # inherited by subprocesses (the CLI tests)
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def crop_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("crop_cache")
+    # One folder for every worker of the run (crops are written atomically, see data.py), so
+    # the sample gallery is aligned once per worker at most, not once per test.
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / "crop_cache"
+    path.mkdir(exist_ok=True)
     old = os.environ.get("GSLORA_CACHE")
     os.environ["GSLORA_CACHE"] = str(path)
     yield path

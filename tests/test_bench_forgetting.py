@@ -11,9 +11,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_benchmark_runs_every_protocol_and_the_numbers_make_sense(tmp_path):
+    import torch
+
     from bench.forgetting import FULL_LR, PROTOCOL_METHODS, main
 
-    main(["--quick", "--out", str(tmp_path)])
+    main(["--quick", "--out", str(tmp_path), "--threads", str(torch.get_num_threads())])
     result = json.loads((tmp_path / "forgetting_quick.json").read_text())
     md = (tmp_path / "forgetting_quick.md").read_text()
     assert md.count("| single |") == len(PROTOCOL_METHODS["single"])
@@ -81,3 +83,20 @@ def test_paired_differences_are_per_draw_and_borrow_the_single_step_reference(tm
     written = json.loads((tmp_path / "res_paired.json").read_text())
     assert len(written["pairs"]) == len(out)
     assert "gslora − untouched" in (tmp_path / "res_paired.md").read_text()
+
+
+def test_time_ratios_borrow_retrain_from_the_single_step_draw() -> None:
+    """A few-shot task's speed is against retrain on the same draw's single step (its people);
+    untouched and retrain rows get no ratio, and a draw without retrain gets none."""
+    from bench.forgetting import add_time_ratios
+
+    def row(protocol, method, draw, seconds, train):
+        return {"protocol": protocol, "method": method, "draw": draw, "task": 1,
+                "seconds": seconds, "train_seconds": train}
+
+    rows = [row("single", "retrain", 0, 100.0, 90.0), row("single", "gslora", 0, 20.0, 9.0),
+            row("fewshot", "gslora++", 0, 10.0, 3.0), row("fewshot", "gslora++", 1, 10.0, 3.0),
+            row("single", "untouched", 0, 0.0, 0.0)]
+    add_time_ratios(rows)
+    assert [r["speedup_vs_retrain"] for r in rows] == [None, 5.0, 10.0, None, None]
+    assert rows[2]["train_speedup_vs_retrain"] == 30.0

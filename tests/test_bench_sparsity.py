@@ -11,9 +11,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_sparsity_benchmark(tmp_path):
+    import torch
+
     from bench.sparsity import main
 
-    main(["--quick", "--out", str(tmp_path), "--threads", "2"])
+    # The worker's share of the cores (conftest), as the benchmark sets it for the process.
+    main(["--quick", "--out", str(tmp_path), "--threads", str(torch.get_num_threads())])
     result = json.loads((tmp_path / "sparsity_quick.json").read_text())
     rows = result["rows"]
     assert {r["part"] for r in rows} == {"single", "continual", "sweep"}
