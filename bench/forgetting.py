@@ -310,10 +310,9 @@ KEYS = ["acc_r", "acc_f", "acc_o", "h_mean", "drop", "mia_member_rate", "mia_pow
 def add_time_ratios(rows: list[dict]) -> None:
     """Each row's seconds as a share of retrain's on the same task and draw (same run)."""
     ref = {(r["protocol"], r["draw"], r["task"]): r for r in rows if r["method"] == "retrain"}
-    ref |= {(p, d, t): ref[(src, d, t)] for p, src in REFERENCE_PROTOCOL.items()
-            for (q, d, t) in list(ref) if q == src}
     for r in rows:
-        rt = ref.get((r["protocol"], r["draw"], r["task"]))
+        rt = (ref.get((r["protocol"], r["draw"], r["task"]))
+              or ref.get((REFERENCE_PROTOCOL.get(r["protocol"]), r["draw"], r["task"])))
         work = rt is not None and r["method"] not in ("untouched", "retrain")
         r["speedup_vs_retrain"] = rt["seconds"] / r["seconds"] if work else None
         r["train_speedup_vs_retrain"] = rt["train_seconds"] / r["train_seconds"] if work else None

@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
         tasks = forget_sets(model.class_names, 0.1, n_tasks, a.seed + 1000)
         # The quick mode's continual part runs the default only: alpha0's dense tasks are the
         # slowest (19 s of training each) and its single-step row already shows it touches all.
-        for recipe, cfg in (table.items() if not a.quick else
-                            [(k, v) for k, v in table.items() if k == "default"]):
+        for recipe, cfg in {k: v for k, v in table.items()
+                            if not a.quick or k == "default"}.items():
             print(f"continual {recipe}", flush=True)
             for r in run_tasks(model, gallery, tasks, cfg):
                 rows.append({"part": "continual", "gallery": "sample", "recipe": recipe,
