@@ -66,6 +66,8 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     from .pretrain import deepened, pretrain, split_holdout
 
     cfg = config_from_args(PretrainConfig(), a)  # a bad knob fails before the cache is read
+    if (cfg.p_bank > 0) != bool(a.mix_bank):
+        raise SystemExit("error: --p-bank and --mix-bank go together")
     if a.threads:
         torch.set_num_threads(a.threads)
     # Held-out test people are dropped, never scored here: checkpoints are chosen on the
@@ -75,6 +77,15 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
     print(f"{len(data.images)} training faces ({'with' if data.wide is not None else 'no'} wide "
           f"crops), {len(held.images)} validation faces ({len(set(held.identities))} identities)",
           file=sys.stderr, flush=True)
+    bank = None
+    if a.mix_bank:  # before the validation views: a wrong bank fails in seconds
+        from .mixbank import load_mix_bank
+
+        try:
+            bank = load_mix_bank(a.mix_bank, set(data.identities))
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"error: {e}") from None
+        print(f"mix bank: {len(bank.images)} teacher-labelled blends", file=sys.stderr, flush=True)
 
     def progress(row: dict) -> None:
         val = row.get("validation", {})
@@ -102,7 +113,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
             raise SystemExit(f"error: --p-mix {cfg.p_mix}: {e}") from None
     _, report = pretrain(data, held if has_held else None, mcfg, cfg, out=a.out,
                          on_progress=progress, init=init, resume=a.resume, photo_views=photo,
-                         teacher=teacher)
+                         teacher=teacher, bank=bank)
     report["checkpoint"] = str(a.out)
     _print_json(report, a.report)
     return 0
@@ -321,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stem", choices=["patch", "conv"], default="conv",
                    help="conv (default, the shipped backbone's): small conv stem, trains faster; "
                         "patch: one patchify conv, as in the paper")
+    t.add_argument("--mix-bank", help="mix bank folder (scripts/build_mix_bank.py, built with the "
+                   "same --holdout and --validation) that --p-bank draws teacher-labelled blends from")
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
     add_knob_flags(t, PretrainConfig)
     t.add_argument("--report", help="also write the JSON report here")

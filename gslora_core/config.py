@@ -183,10 +183,12 @@ class PretrainConfig:
     device: str = knob("auto", "auto, cpu or cuda")
     # Views the student sees (gslora_core/augment.py). Their target is the teacher's embedding
     # of the clean picture (why: bench/results/teacher_views.md); mixed faces (p_mix) differ.
+    # The default is the shipped backbone's views: robust views lost on the held-out people
+    # against basic ones (README, "The backbone"; bench/results/candidates/*robust*).
     augment: str = knob(
-        "robust", "views: robust (every knob below, so the student learns faces rather than "
-                  "LFW's one crop style and camera) or basic (the shipped backbone's: flip, "
-                  "scale 0.9-1.1, shift, brightness/contrast)")
+        "basic", "views: basic (the shipped backbone's: flip, scale 0.9-1.1, shift, "
+                 "brightness/contrast) or robust (every knob below as well: framing, "
+                 "resolution, blur, colour, greyscale, JPEG, tight crops)")
     scale_min: float = knob(0.85, "robust views: smallest framing scale (< 1 zooms in)")
     scale_max: float = knob(1.2, "robust views: largest framing scale (> 1 zooms out; needs the "
                                  "cache's wide crops)")
@@ -214,6 +216,10 @@ class PretrainConfig:
              "requirements-pretrain.txt; at 0.25 a 192x6 epoch on one core takes ~2.2x as long)")
     mix_min: float = knob(0.3, "mixed faces: smallest weight of the first face in a blend")
     mix_max: float = knob(0.7, "mixed faces: largest weight of the first face in a blend")
+    p_bank: float = knob(
+        0.0, "share of each batch replaced by blends from a mix bank (--mix-bank): blends the "
+             "teacher embedded beforehand on every core (scripts/build_mix_bank.py), so they "
+             "cost training nothing (0: off)")
 
     def __post_init__(self) -> None:
         if self.augment not in ("robust", "basic"):
@@ -222,6 +228,8 @@ class PretrainConfig:
             raise ValueError(f"drop_path {self.drop_path} must be in [0, 1)")
         if not 0.0 <= self.p_mix <= 1.0:
             raise ValueError(f"p_mix {self.p_mix} must be in [0, 1]")
+        if not 0.0 <= self.p_bank <= 1.0:
+            raise ValueError(f"p_bank {self.p_bank} must be in [0, 1]")
         if not 0.0 <= self.mix_min <= self.mix_max <= 1.0:
             raise ValueError(f"mix weights need 0 <= mix_min <= mix_max <= 1, got "
                              f"{self.mix_min}..{self.mix_max}")

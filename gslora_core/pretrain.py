@@ -6,8 +6,10 @@ The student is the ViT backbone followed by a linear map to the teacher's dimens
 thrown away afterwards and the backbone is saved as a recognizer with no classes, which
 ``enroll`` then gives a CosFace head for a gallery.
 
-The student sees varied views of each face (``augment``: framing, resolution, blur, colour,
-greyscale, JPEG, tight crops) and matches the teacher's embedding of the clean picture. A long
+The student sees varied views of each face (``augment``: basic flips, framings and
+brightness by default; robust adds resolution, blur, colour, greyscale, JPEG and tight crops)
+and matches the teacher's embedding of the clean picture; mixed faces (``p_mix``) are the
+exception, matched to the teacher's embedding of the blend itself. A long
 run on one CPU core is stopped and restarted: every epoch saves the backbone, the best one on
 the validation people so far (``<out>.best.safetensors``) and the whole training state
 (``<out>.state.pt``), from which ``resume=True`` continues the same schedule exactly.
@@ -39,6 +41,7 @@ from .augment import (
 )
 from .config import DataConfig, ModelConfig, PretrainConfig
 from .metrics import embed_all, make_pairs, verification_accuracy
+from .mixbank import MixBank, bank_faces, blend_faces
 from .model import Recognizer, resolve_device, save_recognizer
 from .training import lr_at
 
@@ -142,9 +145,7 @@ def mixed_faces(source: torch.Tensor, targets: torch.Tensor, inner: float,
     rows = torch.randperm(n, generator=gen)[:k]
     partner = (rows + torch.randint(1, n, (k,), generator=gen)) % n  # never the face itself
     lam = uniform(k, cfg.mix_min, cfg.mix_max, gen)
-    blend = (lam.view(-1, 1, 1, 1) * source[rows].float()
-             + (1 - lam.view(-1, 1, 1, 1)) * source[partner].float()).round().clamp(0, 255)
-    blend = blend.to(torch.uint8)
+    blend = blend_faces(source[rows], source[partner], lam)
     source, targets = source.clone(), targets.clone()
     made = 0
     for j, r in enumerate(rows.tolist()):
@@ -216,10 +217,12 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              on_progress: ProgressFn | None = None,
              init: Recognizer | None = None, resume: bool = False,
              photo_views: dict[str, torch.Tensor] | None = None,
-             teacher: TeacherFn | None = None) -> tuple[Recognizer, dict]:
+             teacher: TeacherFn | None = None,
+             bank: MixBank | None = None) -> tuple[Recognizer, dict]:
     """Train a backbone on ``data``; score ``held`` (validation people) after every epoch, on
     ``photo_views`` of them where given (``validation_set``). ``teacher`` embeds the mixed
-    faces of ``cfg.p_mix`` (``mixed_faces``).
+    faces of ``cfg.p_mix`` (``mixed_faces``); ``bank`` holds blends the teacher embedded
+    beforehand, a ``cfg.p_bank`` share of each batch (``mixbank``).
 
     With ``out`` the backbone is saved after every epoch (so a long run can be stopped at any
     time) with ``<out>.json`` (the history), ``<out>.best.safetensors`` (best validation score)
@@ -230,6 +233,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         raise ValueError("no training pictures")
     if cfg.p_mix > 0 and teacher is None:
         raise ValueError("p_mix needs the teacher (requirements-pretrain.txt) to embed the blends")
+    if cfg.p_bank > 0 and bank is None:
+        raise ValueError("p_bank needs a mix bank (--mix-bank, scripts/build_mix_bank.py)")
     device = resolve_device(cfg.device)
     source, inner = data.views_source()
     source = source.permute(0, 3, 1, 2)  # views are drawn from (N, 3, S, S)
@@ -237,6 +242,14 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     # matching it teaches nothing. Centred targets keep only what tells faces apart.
     center = data.targets.mean(0)
     targets = data.targets - center
+    bank_source = bank_targets = None
+    if bank is not None and cfg.p_bank > 0:
+        if tuple(bank.images.shape[1:]) != tuple(source.shape[2:]) + (3,) or abs(bank.inner - inner) > 1e-6:
+            raise ValueError(f"the mix bank's faces ({tuple(bank.images.shape[1:3])}, inner "
+                             f"{bank.inner:.3f}) are not this cache's views source "
+                             f"({tuple(source.shape[2:])}, inner {inner:.3f})")
+        bank_source = bank.images.permute(0, 3, 1, 2)
+        bank_targets = bank.targets - center  # the same centre as the real faces' targets
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn"))
@@ -255,7 +268,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     views = pairs = None
     kind = views_kind(photo_views)
     val_meta = {"validation_views": kind,
-                "validation_identities": len(set(held.identities)) if held is not None else 0}
+                "validation_identities": len(set(held.identities)) if held is not None else 0,
+                "mix_bank": len(bank_source) if bank_source is not None else 0}
     if held is not None and len(held.images) and len(set(held.identities)) >= 2:
         views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
     n = len(data.images)
@@ -289,6 +303,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             if cfg.p_mix > 0 and teacher is not None:
                 src, tgt, made = mixed_faces(src, tgt, inner, center, teacher, cfg, gen)
                 mixed += made
+            if bank_source is not None and bank_targets is not None:
+                src, tgt = bank_faces(src, tgt, bank_source, bank_targets, cfg.p_bank, gen)
             x = robust_views(src, model_cfg.img_size, inner, cfg, gen).to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, cfg.lr)
@@ -306,6 +322,8 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
                **{k: v / per_epoch for k, v in sums.items()}}
         if cfg.p_mix > 0:
             row["mixed_faces"] = mixed
+        if bank_source is not None:
+            row["bank_faces"] = round(cfg.p_bank * cfg.batch_size) * per_epoch
         if views is not None and pairs is not None:
             ev = evaluate(model, views, pairs)
             row["verification"] = {"accuracy": ev["views"]["clean"]}
@@ -395,8 +413,10 @@ def save_state(out: str | Path, state: dict) -> None:
 
 def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
                   cfg: PretrainConfig, model_cfg: ModelConfig, images: int,
-                  validation_views: str = "aligned", validation_identities: int = 0) -> None:
-    """The backbone and ``<out>.json``: recipe, size, data and history (the model card's source)."""
+                  validation_views: str = "aligned", validation_identities: int = 0,
+                  mix_bank: int = 0) -> None:
+    """The backbone and ``<out>.json``: recipe, size, data and history (the model card's source);
+    ``mix_bank``: the blends the run drew from (0: none)."""
     out = Path(out)
     tmp = out.with_suffix(".tmp.safetensors")
     save_recognizer(model, tmp)
@@ -404,4 +424,4 @@ def save_backbone(model: Recognizer, out: str | Path, history: list[dict],
     out.with_suffix(".json").write_text(json.dumps(
         {"pretrain": cfg.to_dict(), "model": model_cfg.to_dict(), "images": images,
          "validation_identities": validation_identities, "validation_views": validation_views,
-         "history": history}, indent=1))
+         **({"mix_bank": mix_bank} if mix_bank else {}), "history": history}, indent=1))

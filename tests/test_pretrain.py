@@ -302,10 +302,10 @@ def test_every_pretrain_knob_is_a_flag_and_a_bad_one_fails_before_the_cache(tmp_
     from gslora_core.cli import build_parser, config_from_args, main
 
     args = build_parser().parse_args(["pretrain", "--cache", "c", "--out", "o", "--weight-decay", "0.01",
-                                      "--p-grey", "0.3", "--augment", "basic", "--keep-every-epoch"])
+                                      "--p-grey", "0.3", "--augment", "robust", "--keep-every-epoch"])
     cfg = config_from_args(PretrainConfig(), args)
-    assert (cfg.weight_decay, cfg.p_grey, cfg.augment, cfg.keep_every_epoch) == (0.01, 0.3, "basic", True)
-    assert replace(cfg, weight_decay=0.05, p_grey=0.15, augment="robust",
+    assert (cfg.weight_decay, cfg.p_grey, cfg.augment, cfg.keep_every_epoch) == (0.01, 0.3, "robust", True)
+    assert replace(cfg, weight_decay=0.05, p_grey=0.15, augment="basic",
                    keep_every_epoch=False) == PretrainConfig()  # nothing else moved
     helptext = build_parser()._subparsers._group_actions[0].choices["pretrain"].format_help()
     assert all(f"--{f.name.replace('_', '-')}" in helptext for f in fields(PretrainConfig))
