@@ -16,7 +16,6 @@ pretraining can refuse a bank made from people it must not see (held-out or vali
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +54,6 @@ class MixBank:
     targets: torch.Tensor
     identities: list[tuple[str, str]]
     inner: float
-
-
-def write_index(path: Path, meta: dict) -> None:
-    """Atomic: a crash leaves the previous committed index."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path)
 
 
 def load_mix_bank(bank_dir: str | Path, allowed: set[str]) -> MixBank:

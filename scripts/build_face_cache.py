@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,28 +28,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gslora_core.alignment import FaceAligner, warp_to_template  # noqa: E402
+from gslora_core.diskarrays import open_array, write_index  # noqa: E402
 from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE  # noqa: E402
 from gslora_core.teacher import DlibTeacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LFW = ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"
-
-
-def open_array(path: Path, shape: tuple[int, ...], dtype, fill) -> np.ndarray:
-    """Memory-mapped .npy: reopened when it exists with the right shape, else created."""
-    if path.exists():
-        arr = np.load(path, mmap_mode="r+")
-        if arr.shape == shape and arr.dtype == dtype:
-            return arr
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    arr[:] = fill
-    return arr
-
-
-def write_index(path: Path, meta: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path)  # atomic: a crash leaves the previous committed index
 
 
 _WORKER: dict = {}  # one process's aligner, teacher and open arrays (init_worker)

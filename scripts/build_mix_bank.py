@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gslora_core.cli import read_holdout  # noqa: E402
 from gslora_core.config import PretrainConfig  # noqa: E402
+from gslora_core.diskarrays import open_array, write_index  # noqa: E402
 from gslora_core.facecache import ALIGNED, INDEX, WIDE, usable  # noqa: E402
-from gslora_core.mixbank import MIX, MIX_INDEX, MIX_TEACHER, blend_faces, draw_pairs, write_index  # noqa: E402
+from gslora_core.mixbank import MIX, MIX_INDEX, MIX_TEACHER, blend_faces, draw_pairs  # noqa: E402
 
 _WORKER: dict = {}  # one process's teacher and open arrays (init_worker)
 
@@ -62,17 +63,6 @@ def build_chunk(bounds: tuple[int, int]) -> int:
     w["mix"].flush()
     w["mix_teacher"].flush()
     return a1 - a0
-
-
-def open_array(path: Path, shape: tuple[int, ...], dtype, fill) -> np.ndarray:
-    """Memory-mapped .npy: reopened when it exists with the right shape, else created."""
-    if path.exists():
-        arr = np.load(path, mmap_mode="r+")
-        if arr.shape == shape and arr.dtype == dtype:
-            return arr
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    arr[:] = fill
-    return arr
 
 
 def main(argv: list[str] | None = None) -> int:
