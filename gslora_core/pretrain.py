@@ -285,6 +285,9 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             raise ValueError(f"{state_path(out)} chose its checkpoints on "
                              f"{st.get('validation_views', 'aligned')} validation views: resume "
                              "it with the same (--validation-views)")
+        if st.get("mix_bank", val_meta["mix_bank"]) != val_meta["mix_bank"]:
+            raise ValueError(f"{state_path(out)} drew from a mix bank of {st['mix_bank']} blends, "
+                             f"this run from {val_meta['mix_bank']}: resume it with the same bank")
         model.backbone.load_state_dict(st["backbone"])
         proj.load_state_dict(st["proj"])
         opt.load_state_dict(st["opt"])
@@ -341,7 +344,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
                              "backbone": model.backbone.state_dict(), "proj": proj.state_dict(),
                              "opt": opt.state_dict(), "gen": gen.get_state(),
                              "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n,
-                             "validation_views": kind})
+                             "validation_views": kind, "mix_bank": val_meta["mix_bank"]})
         if on_progress:
             on_progress(row)
     set_drop_path(model.backbone, 0.0)

@@ -164,6 +164,12 @@ def test_pretrain_draws_from_the_bank_and_says_so(tmp_path) -> None:
     assert report["history"][0]["bank_faces"] == 2 * (len(data.images) // 4)
     saved = json.loads(ckpt.with_suffix(".json").read_text())
     assert saved["mix_bank"] == 10 and saved["pretrain"]["p_bank"] == 0.5
+    # Resuming continues only with the same bank (here: one blend fewer is another bank).
+    fewer = MixBank(bank.images[1:], bank.targets[1:], bank.identities[1:], bank.inner)
+    with pytest.raises(ValueError, match="resume it with the same bank"):
+        pretrain(data, None, mcfg, replace(cfg, epochs=2), out=ckpt, bank=fewer, resume=True)
+    _, more = pretrain(data, None, mcfg, replace(cfg, epochs=2), out=ckpt, bank=bank, resume=True)
+    assert [r["epoch"] for r in more["history"]] == [1, 2]
     with pytest.raises(ValueError, match="p_bank"):
         PretrainConfig(p_bank=-0.1)
 
