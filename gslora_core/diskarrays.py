@@ -7,10 +7,14 @@ how much is done is replaced atomically after each chunk.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def open_array(path: Path, shape: tuple[int, ...], dtype, fill) -> np.ndarray:
@@ -29,3 +33,19 @@ def write_index(path: Path, meta: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, path)
+
+
+def run_chunks(work: Callable[[tuple[int, int]], T], chunks: Sequence[tuple[int, int]],
+               workers: int, init: Callable[..., None], setup: tuple) -> Iterator[T]:
+    """``work``'s result for each chunk, in chunk order, in ``workers`` processes (spawned,
+    each set up once by ``init(*setup)``) or in this one.
+
+    In order, so the caller's index only ever counts chunks that are finished and contiguous."""
+    if workers <= 1:
+        init(*setup)
+        yield from map(work, chunks)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, init, setup) as pool:
+        yield from pool.imap(work, chunks)
+        pool.close()
+        pool.join()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gslora_core.alignment import FaceAligner, warp_to_template  # noqa: E402
-from gslora_core.diskarrays import open_array, write_index  # noqa: E402
+from gslora_core.diskarrays import open_array, run_chunks, write_index  # noqa: E402
 from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE  # noqa: E402
 from gslora_core.teacher import DlibTeacher  # noqa: E402
 
@@ -124,12 +123,7 @@ def main() -> None:
     print(f"{n} pictures, {start} done, resuming at row {start} ({args.workers} workers)", flush=True)
     chunks = [(c0, min(c0 + args.chunk, n)) for c0 in range(start, n, args.chunk)]
     setup = (args.out, args.lfw, files, args.margin)
-    if args.workers > 1:  # chunks in order, so the index grows as in one process
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, init_worker, setup)
-        results = pool.imap(build_chunk, chunks)
-    else:
-        init_worker(*setup)
-        results = map(build_chunk, chunks)
+    results = run_chunks(build_chunk, chunks, args.workers, init_worker, setup)
     for chunk_rows in results:
         rows.extend(chunk_rows)
         write_index(index_path, {"n": n, "root": str(args.lfw), "size": 112, "margin": args.margin,
@@ -138,9 +132,6 @@ def main() -> None:
         print(f"committed {len(rows)}/{n} rows  {rate:.2f} img/s  eta "
               f"{(n - len(rows)) / max(rate, 1e-9) / 60:.0f} min  ({time.strftime('%H:%M:%S')})",
               flush=True)
-    if args.workers > 1:
-        pool.close()
-        pool.join()
 
     methods = {m: sum(r["method"] == m for r in rows) for m in ("mtcnn", "as-is", "none")}
     bad = sum(not r["teacher_ok"] for r in rows)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gslora_core.cli import read_holdout  # noqa: E402
 from gslora_core.config import PretrainConfig  # noqa: E402
-from gslora_core.diskarrays import open_array, write_index  # noqa: E402
+from gslora_core.diskarrays import open_array, run_chunks, write_index  # noqa: E402
 from gslora_core.facecache import ALIGNED, INDEX, WIDE, usable  # noqa: E402
 from gslora_core.mixbank import MIX, MIX_INDEX, MIX_TEACHER, blend_faces, draw_pairs  # noqa: E402
 
@@ -121,12 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     chunks = [(c0, min(c0 + args.chunk, args.count)) for c0 in range(done, args.count, args.chunk)]
     setup = (args.cache, args.out, source_name, inner, rows, lam, args.teacher)
     t0 = time.time()
-    if args.workers > 1:  # chunks in order, so "done" only ever counts finished rows
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, init_worker, setup)
-        results = pool.imap(build_chunk, chunks)
-    else:
-        init_worker(*setup)
-        results = map(build_chunk, chunks)
+    results = run_chunks(build_chunk, chunks, args.workers, init_worker, setup)
     start = done
     for made in results:
         done += made
@@ -135,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"committed {done}/{args.count} blends  {rate:.1f}/s  eta "
               f"{(args.count - done) / max(rate, 1e-9) / 60:.0f} min  ({time.strftime('%H:%M:%S')})",
               flush=True)
-    if args.workers > 1:
-        pool.close()
-        pool.join()
     failed = int((~np.isfinite(np.load(args.out / MIX_TEACHER, mmap_mode="r")).all(1)).sum())
     print(f"done in {(time.time() - t0) / 60:.1f} min: {args.count} blends, teacher failures "
           f"{failed}", flush=True)

@@ -106,6 +106,13 @@ def test_bank_blends_training_people_only_and_resumes_to_the_same_bank(tmp_path,
     assert (np.load(out / MIX) == mix).all() and np.allclose(np.load(out / MIX_TEACHER), tgt)
     build(tmp_path, cache)
     assert "already complete" in capsys.readouterr().out
+    # Two worker processes build the same bank as one.
+    two = tmp_path / "two"
+    assert build_mix_bank.main(["--cache", str(cache), "--holdout", str(tmp_path / "held.json"),
+                                "--validation", str(tmp_path / "val.json"), "--out", str(two),
+                                "--count", "10", "--chunk", "4", "--teacher", "mean-colour",
+                                "--workers", "2"]) == 0
+    assert (np.load(two / MIX) == mix).all() and np.allclose(np.load(two / MIX_TEACHER), tgt)
     # Another plan (another seed) in the same folder starts over rather than mixing two plans.
     build(tmp_path, cache, "--seed", "3")
     assert "starting over" in capsys.readouterr().out
