@@ -51,8 +51,8 @@ def names_file(path: Path, names: list[str]) -> str:
     return str(path)
 
 
-def build(tmp_path: Path, cache: Path, *extra: str) -> Path:
-    out = cache / "mix_bank"
+def build(tmp_path: Path, cache: Path, *extra: str, out: Path | None = None) -> Path:
+    out = out or cache / "mix_bank"
     argv = ["--cache", str(cache), "--holdout", names_file(tmp_path / "held.json", ["p0"]),
             "--validation", names_file(tmp_path / "val.json", ["p1"]), "--out", str(out),
             "--count", "10", "--chunk", "4", "--teacher", "mean-colour", *extra]
@@ -107,11 +107,7 @@ def test_bank_blends_training_people_only_and_resumes_to_the_same_bank(tmp_path,
     build(tmp_path, cache)
     assert "already complete" in capsys.readouterr().out
     # Two worker processes build the same bank as one.
-    two = tmp_path / "two"
-    assert build_mix_bank.main(["--cache", str(cache), "--holdout", str(tmp_path / "held.json"),
-                                "--validation", str(tmp_path / "val.json"), "--out", str(two),
-                                "--count", "10", "--chunk", "4", "--teacher", "mean-colour",
-                                "--workers", "2"]) == 0
+    two = build(tmp_path, cache, "--workers", "2", out=tmp_path / "two")
     assert (np.load(two / MIX) == mix).all() and np.allclose(np.load(two / MIX_TEACHER), tgt)
     # Another plan (another seed) in the same folder starts over rather than mixing two plans.
     build(tmp_path, cache, "--seed", "3")
