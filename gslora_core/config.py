@@ -220,6 +220,15 @@ class PretrainConfig:
         0.0, "share of each batch replaced by blends from a mix bank (--mix-bank): blends the "
              "teacher embedded beforehand on every core (scripts/build_mix_bank.py), so they "
              "cost training nothing (0: off)")
+    # Same-person pairs: verification thresholds the cosine of two pictures of one person, yet
+    # a random batch of 128 training pictures holds ~32 such pairs of 8,128, most of them
+    # George W Bush's; these put pictures of many people side by side and match their cosine.
+    p_pairs: float = knob(
+        0.0, "share of each batch drawn as two pictures of one training person (people with "
+             ">= 2 pictures, chosen uniformly), whose student cosine is matched to the "
+             "teacher's (pair_weight) (0: off)")
+    pair_weight: float = knob(1.0, "weight of the same-person pairs' squared cosine gap to the "
+                                   "teacher's (with p_pairs)")
 
     def __post_init__(self) -> None:
         if self.augment not in ("robust", "basic"):
@@ -230,6 +239,11 @@ class PretrainConfig:
             raise ValueError(f"p_mix {self.p_mix} must be in [0, 1]")
         if not 0.0 <= self.p_bank <= 1.0:
             raise ValueError(f"p_bank {self.p_bank} must be in [0, 1]")
+        if not 0.0 <= self.p_pairs <= 1.0:
+            raise ValueError(f"p_pairs {self.p_pairs} must be in [0, 1]")
+        if self.p_pairs > 0 and self.p_mix > 0:
+            raise ValueError("p_pairs and p_mix both replace batch rows: use p_pairs with "
+                             "p_bank, whose blends leave the pairs alone")
         if not 0.0 <= self.mix_min <= self.mix_max <= 1.0:
             raise ValueError(f"mix weights need 0 <= mix_min <= mix_max <= 1, got "
                              f"{self.mix_min}..{self.mix_max}")

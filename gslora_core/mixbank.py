@@ -86,14 +86,15 @@ def load_mix_bank(bank_dir: str | Path, allowed: set[str]) -> MixBank:
 
 def bank_faces(source: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor,
                bank_targets: torch.Tensor, share: float,
-               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+               gen: torch.Generator, keep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch (uint8 (N, 3, S, S), centred targets) with a ``share`` of its rows replaced by
-    random bank blends (``bank`` (M, 3, S, S), ``bank_targets`` centred as the batch's)."""
+    random bank blends (``bank`` (M, 3, S, S), ``bank_targets`` centred as the batch's). The
+    first ``keep`` rows (same-person pairs) are never replaced."""
     n = source.shape[0]
-    k = round(share * n)
-    if k == 0:
+    k = min(round(share * n), n - keep)
+    if k <= 0:
         return source, targets
-    rows = torch.randperm(n, generator=gen)[:k]
+    rows = keep + torch.randperm(n - keep, generator=gen)[:k]
     pick = torch.randint(0, len(bank), (k,), generator=gen)
     source, targets = source.clone(), targets.clone()
     source[rows] = bank[pick]

@@ -116,14 +116,56 @@ def evaluate(model: Recognizer, views: dict[str, torch.Tensor],
     return {"views": accs, "score": float(np.mean(list(accs.values())))}
 
 
-def distill_loss(student: torch.Tensor, teacher: torch.Tensor,
-                 relation_weight: float) -> tuple[torch.Tensor, dict]:
-    """1 - cosine to the teacher, plus the gap between the two batch similarity matrices."""
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, relation_weight: float,
+                 pairs: int = 0, pair_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """1 - cosine to the teacher, plus the gap between the two batch similarity matrices; with
+    ``pairs``, rows 2i and 2i+1 (i < pairs) are one person's, and the squared gap between
+    their student and teacher cosines is added with ``pair_weight`` (``same_person_rows``)."""
     s, t = F.normalize(student, dim=-1), F.normalize(teacher, dim=-1)
     point = (1 - (s * t).sum(-1)).mean()
     relation = F.mse_loss(s @ s.T, t @ t.T)
     parts = {"point": float(point.detach()), "relation": float(relation.detach())}
-    return point + relation_weight * relation, parts
+    loss = point + relation_weight * relation
+    if pairs > 0:
+        a, b = slice(0, 2 * pairs, 2), slice(1, 2 * pairs, 2)
+        pair = ((s[a] * s[b]).sum(-1) - (t[a] * t[b]).sum(-1)).pow(2).mean()
+        parts["pair"] = float(pair.detach())
+        loss = loss + pair_weight * pair
+    return loss, parts
+
+
+@dataclass
+class PersonGroups:
+    """The training rows of every person with at least two pictures, flat, with each person's
+    start and count in ``rows``: what ``same_person_rows`` draws pairs from."""
+
+    rows: torch.Tensor
+    start: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def of(cls, identities: Sequence[str]) -> PersonGroups:
+        by: dict[str, list[int]] = {}
+        for i, name in enumerate(identities):
+            by.setdefault(name, []).append(i)
+        groups = [rows for rows in by.values() if len(rows) >= 2]
+        count = torch.tensor([len(g) for g in groups], dtype=torch.long)
+        start = torch.cumsum(count, 0) - count
+        rows = torch.tensor([i for g in groups for i in g], dtype=torch.long)
+        return cls(rows, start, count)
+
+
+def same_person_rows(groups: PersonGroups, pairs: int, gen: torch.Generator) -> torch.Tensor:
+    """2 * ``pairs`` row indices: rows 2i and 2i+1 are two different pictures of one person,
+    the people drawn uniformly (so the 1,342 people with several pictures, not Bush's 530,
+    make the pairs)."""
+    who = torch.randint(0, len(groups.count), (pairs,), generator=gen)
+    size = groups.count[who]
+    first = (torch.rand(pairs, generator=gen) * size).long().clamp(max=size - 1)
+    other = (first + 1 + (torch.rand(pairs, generator=gen) * (size - 1)).long()
+             .clamp(max=size - 2)) % size
+    out = torch.stack([first, other], 1) + groups.start[who, None]
+    return groups.rows[out.flatten()]
 
 
 def mixed_faces(source: torch.Tensor, targets: torch.Tensor, inner: float,
@@ -274,6 +316,10 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
     n = len(data.images)
     per_epoch = max(1, n // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
+    n_pairs = min(round(cfg.p_pairs * cfg.batch_size / 2), cfg.batch_size // 2)
+    groups = PersonGroups.of(data.identities) if n_pairs else None
+    if groups is not None and len(groups.count) == 0:
+        raise ValueError("p_pairs needs people with at least two training pictures")
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
     history: list[dict] = []
     start_epoch, step, best, spent = 0, 0, -1.0, 0.0
@@ -298,21 +344,24 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}
+        sums = {"loss": 0.0, "point": 0.0, "relation": 0.0} | ({"pair": 0.0} if groups is not None else {})
         mixed = 0
         for b in range(per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            if groups is not None:  # the first 2 * n_pairs rows: same-person pairs
+                idx = torch.cat([same_person_rows(groups, n_pairs, gen), idx[2 * n_pairs:]])
             src, tgt = source[idx], targets[idx]
             if cfg.p_mix > 0 and teacher is not None:
                 src, tgt, made = mixed_faces(src, tgt, inner, center, teacher, cfg, gen)
                 mixed += made
             if bank_source is not None and bank_targets is not None:
-                src, tgt = bank_faces(src, tgt, bank_source, bank_targets, cfg.p_bank, gen)
+                src, tgt = bank_faces(src, tgt, bank_source, bank_targets, cfg.p_bank, gen,
+                                      keep=2 * n_pairs)
             x = robust_views(src, model_cfg.img_size, inner, cfg, gen).to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, cfg.lr)
             loss, parts = distill_loss(proj(model.embed(x)), tgt.to(device),
-                                       cfg.relation_weight)
+                                       cfg.relation_weight, n_pairs, cfg.pair_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -320,13 +369,16 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             sums["loss"] += float(loss.detach())
             sums["point"] += parts["point"]
             sums["relation"] += parts["relation"]
+            if groups is not None:
+                sums["pair"] += parts["pair"]
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
                "lr_end": lr_at(step - 1, total, warmup, cfg.lr),
                **{k: v / per_epoch for k, v in sums.items()}}
         if cfg.p_mix > 0:
             row["mixed_faces"] = mixed
         if bank_source is not None:
-            row["bank_faces"] = round(cfg.p_bank * cfg.batch_size) * per_epoch
+            row["bank_faces"] = min(round(cfg.p_bank * cfg.batch_size),
+                                    cfg.batch_size - 2 * n_pairs) * per_epoch
         if views is not None and pairs is not None:
             ev = evaluate(model, views, pairs)
             row["verification"] = {"accuracy": ev["views"]["clean"]}

@@ -148,6 +148,11 @@ def test_bank_faces_replace_a_share_of_the_batch_with_bank_rows() -> None:
     assert (tgt[[i for i in range(8) if i not in changed]] == 0).all()
     same, same_t = bank_faces(source, targets, bank, bank_t, 0.0, gen)
     assert same is source and same_t is targets
+    # The first ``keep`` rows (a batch's same-person pairs) are never replaced, even when the
+    # share asks for more rows than are left.
+    for share in (0.5, 1.0):
+        kept, kept_t = bank_faces(source, targets, bank, bank_t, share, gen, keep=6)
+        assert not kept[:6].any() and not kept_t[:6].any() and kept[6:].all()
 
 
 def test_pretrain_draws_from_the_bank_and_says_so(tmp_path) -> None:

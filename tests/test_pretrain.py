@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gslora_core.config import ModelConfig, PretrainConfig
 from gslora_core.metrics import make_pairs, verification_accuracy
@@ -404,3 +405,57 @@ def test_pretrain_with_mixed_faces_needs_a_teacher_and_counts_its_blends() -> No
         PretrainConfig(p_mix=1.5)
     with pytest.raises(ValueError, match="mix weights"):
         PretrainConfig(mix_min=0.8, mix_max=0.2)
+
+
+def test_same_person_rows_pair_two_pictures_of_one_person_drawn_uniformly() -> None:
+    from gslora_core.pretrain import PersonGroups, same_person_rows
+
+    ids = ["a"] * 6 + ["b", "b", "c", "d", "d", "d"]  # c has one picture: never paired
+    groups = PersonGroups.of(ids)
+    assert len(groups.count) == 3 and sorted(groups.count.tolist()) == [2, 3, 6]
+    rows = same_person_rows(groups, 3000, torch.Generator().manual_seed(0)).view(-1, 2)
+    assert all(ids[x] == ids[y] and x != y for x, y in rows.tolist())
+    people = [ids[x] for x, _ in rows.tolist()]
+    share = {p: people.count(p) / len(people) for p in "abd"}
+    assert "c" not in people and all(abs(v - 1 / 3) < 0.05 for v in share.values())
+    a_rows = {x for pair in rows.tolist() for x in pair if ids[x] == "a"}
+    assert a_rows == set(range(6))  # every picture of a person takes part
+    again = same_person_rows(groups, 3000, torch.Generator().manual_seed(0)).view(-1, 2)
+    assert torch.equal(rows, again)
+    with pytest.raises(ValueError, match="two training pictures"):
+        pretrain(DistillSet(torch.zeros(4, 40, 40, 3, dtype=torch.uint8), torch.randn(4, 8),
+                            ["a", "b", "c", "d"]), None, replace(ModelConfig.tiny(), stem="conv"),
+                 PretrainConfig(epochs=1, batch_size=4, device="cpu", p_pairs=0.5))
+
+
+def test_pair_term_is_the_gap_between_the_pairs_cosines() -> None:
+    from gslora_core.pretrain import distill_loss
+
+    gen = torch.Generator().manual_seed(0)
+    teacher = torch.randn(8, 5, generator=gen)
+    student = torch.randn(8, 5, generator=gen)
+    base, parts = distill_loss(student, teacher, 1.0)
+    assert "pair" not in parts
+    loss, parts = distill_loss(student, teacher, 1.0, pairs=2, pair_weight=3.0)
+    s, t = F.normalize(student, dim=-1), F.normalize(teacher, dim=-1)
+    gap = [float((s[2 * i] @ s[2 * i + 1]) - (t[2 * i] @ t[2 * i + 1])) for i in range(2)]
+    expect = (gap[0] ** 2 + gap[1] ** 2) / 2
+    assert abs(parts["pair"] - expect) < 1e-6
+    assert abs(float(loss) - float(base) - 3.0 * expect) < 1e-5
+    # A student that is the teacher (up to scale) has no gap at all.
+    _, same = distill_loss(2 * teacher, teacher, 1.0, pairs=4, pair_weight=1.0)
+    assert same["pair"] < 1e-10 and same["relation"] < 1e-10
+
+
+def test_pretrain_with_same_person_pairs_logs_their_gap_and_refuses_mixed_faces() -> None:
+    train, _ = split_holdout(tiny_distill_set(), {"p0"})
+    mcfg = replace(ModelConfig.tiny(), stem="conv")
+    cfg = PretrainConfig(epochs=2, batch_size=8, device="cpu", p_pairs=0.5)
+    _, report = pretrain(train, None, mcfg, cfg)
+    assert all(r["pair"] >= 0 for r in report["history"])
+    _, plain = pretrain(train, None, mcfg, replace(cfg, p_pairs=0.0))
+    assert "pair" not in plain["history"][0]
+    with pytest.raises(ValueError, match="p_pairs and p_mix"):
+        PretrainConfig(p_pairs=0.25, p_mix=0.25)
+    with pytest.raises(ValueError, match="p_pairs"):
+        PretrainConfig(p_pairs=1.5)
