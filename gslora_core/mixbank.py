@@ -84,6 +84,12 @@ def load_mix_bank(bank_dir: str | Path, allowed: set[str]) -> MixBank:
                    [(pairs[i][0], pairs[i][1]) for i in ok.tolist()], float(meta["inner"]))
 
 
+def bank_rows(batch: int, share: float, keep: int = 0) -> int:
+    """How many of a batch's rows ``bank_faces`` replaces: ``share`` of them, never the first
+    ``keep``."""
+    return max(0, min(round(share * batch), batch - keep))
+
+
 def bank_faces(source: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor,
                bank_targets: torch.Tensor, share: float,
                gen: torch.Generator, keep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,8 +97,8 @@ def bank_faces(source: torch.Tensor, targets: torch.Tensor, bank: torch.Tensor,
     random bank blends (``bank`` (M, 3, S, S), ``bank_targets`` centred as the batch's). The
     first ``keep`` rows (same-person pairs) are never replaced."""
     n = source.shape[0]
-    k = min(round(share * n), n - keep)
-    if k <= 0:
+    k = bank_rows(n, share, keep)
+    if k == 0:
         return source, targets
     rows = keep + torch.randperm(n - keep, generator=gen)[:k]
     pick = torch.randint(0, len(bank), (k,), generator=gen)

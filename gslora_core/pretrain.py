@@ -41,7 +41,7 @@ from .augment import (
 )
 from .config import DataConfig, ModelConfig, PretrainConfig
 from .metrics import embed_all, make_pairs, verification_accuracy
-from .mixbank import MixBank, bank_faces, blend_faces
+from .mixbank import MixBank, bank_faces, bank_rows, blend_faces
 from .model import Recognizer, resolve_device, save_recognizer
 from .training import lr_at
 
@@ -157,7 +157,7 @@ class PersonGroups:
 
 def same_person_rows(groups: PersonGroups, pairs: int, gen: torch.Generator) -> torch.Tensor:
     """2 * ``pairs`` row indices: rows 2i and 2i+1 are two different pictures of one person,
-    the people drawn uniformly (so the 1,342 people with several pictures, not Bush's 530,
+    the people drawn uniformly (so the 1,341 people with several pictures, not Bush's 530,
     make the pairs)."""
     who = torch.randint(0, len(groups.count), (pairs,), generator=gen)
     size = groups.count[who]
@@ -344,7 +344,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "point": 0.0, "relation": 0.0} | ({"pair": 0.0} if groups is not None else {})
+        sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}  # and every other part of the loss
         mixed = 0
         for b in range(per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
@@ -367,18 +367,15 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
             opt.step()
             step += 1
             sums["loss"] += float(loss.detach())
-            sums["point"] += parts["point"]
-            sums["relation"] += parts["relation"]
-            if groups is not None:
-                sums["pair"] += parts["pair"]
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
                "lr_end": lr_at(step - 1, total, warmup, cfg.lr),
                **{k: v / per_epoch for k, v in sums.items()}}
         if cfg.p_mix > 0:
             row["mixed_faces"] = mixed
         if bank_source is not None:
-            row["bank_faces"] = min(round(cfg.p_bank * cfg.batch_size),
-                                    cfg.batch_size - 2 * n_pairs) * per_epoch
+            row["bank_faces"] = bank_rows(cfg.batch_size, cfg.p_bank, 2 * n_pairs) * per_epoch
         if views is not None and pairs is not None:
             ev = evaluate(model, views, pairs)
             row["verification"] = {"accuracy": ev["views"]["clean"]}
