@@ -10,13 +10,16 @@ the shipped recognizer: 20 people, no validation pictures).
 
 Methods (each starts from the same recognizer; every one is told who was forgotten before):
   untouched     the recognizer as it is (reference)
-  gslora        GS-LoRA, the app's default preset ("fast")
-  lora          gslora without group sparsity (alpha = 0): the ablation
-  full          full fine-tuning with the same losses and schedule (every weight, no LoRA)
+  gslora        GS-LoRA, the app's default recipe ("fast": blocks released from the top as the
+                task needs them, stopped when its people are forgotten on their training
+                pictures)
+  lora          dense LoRA: every block from the first step (the "dense" preset), the ablation
+  full          full fine-tuning with the same losses and stopping rule (every weight, no LoRA;
+                a cap of FULL_STEPS steps: its steps cost a whole backward pass)
   retrain       enroll again from the backbone without the forgotten people (the gold standard),
                 one training seed per draw
   gslora-4shot  gslora on K = 4 pictures per person (few-shot protocol)
-  gslora++      the same plus the authors' prototype term (embedding KL, K-shot prototypes)
+  gslora++      the same plus the authors' prototype term (the "fewshot" preset)
   gslora-noreplay  gslora without replaying earlier-forgotten people (continual protocol)
 
 Protocols: ``single`` forgets 10 % of the people once (100-10), on ``--draws`` draws;
@@ -25,8 +28,10 @@ Protocols: ``single`` forgets 10 % of the people once (100-10), on ``--draws`` d
 ``--select`` first chooses GS-LoRA++'s prototype weight and bound on the *validation* pictures
 (draws of their own); everything reported is measured on the test pictures.
 
-Every method is measured by the same code (``measure``): Acc_r, Acc_f, Acc_o, H-Mean, and a
-membership attack with its power (gslora_core.privacy; its target is retrain's reading).
+Every method is measured by the same code (``measure``): Acc_r, Acc_f, Acc_o, H-Mean, the
+answers at each recognizer's own open-set threshold (forgotten people's held-back pictures
+"not recognized" or taken for another person; retained people recognized), and a membership
+attack with its power (gslora_core.privacy; its target is retrain's reading).
 Means come with standard deviations and 95 % t-intervals over draws.
 """
 from __future__ import annotations
@@ -59,7 +64,7 @@ from gslora_core.report import task_norms
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
 METHODS = ["untouched", "gslora", "lora", "full", "retrain", "gslora-4shot", "gslora++",
-           "gslora-noreplay", "gslora-val"]
+           "gslora-noreplay"]
 PROTOCOL_METHODS = {
     "single": ["untouched", "gslora", "lora", "full", "retrain"],
     "fewshot": ["gslora-4shot", "gslora++"],
@@ -68,6 +73,7 @@ PROTOCOL_METHODS = {
 # Full fine-tuning moves every weight: LoRA's lr (1e-2) would wreck the backbone. 1e-4 is the
 # backbone's learning rate at enrollment (TrainConfig.from_backbone: 1e-3 x 0.1).
 FULL_LR = 1e-4
+FULL_STEPS = 100
 SHOTS = 4
 # Few-shot tasks forget the single-step draws' people (the same draws): their untouched and
 # retrain rows are the single-step ones, for the time ratios here and bench.paired's pairs.
@@ -75,10 +81,6 @@ REFERENCE_PROTOCOL = {"fewshot": "single"}
 # GS-LoRA++ candidates (prototype_weight, bnd_pro) tried on validation by --select. The KL of a
 # picture to its own 4-shot prototype is ~0.14 on LFW-100, to another class's ~0.8: bounds near 1.
 PROTO_GRID = [(1.0, 0.5), (1.0, 1.0), (5.0, 0.5), (5.0, 1.0)]
-# (alpha, steps) tried on validation by --select-alpha: the default (alpha 0.5) was chosen on
-# 2-person tasks; on LFW-100's 10-person tasks it keeps one block and 30 steps, too little to
-# forget 10 people (test Acc_f 16-46 % in the first run of this benchmark).
-ALPHA_GRID = [(0.1, 30), (0.2, 30), (0.3, 30), (0.2, 60), (0.5, 60)]
 # The authors' numbers (CASIA-Face100, their backbone): shape to compare with, not level.
 ANCHORS = {
     "single": "GS-LoRA H 71.76 (Acc_r 70.81, Acc_f 0); GS-LoRA++ 72.04; FG-OrIU 72.52",
@@ -134,10 +136,15 @@ class View:
     snap: Snapshot
     test_pred: list[str]  # top-1 name per test picture
     s: float  # the model's head scale (the attack's softmax)
+    answers: list[str | None]  # the open-set answer per test picture (None: not recognized)
 
 
 def view_of(model: Recognizer, snap: Snapshot) -> View:
-    return View(snap, [model.class_names[i] for i in snap.pred.tolist()], model.head.s)
+    names = [model.class_names[i] for i in snap.pred.tolist()]
+    tau = model.threshold.tau if model.threshold else float("-inf")
+    best = snap.test_cos.max(1).values.tolist()
+    return View(snap, names, model.head.s,
+                [n if b >= tau else None for n, b in zip(names, best)])
 
 
 @torch.no_grad()
@@ -155,7 +162,16 @@ def measure(view: View, gallery: Gallery, forget_now: list[str], earlier: list[s
     roles = Roles(forget=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
                   retain=[c for c, n in enumerate(gallery.names) if n not in gone])
     m = membership(view.snap, gallery, roles, view.s, seed)
-    return {"acc_r": accuracy_by_name(view.test_pred, truth, set(gallery.names) - gone),
+
+    def share(who: set[str], test) -> float | None:
+        picked = [(a, t) for a, t in zip(view.answers, truth) if t in who]
+        return sum(test(a, t) for a, t in picked) / len(picked) if picked else None
+
+    kept = set(gallery.names) - gone
+    return {"f_unknown": share(set(forget_now), lambda a, t: a is None),
+            "f_other": share(set(forget_now), lambda a, t: a is not None and a != t),
+            "r_at_tau": share(kept, lambda a, t: a == t),
+            "acc_r": accuracy_by_name(view.test_pred, truth, kept),
             "acc_f": accuracy_by_name(view.test_pred, truth, set(forget_now)),
             "acc_o": accuracy_by_name(view.test_pred, truth, set(earlier)),
             "mia_member_rate": m["member_rate"],
@@ -180,7 +196,8 @@ def gslora(name: str, cfg: ForgetConfig) -> Method:
         return model, {"after": after, "train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"],
                        "zero_group_ratio": rep["zero_group_ratio"], "group_norms": task_norms(rep),
-                       "earlier_seen": rep["earlier_forgotten"]}
+                       "blocks_used": rep["blocks_used"], "stop": rep["stop"]["reason"],
+                       "steps": rep["stop"]["steps"], "earlier_seen": rep["earlier_forgotten"]}
     return Method(name, run, {"engine": "forget", **cfg.to_dict()})
 
 
@@ -190,6 +207,8 @@ def full(cfg: ForgetConfig) -> Method:
                               earlier=earlier, before=ctx.get("before"))
         return model, {"train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"], "zero_group_ratio": None,
+                       "stop": (rep["stop"] or {}).get("reason"),
+                       "steps": (rep["stop"] or {}).get("steps"),
                        "earlier_seen": rep["earlier_forgotten"]}
     return Method("full", run, {"engine": "finetune_forget", **cfg.to_dict()})
 
@@ -212,36 +231,35 @@ def untouched() -> Method:
 
 
 def methods(quick: bool, proto: tuple[float, float], steps: int | None = None,
-            batch_size: int | None = None,
-            alpha: tuple[float, int] | None = None) -> dict[str, Method]:
+            batch_size: int | None = None) -> dict[str, Method]:
     """Every method with the exact configuration it runs (recorded in the result file).
-    ``steps`` / ``batch_size`` replace the default preset's schedule."""
-    scale = 3 if quick else 1  # quick mode: a third of the schedules (a smoke test)
+    ``steps`` / ``batch_size`` replace the default recipe's cap and batch."""
+    scale = 3 if quick else 1  # quick mode: a third of the caps and enrollments (a smoke test)
     fast = replace(PRESETS["fast"], eval_every=0, steps=max(5, PRESETS["fast"].steps // scale))
     fast = fast.with_overrides(steps=steps, batch_size=batch_size)
-    # Few-shot: K pictures a person and the fewshot preset's longer schedule (at 30 steps, 4
-    # shots left 38 % of the forgotten people recognized on LFW-100's validation pictures).
+    few = replace(fast, shots=SHOTS)
     fewshot = PRESETS["fewshot"]
-    few = replace(fast, shots=SHOTS, steps=max(5, fewshot.steps // scale), beta=fewshot.beta,
-                  refit=fewshot.refit)
     enroll = TrainConfig.from_backbone()
     enroll = replace(enroll, epochs=max(2, enroll.epochs // scale))
-    table = [untouched(), gslora("gslora", fast), gslora("lora", replace(fast, alpha=0.0)),
-             full(replace(fast, lr=FULL_LR)), retrain(enroll), gslora("gslora-4shot", few),
-             gslora("gslora++", replace(few, prototype_weight=proto[0], bnd_pro=proto[1])),
+    table = [untouched(), gslora("gslora", fast),
+             gslora("lora", replace(fast, start_blocks=PRESETS["dense"].start_blocks)),
+             full(replace(fast, lr=FULL_LR, steps=max(5, FULL_STEPS // scale))), retrain(enroll),
+             gslora("gslora-4shot", few),
+             gslora("gslora++", replace(few, prototype_weight=proto[0], bnd_pro=proto[1],
+                                        shots=fewshot.shots)),
              gslora("gslora-noreplay", replace(fast, replay_forgotten=0))]
-    if alpha is not None:  # the default recipe, (alpha, steps) chosen on validation
-        table.append(gslora("gslora-val", replace(fast, alpha=alpha[0],
-                                                  steps=max(5, alpha[1] // scale))))
     return {m.name: m for m in table}
 
 
 def forget_sets(names: list[str], share: float, count: int, seed: int) -> list[list[str]]:
-    """``count`` disjoint draws of ``share`` of the identities (at least one each)."""
+    """``count`` draws of ``share`` of the identities (at least one each): disjoint where they
+    fit (10 % x 5 draws), else each drawn on its own (50 % x 3 draws of 100-50)."""
     k = max(1, round(share * len(names)))
-    if k * count >= len(names):
-        raise ValueError(f"{count} draws of {k} identities leave no one to retain")
+    if k >= len(names):
+        raise ValueError(f"forgetting {k} of {len(names)} identities leaves no one to retain")
     order = sorted(names)
+    if k * count >= len(names):
+        return [sorted(random.Random(seed + i).sample(order, k)) for i in range(count)]
     random.Random(seed).shuffle(order)
     return [sorted(order[i * k:(i + 1) * k]) for i in range(count)]
 
@@ -301,7 +319,8 @@ def interval(values: list[float]) -> dict:
     return {"mean": mean, "std": sd, "low": mean - half, "high": mean + half, "n": n}
 
 
-KEYS = ["acc_r", "acc_f", "acc_o", "h_mean", "drop", "mia_member_rate", "mia_power",
+KEYS = ["acc_r", "acc_f", "acc_o", "h_mean", "drop", "f_unknown", "f_other", "r_at_tau",
+        "blocks_used", "steps", "mia_member_rate", "mia_power",
         "mia_member_rate_before", "mia_power_before", "seconds", "train_seconds",
         "speedup_vs_retrain", "train_speedup_vs_retrain", "trainable_share", "zero_group_ratio",
         "peak_mb", "acc_r_before", "acc_f_before"]
@@ -347,9 +366,10 @@ def fmt(st: dict | None, pct: bool = True, digits: int = 1, spread: bool = True)
 
 def markdown(summary: list[dict], meta: dict) -> str:
     """The README tables: mean ± 95 % half-width over draws, per protocol."""
-    head = ("| protocol | method | draws | Acc_r | Acc_f | Acc_o | H-Mean | MIA member rate "
+    head = ("| protocol | method | draws | Acc_r | Acc_f | Acc_o | H-Mean | forgotten: not "
+            "recognized | taken for another | retained at τ | blocks used | MIA member rate "
             "(power AUC) | seconds | × faster than retrain | trainable | zero groups |\n"
-            + "|---" * 12 + "|")
+            + "|---" * 16 + "|")
     lines = [head]
     for s in summary:
         proto = s["protocol"] if s["protocol"] != "continual" else f"continual T{s['task']}"
@@ -357,7 +377,9 @@ def markdown(summary: list[dict], meta: dict) -> str:
             f"{fmt(s['mia_member_rate'])} ({fmt(s['mia_power'], False, 2, False)})")
         lines.append(
             f"| {proto} | {s['method']} | {s['draws']} | {fmt(s['acc_r'])} | {fmt(s['acc_f'])} | "
-            f"{fmt(s['acc_o'])} | {fmt(s['h_mean'])} | {mia} | {fmt(s['seconds'], False)} | "
+            f"{fmt(s['acc_o'])} | {fmt(s['h_mean'])} | {fmt(s.get('f_unknown'))} | "
+            f"{fmt(s.get('f_other'))} | {fmt(s.get('r_at_tau'))} | "
+            f"{fmt(s.get('blocks_used'), False)} | {mia} | {fmt(s['seconds'], False)} | "
             f"{fmt(s['speedup_vs_retrain'], False, 1, False)} | "
             f"{fmt(s['trainable_share'], True, 1, False)} % | "
             f"{fmt(s['zero_group_ratio'], True, 0, False)}"
@@ -497,21 +519,6 @@ def select_prototype(base: Recognizer, gallery: Gallery, ctx: dict, quick: bool,
     return (best["prototype_weight"], best["bnd_pro"]), tried
 
 
-def select_alpha(base: Recognizer, gallery: Gallery, ctx: dict, quick: bool, draws: int,
-                 seed: int, proto: tuple[float, float]) -> tuple[tuple[float, int], list[dict]]:
-    """Choose the group-sparsity alpha and the number of steps by mean H-Mean on the validation
-    pictures; ties go to the larger alpha (more blocks left untouched), then fewer steps."""
-    tried = []
-    for alpha, steps in ALPHA_GRID:
-        res = on_validation(methods(quick, proto, alpha=(alpha, steps))["gslora-val"], base,
-                            gallery, ctx, draws, seed)
-        tried.append({"alpha": alpha, "steps": steps, "validation_h_mean": res["h_mean"],
-                      "validation": res})
-    best = max(tried, key=lambda t: (round(t["validation_h_mean"]["mean"], 4), t["alpha"],
-                                     -t["steps"]))
-    return (best["alpha"], best["steps"]), tried
-
-
 def cost_vs_size(gallery: Gallery, ctx: dict, table: dict[str, Method], sizes: list[int],
                  seed: int) -> list[dict]:
     """At each size: enroll a recognizer on that many people (random, seeded), forget 10 % of
@@ -567,11 +574,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--methods", nargs="*", choices=METHODS, default=None)
     ap.add_argument("--select", action="store_true",
                     help="choose GS-LoRA++'s weight and bound on the validation pictures first")
-    ap.add_argument("--select-alpha", action="store_true",
-                    help="also run gslora-val: the default recipe with alpha chosen on the "
-                         "validation pictures")
-    ap.add_argument("--alpha", nargs=2, type=float, metavar=("ALPHA", "STEPS"),
-                    help="run gslora-val with this alpha and steps (no selection)")
     ap.add_argument("--label", default="", help="suffix of the result files' names")
     ap.add_argument("--proto", nargs=2, type=float, metavar=("WEIGHT", "BND_PRO"),
                     help="GS-LoRA++ prototype weight and bound (default: the fewshot preset's)")
@@ -605,17 +607,8 @@ def main(argv: list[str] | None = None) -> dict:
         proto, selection = select_prototype(base, gallery, ctx, a.quick, max(1, a.draws // 2),
                                             a.seed)
         print(f"chosen on validation: prototype weight {proto[0]}, bound {proto[1]}", flush=True)
-    alpha = (a.alpha[0], int(a.alpha[1])) if a.alpha else None
-    alpha_selection: list[dict] = []
-    if a.select_alpha:
-        alpha, alpha_selection = select_alpha(base, gallery, ctx, a.quick, max(1, a.draws // 2),
-                                              a.seed, proto)
-        print(f"chosen on validation: alpha {alpha[0]}, {alpha[1]} steps", flush=True)
-    table = methods(a.quick, proto, a.steps, a.batch_size, alpha)
+    table = methods(a.quick, proto, a.steps, a.batch_size)
     protocol_methods = {p: list(ms) for p, ms in PROTOCOL_METHODS.items()}
-    if alpha is not None:
-        for p in ("single", "continual"):
-            protocol_methods[p].append("gslora-val")
     only = set(a.methods or METHODS)
     base_view = observe(base, gallery)
     rows: list[dict] = []
@@ -648,7 +641,7 @@ def main(argv: list[str] | None = None) -> dict:
             "data_config": base.data_config.to_dict(), "share_per_task": a.share,
             "single_draws": a.draws, "continual_sequences": a.sequences, "continual_tasks": a.tasks,
             "configs": {m: table[m].config for m in table},  # exactly what ran
-            "prototype_selection": selection, "alpha_selection": alpha_selection,
+            "prototype_selection": selection,
             "anchors": ANCHORS, "cost": cost,
             "seconds_total": time.perf_counter() - t_start,
             "command": "python -m bench.forgetting " + " ".join(argv if argv is not None

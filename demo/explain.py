@@ -1,7 +1,7 @@
 """The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
 from __future__ import annotations
 
-from gslora_core.report import blocks_text, num, pct, task_norms
+from gslora_core.report import blocks_text, forgotten_line, num, pct, task_norms
 
 INTRO = """
 ### What happens when you press "Forget"
@@ -27,15 +27,22 @@ back just deletes its adapter.
   forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
   past the bound it costs nothing.
 
-**3. Group sparsity: touch as few blocks as possible.** All adapter weights of one block form a
-*group*. After every step each group's B matrices are shrunk towards zero and set to **exactly
-zero** when their gradient is less than α = {alpha} times the strongest block's (the proximal
-step of the group lasso `Σ λ_g ‖B_g‖`; lower blocks count more, since a change there reaches
-every block above). A block whose B is zero is untouched by this task: the grey "0" cell in the
-heatmap. Its A stays as it was, so a block can come back if the loss needs it.
-Then a **refit**: the chosen blocks finish the task without the shrinkage, and everything below
-the first chosen block is computed once per picture and cached, so each step only runs the
-chosen blocks (about 6× cheaper when only the last block is used).
+**3. Touch as few blocks as possible, and stop when the job is done.** All adapter weights of
+one block form a *group*. A task starts with the top block's group alone; the groups below stay
+**exactly zero** (the grey "0" cells in the heatmap: those blocks are untouched). Every
+{check} steps the task checks its own training pictures of the people to forget: is any of them
+still answered with their name, or close enough to anyone to be named? If the blocks in use make
+no progress for {stage} steps, the next block down is released. When every picture is past the
+margin the task stops, however few steps that took; a cap ({steps} steps) ends a task that cannot
+get there, and the result says so. Because everything below the first block in use is
+unchanged, each picture's state there is computed once and kept: a one-block task trains and
+measures on a single row per picture, which is why it takes about a second.
+
+**Forgotten means unknown.** The recognizer answers a name only above a threshold (fixed on
+held-back pictures when it was enrolled); below it, "not recognized". A forgotten face must come
+out *not recognized*, never as another person's name, so a third loss pushes it below the
+threshold (by a margin of {margin}) for everyone, and a fourth holds the retained people's
+embeddings where they were (weight {keep}).
 
 **4. How we know it worked.** Accuracy is measured on pictures held back from training:
 - **Acc_f**: the people you forgot (should fall to 0).
@@ -52,9 +59,10 @@ RUN = """
 - Acc_f went from **{f_before}** to **{f_after}**; Acc_r from **{r_before}** to **{r_after}**;
   H-Mean **{h:.1f}**.
 - It took **{seconds:.1f} s** on {device}, training {trainable} numbers ({share} of the model).
-- **{zeros} of {groups}** adapter groups ended exactly zero (α = {alpha}): blocks used
-  **{blocks}**. With α = 0 every block changes; raise α in the advanced panel and fewer blocks
-  are touched (the plot below shows what that does on the sample gallery).
+- {stop}. **{zeros} of {groups}** adapter groups ended exactly zero: blocks used **{blocks}**.
+  The "dense" recipe (advanced panel) trains every block from the start; the plot below shows
+  how many blocks the default needed as tasks grow (LFW-100).
+- On the held-back pictures, {forgotten}.
 - Beyond accuracy: the forgotten faces' embeddings moved away from their old class centre (cosine
   {cos_before} → {cos_after}).
 """
@@ -65,8 +73,10 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
     cfg = (report or {}).get("config", defaults)
     trainable = report["trainable_params"] if report else None
     share = f"{100 * report['trainable_share']:.1f} %" if report else "about 3 %"
-    text = INTRO.format(rank=cfg["rank"], beta=cfg["beta"], bnd=cfg["bnd"], alpha=cfg["alpha"],
-                        replay=cfg.get("replay_forgotten", 0),
+    text = INTRO.format(rank=cfg["rank"], beta=cfg["beta"], bnd=cfg["bnd"],
+                        replay=cfg.get("replay_forgotten", 0), check=cfg.get("check_every", 5),
+                        stage=cfg.get("stage_steps", 40), steps=cfg["steps"],
+                        margin=cfg.get("margin", 0.1), keep=cfg.get("keep", 0),
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)
     if not report:
@@ -79,6 +89,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
         trainable=f"{report['trainable_params']:,}", share=share,
         zeros=report["zero_groups"],
         groups=len(task_norms(report)), blocks=blocks_text(task_norms(report)),
-        alpha=cfg["alpha"],
+        stop=(report.get("stop") or {}).get("text", "finished"),
+        forgotten=forgotten_line(report),
         cos_before=num(report.get("forgotten_cos_to_prototype_before")),
         cos_after=num(report.get("forgotten_cos_to_prototype_after")))

@@ -38,20 +38,42 @@ def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[s
 
 
 def loss_curves(curve: Sequence[dict]) -> go.Figure:
-    """Retain / forget / sparsity losses per step, and Acc_r / Acc_f where they were measured."""
+    """Retain / forget / "not recognized" losses per step; on the right axis the stopping rule
+    moving (the share of the task's training pictures not yet forgotten, at each full check) and
+    Acc_r / Acc_f on test pictures where they were measured. A released block is a dashed line."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     steps = [p["step"] for p in curve]
-    for key, name in (("retain", "retain loss"), ("forget", "forget loss (bounded)"),
-                      ("sparsity", "group sparsity")):
-        fig.add_trace(go.Scatter(x=steps, y=[p[key] for p in curve], name=name, mode="lines"),
-                      secondary_y=False)
-    evals = [p for p in curve if "acc_r" in p]
-    for key, name in (("acc_r", "Acc_r"), ("acc_f", "Acc_f")):
-        fig.add_trace(go.Scatter(x=[p["step"] for p in evals], y=[p[key] for p in evals],
-                                 name=name, mode="lines+markers", line={"dash": "dot"}),
+    for key, name, colour in (("retain", "retain loss", "#1f77b4"),
+                              ("forget", "forget loss (bounded)", "#ff7f0e"),
+                              ("unknown", "\"not recognized\" loss", "#bcbd22"),
+                              ("sparsity", "group sparsity", "#7f7f7f")):
+        ys = [p.get(key, 0.0) for p in curve]
+        if key in ("unknown", "sparsity") and not any(ys):
+            continue
+        fig.add_trace(go.Scatter(x=steps, y=ys, name=name, mode="lines",
+                                 line={"color": colour}), secondary_y=False)
+    checks = [p for p in curve if p.get("full") and "pictures_left" in p]
+    if checks:
+        first = max(1, checks[0]["pictures_left"], max(p["pictures_left"] for p in checks))
+        fig.add_trace(go.Scatter(x=[p["step"] for p in checks],
+                                 y=[p["pictures_left"] / first for p in checks],
+                                 name="training pictures not yet forgotten (share)",
+                                 mode="lines+markers", line={"color": "#2ca02c", "width": 3}),
                       secondary_y=True)
+    evals = [p for p in curve if "acc_r" in p]
+    for key, name, colour in (("acc_r", "Acc_r (test)", "#17becf"),
+                              ("acc_f", "Acc_f (test)", "#9467bd")):
+        fig.add_trace(go.Scatter(x=[p["step"] for p in evals], y=[p[key] for p in evals],
+                                 name=name, mode="lines+markers",
+                                 line={"dash": "dot", "color": colour},
+                                 marker={"symbol": "square" if key == "acc_f" else "circle"}),
+                      secondary_y=True)
+    for p in curve:
+        if "released" in p:
+            fig.add_vline(x=p["step"], line={"dash": "dash", "color": "#999"},
+                          annotation_text=f"block {p['released'] + 1} released")
     fig.update_yaxes(title_text="loss", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.05], secondary_y=True)
+    fig.update_yaxes(title_text="share", range=[0, 1.05], secondary_y=True)
     fig.update_layout(title="Training curves", xaxis_title="step",
                       margin={"t": 50, "l": 60, "r": 20, "b": 40})
     return fig
@@ -82,39 +104,42 @@ def accuracy_bars(per_identity: Sequence[dict], title: str) -> go.Figure:
     return fig
 
 
-def alpha_sweep(summary: Sequence[dict]) -> go.Figure | None:
-    """Zero groups, Acc_r and Acc_f against alpha, from bench/sparsity.py's summary rows (means;
-    bars = 95 % intervals over draws). None when the summary has no sweep."""
-    pts = sorted((s for s in summary if s["part"] == "sweep"), key=lambda s: s["alpha"])
-    if not pts:
+def task_size_figure(summary: Sequence[dict]) -> go.Figure | None:
+    """Blocks used and Acc_f against the number of people forgotten at once, from
+    bench/sizes.py's summary (the default recipe on LFW-100, or else on the sample gallery;
+    means, bars = 95 % intervals over draws). None when the summary has no such rows."""
+    where = {"lfw": "LFW-100", "sample": "the sample gallery"}
+    parts = [p for p in where if any(s["part"] == p and s["recipe"] == "default"
+                                     and s.get("gallery") in ("lfw100", "sample") for s in summary)]
+    if not parts:
         return None
-    xs = [s["alpha"] for s in pts]
+    gallery = where[parts[0]]
+    pts = sorted((s for s in summary if s["part"] == parts[0] and s["recipe"] == "default"
+                  and s.get("gallery") in ("lfw100", "sample")), key=lambda s: s["people"])
+    xs = [str(s["people"]) for s in pts]
 
     def bars(key: str, k: float) -> dict:
         ivs = [s[key] for s in pts]
+        ok = [iv["n"] > 1 and iv["high"] == iv["high"] for iv in ivs]
         return dict(type="data", symmetric=False,
-                    array=[k * (iv["ci95"][1] - iv["mean"]) if iv["ci95"] else 0 for iv in ivs],
-                    arrayminus=[k * (iv["mean"] - iv["ci95"][0]) if iv["ci95"] else 0 for iv in ivs])
+                    array=[k * (iv["high"] - iv["mean"]) if o else 0 for iv, o in zip(ivs, ok)],
+                    arrayminus=[k * (iv["mean"] - iv["low"]) if o else 0 for iv, o in zip(ivs, ok)])
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=xs, y=[s["zero_groups"]["mean"] for s in pts], name="blocks untouched (of 6)",
-                marker_color=ZERO_COLOUR, error_y=bars("zero_groups", 1), width=0.04,
-                secondary_y=True)
-    for key, name, colour in (("acc_r_after", "Acc_r: everyone else, %", "#1f77b4"),
-                              ("acc_f_after", "Acc_f: forgotten people, %", "#d62728")):
+    fig.add_bar(x=xs, y=[s["blocks_used"]["mean"] for s in pts], name="blocks used (of 6)",
+                marker_color="#9ecae1", error_y=bars("blocks_used", 1), secondary_y=True)
+    for key, name, colour in (("acc_f_after", "Acc_f: forgotten people, %", "#d62728"),
+                              ("f_unknown", "forgotten: answered \"not recognized\", %",
+                               "#2ca02c")):
         fig.add_scatter(x=xs, y=[100 * s[key]["mean"] for s in pts], name=name,
                         mode="lines+markers", line={"color": colour}, error_y=bars(key, 100),
                         secondary_y=False)
-    fig.update_yaxes(title_text="accuracy on held-back pictures, %", range=[-3, 103],
-                     secondary_y=False)
-    fig.update_yaxes(title_text="blocks untouched (exactly zero)", range=[0, 6.2],
-                     secondary_y=True)
-    fig.update_xaxes(title_text="α (0 = no group sparsity; 1 = at most the strongest block)")
-    draws = pts[0]["zero_groups"]["n"]
-    fig.update_layout(title=f"α against blocks untouched, Acc_r and Acc_f (sample gallery, "
-                            f"forget 2 of 20, {draws} draws)", template="plotly_white",
-                      legend={"orientation": "h", "y": -0.25},
-                      margin={"t": 50, "l": 60, "r": 60, "b": 40})
+    fig.update_yaxes(title_text="% of held-back pictures", range=[-3, 103], secondary_y=False)
+    fig.update_yaxes(title_text="blocks used", range=[0, 6.2], secondary_y=True)
+    fig.update_xaxes(title_text="people forgotten at once", type="category")
+    fig.update_layout(title=f"One default for every size: blocks used and Acc_f against task "
+                            f"size ({gallery}, {pts[0]['draws']} draws each)",
+                      template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
 
 

@@ -23,6 +23,7 @@ from gslora_core.report import (
     COMPARISON_HEADERS,
     blocks_text,
     comparison_rows,
+    forgotten_line,
     metric_rows,
     pct,
     task_summary,
@@ -70,19 +71,20 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_Williams_0024.jpg",
                   "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (_wire)
-ADVANCED = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots")
-PRESET_LABELS = {"fast": "fast (default)", "many": "many people at once (10+)",
-                 "dense": "dense (no group sparsity, α = 0)", "paper": "paper-faithful",
-                 "fewshot": "few-shot GS-LoRA++"}
+ADVANCED = ("rank", "beta", "bnd", "margin", "stage_steps", "steps", "lr", "shots")
+PRESET_LABELS = {"fast": "default (any number of people)",
+                 "dense": "dense: LoRA in every block from the start (no sparsity)",
+                 "paper": "paper-faithful: group lasso, a fixed 300 steps",
+                 "fewshot": "few-shot GS-LoRA++ (4 pictures a person)"}
 
-SWEEP_RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "sparsity.json"
+SIZES_RESULT = Path(__file__).resolve().parents[1] / "bench" / "results" / "sizes.json"
 
 
-def sweep_figure():
-    """The alpha sweep measured by bench/sparsity.py, as shipped in bench/results (None if the
-    file is missing: the tab then shows the text only)."""
+def sizes_figure():
+    """Blocks used and Acc_f against task size, measured by bench/sizes.py, as shipped in
+    bench/results (None if the file is missing: the tab then shows the text only)."""
     try:
-        return plots.alpha_sweep(json.loads(SWEEP_RESULT.read_text())["summary"])
+        return plots.task_size_figure(json.loads(SIZES_RESULT.read_text())["summary"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -247,7 +249,7 @@ class Studio:
         out.update({
             self.metrics_df: metric_rows(rep),
             self.summary_md: f"**{rep['task']}** forgot {', '.join(rep['forgotten'])}: "
-                             f"{task_summary(rep)}.",
+                             f"{task_summary(rep)}. On held-back pictures, {forgotten_line(rep)}.",
             self.bars: plots.identity_bars(rep["per_identity"]),
             self.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"]),
             self.evidence_md: _evidence(rep),
@@ -336,14 +338,14 @@ class Studio:
 
     @gpu
     def forget(self, ws: Workspace | None, names: list[str] | None, preset_name: str,
-               rank: float | None, alpha: float | None, beta: float | None, bnd: float | None,
-               steps: float | None, lr: float | None, shots: float | None,
-               progress=gr.Progress()):
+               rank: float | None, beta: float | None, bnd: float | None,
+               margin: float | None, stage_steps: float | None, steps: float | None,
+               lr: float | None, shots: float | None, progress=gr.Progress()):
         ws = self._need(ws)
         try:
             cfg = ws.forget_config(
-                preset_name or "fast", rank=_int(rank), alpha=alpha, beta=beta, bnd=bnd,
-                steps=_int(steps), lr=lr)
+                preset_name or "fast", rank=_int(rank), beta=beta, bnd=bnd, margin=margin,
+                stage_steps=_int(stage_steps), steps=_int(steps), lr=lr)
             if shots is not None:  # 0 in the panel: every training picture, not K shots
                 cfg = replace(cfg, shots=_int(shots) or None)
         except ValueError as err:  # the engine names the setting; the page says where it is
@@ -352,6 +354,7 @@ class Studio:
         job = ws.start_forget(names or [], cfg)
         earlier = ws.reports[-1] if ws.reports else None
         try:
+            yield self._live(job, earlier, progress)  # at once: a task may take a second only
             while not job.wait(POLL_S):
                 yield self._live(job, earlier, progress)
         finally:
@@ -366,19 +369,31 @@ class Studio:
                                    "The model is exactly as it was before this task."}
             return
         rep = job.result
-        done = (f"**Done** in {rep['seconds']:.1f} s: Acc_f {pct(rep['acc_f_before'])} → "
-                f"**{pct(rep['acc_f_after'])}**, Acc_r {pct(rep['acc_r_before'])} → "
-                f"**{pct(rep['acc_r_after'])}**. Full results in the Results tab.")
+        head = "**Done**" if rep["stop"].get("reason") == "done" else "**Stopped at the cap**"
+        done = (f"{head} in {rep['seconds']:.1f} s ({rep['stop']['text']}): Acc_f "
+                f"{pct(rep['acc_f_before'])} → **{pct(rep['acc_f_after'])}**, Acc_r "
+                f"{pct(rep['acc_r_before'])} → **{pct(rep['acc_r_after'])}**; "
+                f"{forgotten_line(rep)}. Full results in the Results tab.")
         yield (self.after_task(ws) | self._live(job, earlier, None)
                | {self.forget_md: done, self.tabs: gr.Tabs(selected="results")})
 
     def _live(self, job, earlier: dict | None, progress) -> dict:
         """Progress text, loss curves and the heatmap filling in, from the job's points."""
         if not job.points:
-            return {self.forget_md: "Starting: measuring the recognizer before forgetting…"}
+            return {self.forget_md: "Starting: the top block's adapter first…"}
         p = job.points[-1]
+        checks = [q for q in job.points if "people_left" in q]
+        left = ""
+        if checks:
+            c = checks[-1]
+            left = (f" · still recognized on their training pictures: {c['recognized_left']} "
+                    f"of {c['people']} (not yet past the margin: {c['people_left']})")
+        released = [q["released"] + 1 for q in job.points if "released" in q]
+        blocks = (f" · blocks in use: {p['blocks']}" if p.get("blocks") else "") + (
+            f" (released block {', '.join(map(str, released))})" if released else "")
         if progress is not None:
-            progress(p["step"] / p["steps"], desc=f"forgetting: step {p['step']}/{p['steps']}")
+            progress(p["step"] / p["steps"], desc=f"forgetting: step {p['step']} (cap "
+                                                  f"{p['steps']}){left}")
         evals = [q for q in job.points if "acc_r" in q]
         acc = (f" · Acc_r {pct(evals[-1]['acc_r'])} · Acc_f {pct(evals[-1]['acc_f'])}"
                if evals else "")
@@ -386,8 +401,8 @@ class Studio:
         names = list(earlier["task_names"]) if earlier else []
         rows.append(p["group_norms"])
         names.append("this task")
-        return {self.forget_md: f"Step {p['step']}/{p['steps']}{acc} · zero groups "
-                                f"{p['zero_groups']} · {job.elapsed():.0f} s",
+        return {self.forget_md: f"Step {p['step']} (cap {p['steps']}){left}{blocks}{acc} · "
+                                f"zero groups {p['zero_groups']} · {job.elapsed():.0f} s",
                 self.live_curves: plots.loss_curves(job.points),
                 self.live_heatmap: plots.group_heatmap(rows, names)}
 
@@ -457,9 +472,12 @@ class Studio:
         gone = ", ".join(res["forgotten"]) or "nobody yet"
         return {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
                 self.after_df: table(res["after"]),
-                self.photo_md: f"Face: {res['face']}. Scores are cosine similarities to each "
-                               f"person's class (higher = more alike); ✂ marks a forgotten person. "
-                               f"Forgotten: {gone}."}
+                self.photo_md: f"**Now: {answer_text(res['answer_after'])}** · before any "
+                               f"forgetting: {answer_text(res['answer_before'])}.\n\n"
+                               f"Face: {res['face']}. Scores are cosine similarities to each "
+                               f"person's class (higher = more alike); below the recognizer's "
+                               f"threshold the answer is \"not recognized\". ✂ marks a "
+                               f"forgotten person. Forgotten: {gone}."}
 
     def end_session(self, request: gr.Request) -> None:
         """The tab was closed (gradio's public unload event): delete this session's workspace
@@ -516,17 +534,23 @@ class Studio:
                                                       scale=4)
                         self.suggest_btn = gr.Button("Suggest two people", scale=1,
                                                      elem_id="suggest-btn")
-                    with gr.Row():
+                    with gr.Accordion("Advanced settings", open=False):
+                        gr.Markdown("The default works for one person or half the gallery: it "
+                                    "starts with the top block alone, releases more only if "
+                                    "the task needs them, and stops when the chosen people are "
+                                    "forgotten. The other recipes are for comparison.")
                         self.preset = gr.Radio([(v, k) for k, v in PRESET_LABELS.items()],
                                                value="fast", label="Recipe")
-                    with gr.Accordion("Advanced settings", open=False):
                         with gr.Row():
                             self.rank = gr.Number(fast.rank, **knob_text("rank"), precision=0,
                                                   minimum=1)
-                            self.alpha = gr.Number(fast.alpha, **knob_text("alpha"), minimum=0)
                             self.beta = gr.Number(fast.beta, **knob_text("beta"), minimum=0)
                             self.bnd = gr.Number(fast.bnd, **knob_text("bnd"))
+                            self.margin = gr.Number(fast.margin, **knob_text("margin"), minimum=0)
                         with gr.Row():
+                            self.stage_steps = gr.Number(fast.stage_steps,
+                                                         **knob_text("stage_steps"), precision=0,
+                                                         minimum=1)
                             self.steps = gr.Number(fast.steps, **knob_text("steps"), precision=0,
                                                    minimum=1, elem_id="forget-steps")
                             self.lr = gr.Number(fast.lr, **knob_text("lr"))
@@ -540,7 +564,8 @@ class Studio:
                         self.live_curves = gr.Plot(label="Losses, Acc_r and Acc_f while training")
                         self.live_heatmap = gr.Plot(label="LoRA group norms (this task filling in)")
                 with gr.Tab("4 · Results", id="results"):
-                    self.summary_md = gr.Markdown("No forgetting task yet.")
+                    self.summary_md = gr.Markdown("No forgetting task yet.",
+                                                  elem_id="results-summary")
                     self.metrics_df = gr.Dataframe(headers=["metric", "before", "after"],
                                                    interactive=False, label="Before → after")
                     with gr.Row():
@@ -602,7 +627,9 @@ class Studio:
                                                      elem_id="photo-now")
                 with gr.Tab("How it works", id="how"):
                     self.explain_md = gr.Markdown(how_it_works(None, asdict(fast)))
-                    self.sweep_plot = gr.Plot(sweep_figure(), label="What α does (measured)")
+                    self.sweep_plot = gr.Plot(sizes_figure(),
+                                              label="Blocks used and Acc_f against task size "
+                                                    "(measured)")
             self._wire(demo)
         self.demo = demo
         return demo
@@ -630,13 +657,13 @@ class Studio:
         self.suggest_btn.click(friendly(self.suggest, "No suggestion"), [self.state],
                                [self.names], api_name="suggest")
         self.preset.change(_preset_values, [self.preset],
-                           [self.rank, self.alpha, self.beta, self.bnd, self.steps, self.lr,
-                            self.shots], api_name=False)
+                           [self.rank, self.beta, self.bnd, self.margin, self.stage_steps,
+                            self.steps, self.lr, self.shots], api_name=False)
         forget_out = every + [self.forget_md, self.live_curves, self.live_heatmap, self.tabs]
         self.forget_btn.click(
             friendly(self.forget, "Forgetting did not run"),
-            [self.state, self.names, self.preset, self.rank, self.alpha, self.beta, self.bnd,
-             self.steps, self.lr, self.shots], forget_out, api_name="forget",
+            [self.state, self.names, self.preset, self.rank, self.beta, self.bnd, self.margin,
+             self.stage_steps, self.steps, self.lr, self.shots], forget_out, api_name="forget",
             show_progress_on=[self.forget_md], **forget)
         self.cancel_btn.click(self.cancel, [self.state], [self.forget_md], api_name="cancel")
         self.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [self.tabs], api_name=False)
@@ -670,7 +697,21 @@ def _toggle(current: list[str] | None, evt: gr.SelectData) -> list[str]:
 
 def _preset_values(name: str) -> list:
     cfg = PRESETS[name]
-    return [cfg.rank, cfg.alpha, cfg.beta, cfg.bnd, cfg.steps, cfg.lr, cfg.shots or 0]
+    return [getattr(cfg, k) or 0 for k in ADVANCED]  # shots None -> 0 (every picture)
+
+
+def answer_text(answer: dict | None) -> str:
+    """The open-set verdict in words: the name, or "not recognized", with the score against
+    the recognizer's threshold."""
+    if not answer:
+        return "–"
+    tau = answer.get("threshold")
+    if tau is None:
+        return f"{answer['identity']} (cosine {answer['cosine']:.2f}; no threshold)"
+    if answer["recognized"]:
+        return f"{answer['identity']} (cosine {answer['cosine']:.2f} ≥ threshold {tau:.2f})"
+    return f"not recognized (best cosine {answer['cosine']:.2f} < threshold {tau:.2f})"
+
 
 
 def _evidence(rep: dict) -> str:

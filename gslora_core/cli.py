@@ -1,5 +1,5 @@
-"""Command line: ``python -m gslora_core {pretrain,average,enroll,forget,evaluate,inspect,predict,rollback,
-export,report}``.
+"""Command line: ``python -m gslora_core {pretrain,average,enroll,forget,evaluate,inspect,predict,
+threshold,rollback,export,report}``.
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -287,6 +287,20 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_threshold(a: argparse.Namespace) -> int:
+    """Fix a recognizer's open-set threshold on its gallery (enroll does it already; this is
+    for checkpoints written before thresholds existed, or another ``--keep``)."""
+    from .training import fix_threshold
+
+    model = load_recognizer(a.checkpoint, resolve_device(a.device))
+    if model.tasks:
+        raise ValueError("fix the threshold before any forgetting (on the recognizer as enrolled)")
+    threshold = fix_threshold(model, _gallery_for(model, a.gallery), a.keep)
+    save_recognizer(model, a.out or a.checkpoint)
+    _print_json({"checkpoint": str(a.out or a.checkpoint), **threshold.to_dict()}, None)
+    return 0
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from .report import to_markdown
 
@@ -417,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto")
     q.add_argument("--report", help="also write the JSON here")
     q.set_defaults(func=cmd_predict)
+
+    h = sub.add_parser("threshold", help="fix a recognizer's open-set threshold (\"not "
+                                         "recognized\" below it) on its gallery")
+    h.add_argument("--checkpoint", required=True, help="an enrolled recognizer, before forgetting")
+    h.add_argument("--gallery", required=True)
+    h.add_argument("--keep", type=float, default=TrainConfig.open_set_keep,
+                   help="share of correct answers on held-back pictures the threshold keeps")
+    h.add_argument("--out", help="write here (default: update --checkpoint in place)")
+    h.add_argument("--device", default="auto")
+    h.set_defaults(func=cmd_threshold)
 
     r = sub.add_parser("rollback", help="remove the last forgetting task")
     r.add_argument("--checkpoint", required=True)

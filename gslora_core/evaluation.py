@@ -16,14 +16,15 @@ from .config import ForgetConfig, TaskRecord
 from .data import Gallery
 from .metrics import (
     class_prototypes,
-    embed_all,
     fraction_correct,
     h_mean,
     per_identity_accuracy,
     subset_accuracy,
 )
 from .model import Recognizer, count_parameters
+from .openset import rates
 from .privacy import membership_attack
+from .states import MidStates, embed_states, mid_states
 from .training import check_labels
 
 ACCURACY_RULE = "argmax of cosine similarity, no margin at test time"
@@ -31,23 +32,52 @@ ACCURACY_RULE = "argmax of cosine similarity, no margin at test time"
 
 @dataclass
 class Snapshot:
-    """What the model does on the gallery at one moment (all on CPU)."""
+    """What the model does on the gallery at one moment (all on CPU).
+
+    ``top_test`` / ``top_train`` keep the pictures' states at the top block's MLP input, and
+    ``revision`` the model's revision they belong to: the next task starts from this snapshot
+    (its "before") and, if it changes the top block only, measures its "after" from them."""
 
     pred: torch.Tensor  # test predictions
     test_emb: torch.Tensor
     test_cos: torch.Tensor  # (test pictures, classes) cosine to every class
     train_emb: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     train_cos: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    top_test: MidStates | None = None
+    top_train: MidStates | None = None
+    revision: int = -1
+
+    def fits(self, model: Recognizer, gallery: Gallery) -> bool:
+        """Whether this is the model's current state on this gallery (nothing changed since)."""
+        return (self.revision == model.revision and len(self.test_cos) == len(gallery.test_y)
+                and len(self.train_cos) == len(gallery.train_y))
 
 
 @torch.no_grad()
 def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True) -> Snapshot:
-    test_emb = embed_all(model, gallery.test_x)
-    test_cos = model.head.cosine(test_emb.to(model.device)).cpu()
-    snap = Snapshot(pred=test_cos.argmax(1), test_emb=test_emb, test_cos=test_cos)
-    if with_train:
-        snap.train_emb = embed_all(model, gallery.train_x)
-        snap.train_cos = model.head.cosine(snap.train_emb.to(model.device)).cpu()
+    """A full pass over the gallery (both views), keeping the top block's states on the way."""
+    top = len(model.blocks) - 1
+    test = mid_states(model, gallery.test_x, top)
+    train = mid_states(model, gallery.train_x, top) if with_train else None
+    return snapshot_from(model, test, train)
+
+
+@torch.no_grad()
+def snapshot_from(model: Recognizer, test: MidStates, train: MidStates | None) -> Snapshot:
+    """The snapshot from states at one block (``states.mid_states``): only the blocks from
+    there up run. States at the top block are kept in the snapshot for the next task."""
+    def cosines(emb: torch.Tensor) -> torch.Tensor:
+        return model.head.cosine(emb.to(model.device)).cpu()
+
+    top = len(model.blocks) - 1
+    test_emb = embed_states(model, test)
+    test_cos = cosines(test_emb)
+    snap = Snapshot(pred=test_cos.argmax(1), test_emb=test_emb, test_cos=test_cos,
+                    top_test=test if test.block == top else None, revision=model.revision)
+    if train is not None:
+        snap.train_emb = embed_states(model, train)
+        snap.train_cos = cosines(snap.train_emb)
+        snap.top_train = train if train.block == top else None
     return snap
 
 
@@ -131,6 +161,10 @@ class ForgetReport(TypedDict, total=False):
     config: dict[str, Any]
     curve: list[dict]
     accuracy_rule: str
+    stop: dict  # forgetting.Stop.to_dict(): why training ended, in numbers and words
+    blocks_used: int  # blocks whose group this task changed
+    open_set: dict  # open_set_rows(): answers at the recognizer's threshold
+    before_seconds: float  # measuring "before" (0 when the previous task's "after" was kept)
 
 
 @dataclass
@@ -145,6 +179,23 @@ class TaskOutcome:
     seconds: float
     train_seconds: float
     curve: list[dict]
+    stop: dict | None = None  # forgetting.Stop.to_dict(): why training ended
+    tau: float | None = None  # the open-set threshold the task worked against
+
+
+def open_set_rows(before: Snapshot, after: Snapshot, gallery: Gallery, roles: Roles,
+                  tau: float) -> dict:
+    """At the recognizer's threshold, before and after the task: for the forgotten people's
+    held-back pictures the shares still recognized, answered "not recognized" and taken for
+    another person; for the retained people the share still recognized; for earlier tasks'
+    people the same as for the forgotten."""
+    y = gallery.test_y
+    out: dict = {"threshold": tau}
+    for role, classes in (("forgotten", roles.forget), ("retained", roles.retain),
+                          ("earlier", roles.earlier)):
+        out[role] = {"before": rates(before.test_cos, y, classes, tau),
+                     "after": rates(after.test_cos, y, classes, tau)}
+    return out
 
 
 def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> ForgetReport:
@@ -187,7 +238,10 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
         per_identity=[IdentityRow(identity=n, role=role.get(c, "retain"), before=per_b[c],
                                   after=per_a[c]) for c, n in enumerate(model.class_names)],
         device=str(model.device), config=done.cfg.to_dict(), curve=done.curve,
-        accuracy_rule=ACCURACY_RULE,
+        accuracy_rule=ACCURACY_RULE, stop=done.stop or {},
+        blocks_used=len(current) - zero_groups,
+        open_set=(open_set_rows(before, after, gallery, roles, done.tau)
+                  if done.tau is not None else {}),
     )
 
 
@@ -202,13 +256,17 @@ class Evaluation(TypedDict):
     group_norms: list[list[float]]
     per_identity: list[dict]
     accuracy_rule: str
+    threshold: dict | None  # openset.Threshold.to_dict(), None for a recognizer without one
+    open_set: dict  # answers at the threshold (openset.rates) for retained and forgotten
 
 
 @torch.no_grad()
-def evaluate(model: Recognizer, gallery: Gallery) -> Evaluation:
-    """Accuracy of a recognizer on a gallery's test split, split by the checkpoint's history."""
+def evaluate(model: Recognizer, gallery: Gallery, snap: Snapshot | None = None) -> Evaluation:
+    """Accuracy of a recognizer on a gallery's test split, split by the checkpoint's history
+    (from ``snap`` when it is the model's current snapshot on this gallery)."""
     check_labels(model, gallery)
-    snap = snapshot(model, gallery, with_train=False)
+    if snap is None or snap.revision != model.revision or len(snap.pred) != len(gallery.test_y):
+        snap = snapshot(model, gallery, with_train=False)
     C = len(model.class_names)
     o_idx = [model.class_index(n) for n in model.forgotten()]
     r_idx = [c for c in range(C) if c not in set(o_idx)]
@@ -221,4 +279,8 @@ def evaluate(model: Recognizer, gallery: Gallery) -> Evaluation:
                        "role": "forgotten" if c in o_idx else "retain"}
                       for c, n in enumerate(model.class_names)],
         accuracy_rule=ACCURACY_RULE,
+        threshold=model.threshold.to_dict() if model.threshold else None,
+        open_set={"retained": rates(snap.test_cos, gallery.test_y, r_idx, model.threshold.tau),
+                  "forgotten": rates(snap.test_cos, gallery.test_y, o_idx, model.threshold.tau)}
+        if model.threshold else {},
     )

@@ -1,14 +1,21 @@
-"""One GS-LoRA forgetting task: add a fresh adapter set, train it, measure before and after.
+"""One GS-LoRA forgetting task: add a fresh adapter set, train it until the task is done, measure.
 
-Per step: a retain batch and a forget batch, ``L = L_r + beta*L_f (+ w*L_pro)``, an AdamW step,
-then the group lasso ``sum_g lambda_g ||B_g||`` as its exact proximal operator (a group
-soft-threshold on each block's B matrices), so unneeded blocks end exactly untouched. The
-threshold is taken in Adam's own metric and ``lambda_g`` is relative to the task's strongest
-block (see ``lasso_thresholds``), so one ``alpha`` suits every gallery. A refit then trains the
-chosen blocks only, from cached tokens below them (see ``_steps``).
-With ``proximal=False`` the group lasso is a plain (sub)gradient term ``alpha * L_struct`` in the
-loss, as in the authors' code (there alpha is an absolute weight, theirs 1e-4 to 1e-2), which
-never reaches exact zeros.
+Per step: a retain batch and a forget batch (and a few pictures of people forgotten earlier),
+``L = L_r + beta * (L_f + L_unknown) (+ w * L_pro)``, an AdamW step on the task's LoRA.
+
+The default schedule ("release") spends blocks only as the task needs them. It trains the top
+block's adapter alone; if the blocks in use have not finished the task after ``stage_steps``,
+the next block down is released (its adapter starts from B = 0, so nothing jumps). It stops
+as soon as the stopping rule holds on the task's own training pictures, never on test pictures:
+every forget picture (and every replayed picture of an earlier task) is neither answered as
+its own person nor clears the open-set threshold minus ``margin`` for anyone, as the recognizer
+sees it (evaluation embeddings, both views). A cap on steps or seconds ends a task that cannot
+get there, and the report says so in words. Every block below the first released one stays
+exactly zero, so the task runs from states cached at that block (``states``): a one-block task
+trains on one row per picture and measures the gallery from the states its "before" kept.
+
+The "fixed" schedule is the earlier one (``lasso``): a group lasso over every block picks the
+blocks, then a refit of a fixed count of steps.
 """
 from __future__ import annotations
 
@@ -18,19 +25,44 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from . import lora
-from .activations import BlockInputCache
 from .config import ForgetConfig, TaskRecord
 from .data import Gallery
-from .evaluation import ForgetReport, Roles, Snapshot, TaskOutcome, accuracy, build_report, snapshot
-from .losses import bounded_forget_loss, group_lasso, prototype_loss, proximal_group_step, retain_loss
-from .metrics import class_prototypes
+from .evaluation import (
+    ForgetReport,
+    Roles,
+    Snapshot,
+    TaskOutcome,
+    build_report,
+    snapshot,
+    snapshot_from,
+)
+from .lasso import adam_group_scale, depth_weights, lasso_thresholds
+from .losses import (
+    bounded_forget_loss,
+    group_lasso,
+    keep_loss,
+    prototype_loss,
+    proximal_group_step,
+    retain_loss,
+    unknown_loss,
+)
+from .metrics import class_prototypes, embed_all, subset_accuracy
 from .model import Recognizer, count_parameters, resolve_device
-from .training import check_labels
+from .openset import own_and_other
+from .states import StateCache, embed_states
+from .training import check_labels, fix_threshold
+
+__all__ = ["adam_group_scale", "depth_weights", "lasso_thresholds", "forget", "forget_task",
+           "finetune_forget", "plan_task", "rollback", "select_train_indices", "shot_prototypes"]
 
 ProgressFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
+# Every this many checks all the task's pictures are judged again (between them only those not
+# yet past the rule): progress, the release of a block and the stop go by these full checks.
+FULL_CHECK_EVERY = 4
 
 
 def select_train_indices(gallery: Gallery, classes: Sequence[int], cfg: ForgetConfig,
@@ -70,29 +102,6 @@ def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str],
     return Roles(forget=f_idx, earlier=o_idx, retain=r_idx)
 
 
-@torch.no_grad()
-def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]]) -> list[float]:
-    """Per group, the mean of Adam's denominator sqrt(v_hat) + eps over its entries.
-
-    Adam divides each gradient by this; the proximal step of ``alpha * ||g||`` taken in the same
-    metric therefore has threshold ``lr * alpha / scale``. A block whose gradients are small
-    (it does not matter for the task) gets a large threshold and is zeroed; a block that matters
-    keeps its weights."""
-    beta2, eps = opt.param_groups[0]["betas"][1], opt.param_groups[0]["eps"]
-    out = []
-    for g in groups:
-        total, count = 0.0, 0
-        for p in g:
-            state = opt.state.get(p, {})
-            if "exp_avg_sq" not in state:
-                continue
-            v_hat = state["exp_avg_sq"] / (1 - beta2 ** float(state["step"]))
-            total += float((v_hat.sqrt() + eps).sum())
-            count += p.numel()
-        out.append(total / count if count else float("inf"))
-    return out
-
-
 @dataclass
 class _Run:
     """One task's plan and the state its training loop needs (GS-LoRA or the full baseline)."""
@@ -107,11 +116,56 @@ class _Run:
     earlier_pool: torch.Tensor  # pictures of identities forgotten in earlier tasks
     prototypes: torch.Tensor  # GS-LoRA++: per class, the mean embedding of its K-shot pictures
     gen: torch.Generator
+    tau: float  # the recognizer's open-set threshold
     params: list[torch.Tensor] = field(default_factory=list)  # what trains
     groups: list[list[torch.Tensor]] = field(default_factory=list)  # LoRA groups (none: full)
     lasso: list[list[torch.Tensor]] = field(default_factory=list)  # their B matrices
     task: str = ""
-    cache: BlockInputCache | None = None  # tokens below the first active block (refit)
+    cache: StateCache | None = None  # training pictures' states at the first active block
+    test_cache: StateCache | None = None  # test pictures' (live evaluation only)
+    anchor: torch.Tensor | None = None  # retained pictures' unit embeddings at the task's start
+    # forget pictures not yet past the stopping rule at the last check: the forget batch is
+    # drawn from these (the rest are done), so the last few are not left to chance
+    focus: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    judged: tuple | None = None  # (pictures, past the rule, still recognized) at the last check
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Stop:
+    """Why a task's training ended, and how far its people were from forgotten then."""
+
+    reason: str  # "done", "step cap", "time cap" or "fixed schedule"
+    steps: int
+    seconds: float
+    people: int  # this task's people
+    people_left: int  # of them, with a training picture not yet past the stopping rule
+    recognized_left: int  # of them, with a training picture still answered as themselves
+    pictures_left: int  # pictures (this task's and replayed earlier ones) not yet past it
+    earlier_left: int  # earlier-forgotten people with a replayed picture not past it
+    blocks: int  # blocks the task trained (from the top)
+
+    @property
+    def text(self) -> str:
+        """The outcome in a sentence, for the report and the page."""
+        if self.reason == "done":
+            return (f"all {self.people} forgotten on their training pictures after "
+                    f"{self.steps} steps ({self.seconds:.1f} s), {self.blocks} block"
+                    f"{'s' if self.blocks != 1 else ''} used")
+        if self.reason == "fixed schedule":
+            return (f"fixed schedule of {self.steps} steps: {self.people_left} of "
+                    f"{self.people} not yet past the stopping rule on their training pictures")
+        cap = f"{self.steps} steps" if self.reason == "step cap" else f"{self.seconds:.0f} s"
+        return (f"stopped at the cap ({cap}): {self.recognized_left} of {self.people} still "
+                f"recognized on their own training pictures, {self.people_left} not yet past "
+                f"the margin" + (f"; {self.earlier_left} earlier-forgotten back within reach"
+                                 if self.earlier_left else ""))
+
+    def to_dict(self) -> dict:
+        return {"reason": self.reason, "steps": self.steps, "seconds": self.seconds,
+                "people": self.people, "people_left": self.people_left,
+                "recognized_left": self.recognized_left, "pictures_left": self.pictures_left,
+                "earlier_left": self.earlier_left, "blocks": self.blocks, "text": self.text}
 
 
 def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -119,6 +173,232 @@ def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     if n == 0 or len(pool) == 0:
         return pool[:0]
     return pool[torch.randint(len(pool), (n,), generator=gen)]
+
+
+def _embed_batch(run: _Run, idx: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """Training embeddings of gallery pictures ``idx`` (mirrored if ``flip``): from the cached
+    states at the first active block, or through the whole backbone (full fine-tuning,
+    ``cache_hidden`` off)."""
+    if run.cache is not None:
+        return run.model.embed_from_mid(run.cache(idx, flip), run.cache.block)
+    x = run.gallery.train_x[idx].to(run.model.device)
+    return run.model.embed(x.flip(-1) if flip else x)
+
+
+def _answer_embedding(run: _Run, idx: torch.Tensor) -> torch.Tensor:
+    """The embedding the recognizer answers with (both views' unit embeddings averaged, as
+    ``Recognizer.embed_flip``), with gradients: the forget terms act on what the stopping rule
+    and every answer read, not on one view of it."""
+    a, b = (F.normalize(_embed_batch(run, idx, flip), dim=-1) for flip in (False, True))
+    return (a + b) / 2
+
+
+def _margin_logits(model: Recognizer, cos: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CosFace's training logits: s * (cos - m on the true class)."""
+    return model.head.s * (cos - model.head.m * F.one_hot(y, cos.shape[1]).to(cos.dtype))
+
+
+def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
+    """One step's loss on freshly drawn batches, and its parts (for the curve)."""
+    model, cfg, y_all = run.model, run.cfg, run.gallery.train_y
+    ri = _draw(run.retain_pool, cfg.batch_size, run.gen)
+    half = cfg.batch_size // 2 if len(run.focus) else 0  # the rest keeps the done ones done
+    fi = torch.cat([_draw(run.focus, half, run.gen),
+                    _draw(run.forget_pool, cfg.batch_size - half, run.gen)])
+    oi = _draw(run.earlier_pool, cfg.replay_forgotten, run.gen)
+    yr, yf, yo = (y_all[i].to(model.device) for i in (ri, fi, oi))
+    model.train()
+    emb_r = _embed_batch(run, ri)
+    l_r = retain_loss(_margin_logits(model, model.head.cosine(emb_r), yr), yr)
+    l_keep = torch.zeros((), device=model.device)
+    if cfg.keep > 0 and run.anchor is not None:
+        l_keep = keep_loss(emb_r, run.anchor[ri].to(model.device))
+        l_r = l_r + cfg.keep * l_keep
+    release = cfg.schedule == "release"
+    emb_f = _answer_embedding(run, fi) if release else _embed_batch(run, fi)
+    cos_f = model.head.cosine(emb_f)
+    l_f = bounded_forget_loss(_margin_logits(model, cos_f, yf), yf, cfg.bnd)
+    l_u = torch.zeros((), device=model.device)
+    loss = l_r + cfg.beta * l_f
+    if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
+        emb_o = _answer_embedding(run, oi) if release else _embed_batch(run, oi)
+        cos_o = model.head.cosine(emb_o)
+        loss = loss + cfg.beta * bounded_forget_loss(_margin_logits(model, cos_o, yo), yo, cfg.bnd)
+        if release:
+            loss = loss + cfg.beta * unknown_loss(cos_o, run.tau - cfg.margin, model.head.s)
+    if release:
+        l_u = unknown_loss(cos_f, run.tau - cfg.margin, model.head.s)
+        loss = loss + cfg.beta * l_u
+    l_struct = group_lasso(run.lasso) if run.lasso else torch.zeros((), device=model.device)
+    if not cfg.proximal:
+        loss = loss + alpha * l_struct
+    l_pro = torch.zeros((), device=model.device)
+    if cfg.prototype_weight > 0:
+        l_pro = prototype_loss(emb_f, run.prototypes[yf], cfg.bnd_pro)
+        loss = loss + cfg.prototype_weight * l_pro
+    parts = {"loss": loss, "retain": l_r, "forget": l_f, "unknown": l_u, "sparsity": l_struct,
+             "prototype": l_pro, "keep": l_keep}
+    return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def _judge(run: _Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For pictures ``idx``: (past the stopping rule, still answered as themselves), as the
+    recognizer answers (evaluation embeddings, both views)."""
+    model = run.model
+    if run.cache is not None:
+        emb = embed_states(model, run.cache.states(idx))
+    else:
+        emb = embed_all(model, run.gallery.train_x[idx])
+    cos = model.head.cosine(emb.to(model.device)).cpu()
+    own, other = own_and_other(cos, run.gallery.train_y[idx])
+    best = cos.max(1).values
+    # Half of each margin the loss pushes to: the loss goes past the rule, so the rule is met
+    # while the push goes on, and held-back pictures, which follow less far, still clear it.
+    head, cfg = model.head, run.cfg
+    apart = max(0.0, cfg.bnd / head.s - head.m) / 2  # BND as a cosine gap, halved
+    done = (other - own > apart) & (best < run.tau - cfg.margin / 2)
+    return done, (own >= other) & (own >= run.tau)
+
+
+@torch.no_grad()
+def _check(run: _Run, full: bool = True) -> dict:
+    """The stopping rule on the task's own training pictures and the replayed pictures of
+    earlier tasks. Between full checks only the pictures not yet past it are judged again (a
+    50-person task has hundreds of pictures, most of them done early); when none is left, all
+    are judged again before the task may stop."""
+    if full or run.judged is None:
+        idx = torch.cat([run.forget_pool, run.earlier_pool.unique()])
+        run.judged = (idx, *_judge(run, idx))
+    idx, done, recognized = run.judged
+    if not full:
+        open_ = ~done
+        done[open_], recognized[open_] = _judge(run, idx[open_])
+        if bool(done.all()):
+            return _check(run, full=True)
+    y = run.gallery.train_y[idx]
+    mine = torch.isin(y, torch.tensor(run.roles.forget))
+    run.focus = idx[mine & ~done]
+    return {"full": full, "people": len(run.roles.forget), "pictures_left": int((~done).sum()),
+            "people_left": len(set(y[mine & ~done].tolist())),
+            "recognized_left": len(set(y[mine & recognized].tolist())),
+            "earlier_left": len(set(y[~mine & ~done].tolist()))}
+
+
+def _live_accuracy(run: _Run) -> dict:
+    """Acc_r and Acc_f on the test pictures, for the live plot only (never a decision)."""
+    model, g = run.model, run.gallery
+    block = run.cache.block if run.cache is not None else None
+    if block is None:
+        cos = model.head.cosine(embed_all(model, g.test_x).to(model.device)).cpu()
+    else:
+        if run.test_cache is None or run.test_cache.block != block:
+            seed = run.before.top_test
+            run.test_cache = StateCache(model, g.test_x, block, seed=seed)
+        emb = embed_states(model, run.test_cache.states(torch.arange(len(g.test_y))))
+        cos = model.head.cosine(emb.to(model.device)).cpu()
+    pred = cos.argmax(1)
+    return {"acc_r": subset_accuracy(pred, g.test_y, run.roles.retain),
+            "acc_f": subset_accuracy(pred, g.test_y, run.roles.forget)}
+
+
+@torch.no_grad()
+def _anchor(run: _Run) -> torch.Tensor:
+    """The retained training pictures' unit embeddings (the training view) as the task starts,
+    indexed by gallery picture: what ``keep_loss`` holds them to."""
+    model = run.model
+    model.eval()
+    out = torch.zeros(len(run.gallery.train_y), model.cfg.embed_dim)
+    pool = run.retain_pool
+    for i in range(0, len(pool), 256):
+        idx = pool[i:i + 256]
+        out[idx] = torch.nn.functional.normalize(_embed_batch(run, idx), dim=-1).float().cpu()
+    return out
+
+
+def _use_block(run: _Run, first: int) -> None:
+    """Train the groups from ``first`` to the top; states cached at ``first`` when they can be.
+
+    Groups below ``first`` stay exactly zero (no gradient), so their blocks are skipped."""
+    for g, group in enumerate(run.groups):
+        for p in group:
+            p.requires_grad_(g >= first)
+    if run.cfg.cache_hidden:
+        top = len(run.model.blocks) - 1
+        seed = run.before.top_train if first == top else None
+        run.cache = StateCache(run.model, run.gallery.train_x, first, seed=seed)
+
+
+def _point(run: _Run, step: int, lr: float, alpha: float, parts: dict,
+           blocks: int) -> dict:
+    """One step of the curve (what the page plots live)."""
+    point = {"step": step, "steps": run.cfg.steps, "lr": lr, "alpha": alpha, "blocks": blocks,
+             "seconds": time.perf_counter() - run.started, **parts}
+    if run.groups:
+        point["group_norms"] = lora.delta_norms(run.model.blocks, run.task)
+        point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
+    return point
+
+
+def _release_steps(run: _Run, on_progress: ProgressFn | None,
+                   should_cancel: CancelFn | None) -> tuple[list[dict], Stop | None]:
+    """The default loop: blocks released from the top as the task needs them, stopped as soon
+    as the stopping rule holds (None if cancelled)."""
+    model, cfg = run.model, run.cfg
+    depth = len(model.blocks)
+    first = depth - (min(cfg.start_blocks, depth) if cfg.start_blocks and run.groups else depth)
+    if run.groups:
+        _use_block(run, first)
+    if cfg.keep > 0:
+        run.anchor = _anchor(run)
+    opt = torch.optim.AdamW(run.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    curve: list[dict] = []
+    reason, step, status = "step cap", 0, _check(run)
+    best, best_at = status["pictures_left"], 0  # progress: the fewest pictures left, and when
+    while step < cfg.steps:
+        if should_cancel and should_cancel():
+            return curve, None
+        if cfg.max_seconds and time.perf_counter() - run.started > cfg.max_seconds:
+            reason = "time cap"
+            break
+        loss, parts = _step_loss(run, 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        point = _point(run, step, cfg.lr, 0.0, parts, depth - first)
+        if step % cfg.check_every == 0 or step == cfg.steps:
+            model.eval()
+            every = FULL_CHECK_EVERY * cfg.check_every
+            status = _check(run, full=step % every == 0 or step == cfg.steps)
+            point.update(status)
+            if status["full"] and status["pictures_left"] < best:
+                best, best_at = status["pictures_left"], step
+            if status["full"] and status["pictures_left"] == 0:
+                reason = "done"
+            elif (status["full"] and step - best_at >= cfg.stage_steps and first > 0
+                  and run.groups):
+                first -= 1  # no progress for stage_steps: the blocks in use cannot finish
+                _use_block(run, first)
+                best_at = step
+                point["released"] = first  # 0-based index of the block released
+        if cfg.eval_every and (step % cfg.eval_every == 0 or reason == "done"):
+            model.eval()
+            point.update(_live_accuracy(run))
+        curve.append(point)
+        if on_progress:
+            on_progress(point)
+        if reason == "done":
+            break
+    return curve, _stop(run, reason, step, depth - first, status)
+
+
+def _stop(run: _Run, reason: str, step: int, blocks: int, status: dict) -> Stop:
+    return Stop(reason=reason, steps=step, seconds=time.perf_counter() - run.started,
+                people=len(run.roles.forget), people_left=status["people_left"],
+                recognized_left=status["recognized_left"],
+                pictures_left=status["pictures_left"], earlier_left=status["earlier_left"],
+                blocks=blocks)
 
 
 def _lr_at(cfg: ForgetConfig, step: int, refit_from: int) -> float:
@@ -134,17 +414,9 @@ def _lr_at(cfg: ForgetConfig, step: int, refit_from: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _embed_batch(run: _Run, idx: torch.Tensor) -> torch.Tensor:
-    """Training embeddings of gallery pictures ``idx``: through the whole backbone, or from the
-    cached tokens at the first active block once the lower blocks are held at zero."""
-    if run.cache is not None:
-        return run.model.embed_from(run.cache(idx), run.cache.block)
-    return run.model.embed(run.gallery.train_x[idx].to(run.model.device))
-
-
 def _start_refit(run: _Run, opt: torch.optim.Optimizer) -> list[list[torch.Tensor]]:
     """Freeze the groups that are exactly zero (their block stays untouched) and, when every
-    block below the first active one is frozen, switch to cached tokens at that block.
+    block below the first active one is frozen, switch to cached states at that block.
 
     If the lasso left no block at all (alpha near 1), the strongest one (depth-weighted, the
     lasso's own reference) finishes the task alone: "at most the strongest block"."""
@@ -156,48 +428,18 @@ def _start_refit(run: _Run, opt: torch.optim.Optimizer) -> list[list[torch.Tenso
     frozen = [g for g, z in zip(run.groups, zero) if z]
     first_active = zero.index(False)
     if run.cfg.cache_hidden and first_active > 0:
-        run.cache = BlockInputCache(run.model, run.gallery.train_x, first_active)
+        run.cache = StateCache(run.model, run.gallery.train_x, first_active)
     return frozen
 
 
-def depth_weights(groups: int, power: float) -> list[float]:
-    """w_g = (blocks from g to the top)^power: an edit in block g changes the input of every
-    block above it, so its footprint on everyone else grows with that count."""
-    return [float(groups - g) ** power for g in range(groups)]
-
-
-@torch.no_grad()
-def lasso_thresholds(opt: torch.optim.Optimizer, lasso: list[list[torch.Tensor]], lr: float,
-                     alpha: float, depth_power: float) -> list[float]:
-    """Per group, the soft-threshold of one proximal step of ``sum_g lambda_g ||B_g||``, taken in
-    Adam's metric: ``lr * lambda_g / d_g`` with ``d_g`` Adam's per-entry gradient scale.
-
-    lambda_g = alpha * w_g * max_h(||grad_h|| / w_h), with ||grad_h|| estimated as
-    ``d_h * sqrt(entries)``. At a fixed point of the proximal steps a group is zero exactly when
-    its gradient norm is at most lambda_g, so alpha reads as a share of the strongest
-    (depth-weighted) block's gradient: 0 = no sparsity, 1 = even that block is at the edge.
-    Why relative: a task's gradients differ by orders of magnitude between galleries and people
-    (a recognizer sure of a face gives tiny ones), so any absolute alpha zeroes every block on one
-    task and none on another; relative to the task's own scale, one alpha fits all."""
-    scales = adam_group_scale(opt, lasso)
-    weights = depth_weights(len(lasso), depth_power)
-    entries = math.sqrt(sum(p.numel() for p in lasso[0]))
-    ref = max(d / w for d, w in zip(scales, weights))
-    return [lr * alpha * w * entries * ref / d for w, d in zip(weights, scales)]
-
-
-def _steps(run: _Run, on_progress: ProgressFn | None,
-           should_cancel: CancelFn | None) -> tuple[list[dict], bool]:
-    """The optimisation loop; returns its curve and whether it was cancelled.
-
-    Three phases: ``sparsity_warmup`` of the steps dense (alpha = 0), then the group lasso
-    (proximal steps on each block's B matrices), then the last ``cfg.refit`` share as a relaxed
-    group lasso: no sparsity, the groups that are exactly zero by then held at zero, a warm
-    restart of the learning rate, and (``cache_hidden``) cached tokens below the first active
-    block. The lasso picks the blocks; the refit lets them finish the task without the
-    shrinkage's bias, and costs only the active blocks."""
-    model, gallery, cfg, groups = run.model, run.gallery, run.cfg, run.groups
-    device = model.device
+def _fixed_steps(run: _Run, on_progress: ProgressFn | None,
+                 should_cancel: CancelFn | None) -> tuple[list[dict], Stop | None]:
+    """The fixed schedule: ``sparsity_warmup`` of the steps dense (alpha = 0), then the group
+    lasso (proximal steps on each block's B matrices), then the last ``cfg.refit`` share as a
+    relaxed group lasso: no sparsity, the groups that are exactly zero by then held at zero, a
+    warm restart of the learning rate, and (``cache_hidden``) cached states below the first
+    active block."""
+    model, cfg, groups = run.model, run.cfg, run.groups
     opt = torch.optim.AdamW(run.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = int(round(cfg.sparsity_warmup * cfg.steps))
     refit_from = cfg.steps - int(round(cfg.refit * cfg.steps))
@@ -205,34 +447,14 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
     curve: list[dict] = []
     for step in range(cfg.steps):
         if should_cancel and should_cancel():
-            return curve, True
+            return curve, None
         if step == refit_from and groups:
             frozen = _start_refit(run, opt)
         lr = _lr_at(cfg, step, refit_from)
         alpha = cfg.alpha if warm <= step < refit_from else 0.0
         for g in opt.param_groups:
             g["lr"] = lr
-        ri = _draw(run.retain_pool, cfg.batch_size, run.gen)
-        fi = _draw(run.forget_pool, cfg.batch_size, run.gen)
-        oi = _draw(run.earlier_pool, cfg.replay_forgotten, run.gen)
-        idx = torch.cat([ri, fi, oi])
-        y = gallery.train_y[idx].to(device)
-        model.train()
-        emb = _embed_batch(run, idx)
-        margin_logits = model.head(emb, y)
-        nr, nf = len(ri), len(fi)
-        l_r = retain_loss(margin_logits[:nr], y[:nr])
-        l_f = bounded_forget_loss(margin_logits[nr:nr + nf], y[nr:nr + nf], cfg.bnd)
-        l_struct = group_lasso(run.lasso) if groups else torch.zeros((), device=device)
-        loss = l_r + cfg.beta * l_f
-        if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
-            loss = loss + cfg.beta * bounded_forget_loss(margin_logits[nr + nf:], y[nr + nf:], cfg.bnd)
-        if not cfg.proximal:
-            loss = loss + alpha * l_struct
-        l_pro = torch.zeros((), device=device)
-        if cfg.prototype_weight > 0:
-            l_pro = prototype_loss(emb[nr:nr + nf], run.prototypes[y[nr:nr + nf]], cfg.bnd_pro)
-            loss = loss + cfg.prototype_weight * l_pro
+        loss, parts = _step_loss(run, alpha)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         for g in frozen:
@@ -242,22 +464,17 @@ def _steps(run: _Run, on_progress: ProgressFn | None,
         if cfg.proximal and alpha > 0 and groups:
             proximal_group_step(run.lasso, lasso_thresholds(opt, run.lasso, lr, alpha,
                                                              cfg.alpha_depth))
-        point = {"step": step + 1, "steps": cfg.steps, "loss": float(loss.detach()),
-                 "retain": float(l_r.detach()), "forget": float(l_f.detach()),
-                 "sparsity": float(l_struct.detach()), "prototype": float(l_pro.detach()),
-                 "lr": lr, "alpha": alpha}
-        if groups and (on_progress or cfg.eval_every):
-            point["group_norms"] = lora.delta_norms(model.blocks, run.task)
-            point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
+        point = _point(run, step + 1, lr, alpha, parts, 0)
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             model.eval()
-            snap = snapshot(model, gallery, with_train=False)
-            point["acc_r"] = accuracy(snap, gallery, run.roles.retain)
-            point["acc_f"] = accuracy(snap, gallery, run.roles.forget)
+            point.update(_live_accuracy(run))
         curve.append(point)
         if on_progress:
             on_progress(point)
-    return curve, False
+    model.eval()
+    norms = lora.delta_norms(model.blocks, run.task) if groups else []
+    used = len(norms) - next((i for i, n in enumerate(norms) if n != 0.0), len(norms))
+    return curve, _stop(run, "fixed schedule", cfg.steps, used, _check(run))
 
 
 @torch.no_grad()
@@ -272,19 +489,30 @@ def shot_prototypes(model: Recognizer, gallery: Gallery, pool: torch.Tensor) -> 
                             normalize=False).to(model.device)
 
 
+def ensure_threshold(model: Recognizer, gallery: Gallery) -> float:
+    """The recognizer's open-set threshold; a checkpoint written before thresholds existed gets
+    one now, fixed on the people it still knows (kept, and saved with the model)."""
+    if model.threshold is None:
+        gone = set(model.forgotten())
+        fix_threshold(model, gallery, people=[c for c, n in enumerate(model.class_names)
+                                              if n not in gone])
+    return model.threshold.tau
+
+
 def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
              cfg: ForgetConfig, earlier: Sequence[str] | None,
              before: Snapshot | None = None) -> _Run:
-    """Checks, device, seeds, the before snapshot (unless given: a benchmark that has it
-    already saves a pass over the gallery) and the retain / forget pools of one task."""
+    """Checks, device, seeds, the before snapshot (unless the caller has the model's current
+    one: the state the previous task left) and the retain / forget pools of one task."""
     check_labels(model, gallery)
     roles = plan_task(model, gallery, forget_names, earlier)
     device = resolve_device(cfg.device)
     model.to(device).eval().requires_grad_(False)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    if before is None or len(before.train_cos) != len(gallery.train_y):
+    if before is None or not before.fits(model, gallery):
         before = snapshot(model, gallery)
+    tau = ensure_threshold(model, gallery)
     retain_pool = select_train_indices(gallery, roles.retain, cfg, gen)
     forget_pool = select_train_indices(gallery, roles.forget, cfg, gen)
     earlier_pool = (select_train_indices(gallery, roles.earlier, cfg, gen)
@@ -294,21 +522,34 @@ def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     prototypes = (shot_prototypes(model, gallery, forget_pool) if cfg.prototype_weight > 0
                   else torch.zeros(0))
     return _Run(model, gallery, cfg, roles, before, retain_pool, forget_pool, earlier_pool,
-                prototypes, gen)
+                prototypes, gen, tau)
+
+
+def _measure_after(run: _Run) -> Snapshot:
+    """The gallery after the task: from the top block's states the "before" kept when the task
+    changed the top block only (nothing below it moved), else a full pass."""
+    model, before = run.model, run.before
+    norms = lora.delta_norms(model.blocks, run.task)
+    top_only = all(n == 0.0 for n in norms[:-1])
+    if (run.cfg.cache_hidden and top_only and before.top_test is not None
+            and before.top_train is not None):
+        return snapshot_from(model, before.top_test, before.top_train)
+    return snapshot(model, run.gallery)
 
 
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
            on_progress: ProgressFn | None = None,
            should_cancel: CancelFn | None = None,
-           earlier: Sequence[str] | None = None) -> ForgetReport:
+           earlier: Sequence[str] | None = None, before: Snapshot | None = None) -> ForgetReport:
     """Run one forgetting task on ``model`` in place and return its report.
 
-    ``earlier``: the people forgotten before (default: the model's task history).
+    ``earlier``: the people forgotten before (default: the model's task history); ``before``:
+    the model's current snapshot on this gallery, if the caller kept it (see ``forget_task``).
     A cancelled task removes its adapters, leaving the model exactly as before; the report then
     has ``cancelled: True``."""
     return forget_task(model, gallery, forget_names, cfg, task_name, on_progress, should_cancel,
-                       earlier)[0]
+                       earlier, before)[0]
 
 
 def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
@@ -316,18 +557,19 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
                 on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
                 earlier: Sequence[str] | None = None, before: Snapshot | None = None
                 ) -> tuple[ForgetReport, Snapshot | None]:
-    """``forget``, also taking the model's snapshot before the task (if the caller has it) and
-    returning the one after it (None if cancelled): a benchmark measuring many tasks on a large
-    gallery then passes over the gallery once per task instead of three times."""
+    """``forget``, also returning the snapshot after the task (None if cancelled). Passing it
+    back as the next task's ``before`` is what keeps a task from measuring the gallery twice:
+    the "before" of a task is the "after" of the one before it."""
     t0 = time.perf_counter()
     run = _prepare(model, gallery, forget_names, cfg, earlier, before)
+    before_seconds = time.perf_counter() - t0 if run.before is not before else 0.0
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     params = run.params = list(lora.iter_task_parameters(model.blocks, task))
     for p in params:
         p.requires_grad_(True)
     run.groups = lora.group_params(model.blocks, task)
-    run.lasso = lora.lasso_params(model.blocks, task)
+    run.lasso = lora.lasso_params(model.blocks, task) if cfg.schedule == "fixed" else []
     run.task = task
 
     def release() -> None:
@@ -336,34 +578,41 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
             p.grad = None
         model.eval().requires_grad_(False)
 
-    t_train = time.perf_counter()
+    t_train = run.started = time.perf_counter()
+    loop = _release_steps if cfg.schedule == "release" else _fixed_steps
     try:  # a failed task (out of memory, a bad value) leaves the model as it was
-        curve, cancelled = _steps(run, on_progress, should_cancel)
+        curve, stop = loop(run, on_progress, should_cancel)
     except BaseException:
         release()
         lora.remove_task(model.blocks, task)
         raise
     train_seconds = time.perf_counter() - t_train
     release()
-    if cancelled:
+    if stop is None:
         lora.remove_task(model.blocks, task)
         return ForgetReport(cancelled=True, task=task, step=len(curve),
                             seconds=time.perf_counter() - t0), None
-    after = snapshot(model, gallery)
     record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
+    after = _measure_after(run)
     model.tasks.append(record)
-    return build_report(model, gallery, TaskOutcome(
+    model.revision += 1
+    after.revision = model.revision
+    report = build_report(model, gallery, TaskOutcome(
         record=record, roles=run.roles, before=run.before, after=after, cfg=cfg,
-        seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve)), after
+        seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,
+        stop=stop.to_dict(), tau=run.tau))
+    report["before_seconds"] = before_seconds
+    return report, after
 
 
 def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
                     cfg: ForgetConfig, earlier: Sequence[str] | None = None,
                     before: Snapshot | None = None) -> dict:
-    """The baseline GS-LoRA is measured against: the same losses and schedule, but every weight
-    of the model trained (no adapters, no group sparsity). It changes the weights in place,
-    keeps no task history and cannot be rolled back; it is for benchmarks, not for the app.
+    """The baseline GS-LoRA is measured against: the same losses, schedule and stopping rule,
+    but every weight of the model trained (no adapters, no sparsity, no cached states). It
+    changes the weights in place, keeps no task history and cannot be rolled back; it is for
+    benchmarks, not for the app.
 
     ``earlier``: the people it forgot in previous tasks. It records no task, so in a sequence
     they must be passed here (else they would be trained as retained, and not replayed).
@@ -374,18 +623,21 @@ def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[
     params = run.params = list(model.parameters())
     for p in params:
         p.requires_grad_(True)
-    t_train = time.perf_counter()
+    t_train = run.started = time.perf_counter()
+    loop = _release_steps if cfg.schedule == "release" else _fixed_steps
     try:
-        curve, _ = _steps(run, None, None)
+        curve, stop = loop(run, None, None)
     finally:
         for p in params:
             p.grad = None
         model.eval().requires_grad_(False)
+        model.revision += 1
     total = count_parameters(model)
     return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
             "trainable_params": total, "total_params": total, "trainable_share": 1.0,
             "earlier_forgotten": [model.class_names[c] for c in run.roles.earlier],
-            "replayed_pictures": len(run.earlier_pool), "curve": curve}
+            "replayed_pictures": len(run.earlier_pool), "curve": curve,
+            "stop": stop.to_dict() if stop else None}
 
 
 def rollback(model: Recognizer) -> str:
@@ -394,4 +646,6 @@ def rollback(model: Recognizer) -> str:
         raise ValueError("no un-merged task to roll back")
     rec = model.tasks.pop()
     lora.remove_task(model.blocks, rec.name)
+    model.revision += 1
     return rec.name
+

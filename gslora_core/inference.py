@@ -13,6 +13,7 @@ from .config import IngestConfig
 from .data import crop_faces, to_tensor
 from .ingest import RawFile, decode
 from .model import Recognizer
+from .openset import UNKNOWN
 
 
 def read_photo(path: str | Path, ingest: IngestConfig = IngestConfig()):
@@ -28,15 +29,28 @@ def read_photo(path: str | Path, ingest: IngestConfig = IngestConfig()):
 @torch.no_grad()
 def top_k(model: Recognizer, path: str | Path, k: int = 5, cache_dir: str | Path | None = None,
           aligner=None) -> dict:
-    """{"face": how it was found, "note", "top": [{"identity", "cosine"}] best first}."""
+    """{"face": how it was found, "note", "top": [{"identity", "cosine"}] best first,
+    "answer": the open-set verdict (``verdict``), "crop"}."""
     picture = read_photo(path)
     kept, rejected, notes = crop_faces([picture], model.data_config, model.cfg.img_size,
                                        cache_dir, aligner)
     if not kept:
         raise ValueError(f"{Path(path).name}: {rejected[0][1]}")
     _, crop, method = kept[0]
+    top = top_k_crop(model, crop, k)
     return {"face": method, "note": "; ".join(n for _, n in notes) or None,
-            "top": top_k_crop(model, crop, k), "crop": crop}
+            "top": top, "answer": verdict(model, top), "crop": crop}
+
+
+def verdict(model: Recognizer, top: list[dict]) -> dict:
+    """The open-set answer for a top-k list: the best name if its cosine clears the
+    recognizer's threshold, else "not recognized" (the name is given only when it does).
+    A recognizer without a threshold (a backbone) answers the best name, and says so."""
+    best = top[0]
+    tau = model.threshold.tau if model.threshold else None
+    known = tau is None or best["cosine"] >= tau
+    return {"identity": best["identity"] if known else UNKNOWN, "recognized": known,
+            "cosine": best["cosine"], "threshold": tau}
 
 
 @torch.no_grad()

@@ -37,6 +37,29 @@ def bounded_forget_loss(margin_logits: torch.Tensor, labels: torch.Tensor,
     return F.relu(bnd - forget_margin(margin_logits, labels)).mean()
 
 
+def keep_loss(emb: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """mean_i (1 - cos(e_i, a_i)): a retained picture's embedding held where it was when the
+    task started (``anchor``: unit embeddings then).
+
+    Why: the retain CE only keeps each retained face nearer its own person than the others; its
+    cosine to its person can still sink, and at an open-set threshold a retained face below it
+    is "not recognized". Holding the embedding itself keeps the answer and the score."""
+    return (1 - F.cosine_similarity(emb, anchor, dim=1)).mean()
+
+
+def unknown_loss(cos: torch.Tensor, goal: float, s: float) -> torch.Tensor:
+    """Push a forget picture to "not recognized": ``s * mean_i ReLU(smax_j cos_ij - goal)``,
+    ``smax`` the log-sum-exp maximum at the head's scale ``s`` over *every* person, ``goal`` a
+    margin below the recognizer's open-set threshold.
+
+    Why: the bounded margin loss only moves a picture away from its own person, and it does so
+    by raising the others; a forgotten face then comes out as someone else's name. This term
+    lowers whichever person the picture is nearest, its own or another, until none clears the
+    threshold; at zero loss the picture is answered "not recognized"."""
+    smax = torch.logsumexp(s * cos, dim=1) / s
+    return (s * F.relu(smax - goal)).mean()
+
+
 def group_lasso(groups: list[list[torch.Tensor]]) -> torch.Tensor:
     """L_struct = sum_g sqrt(sum_{M in g} ||M||_F^2)."""
     return torch.stack([group_norm(g) for g in groups]).sum()

@@ -20,6 +20,7 @@ from torch import nn
 
 from . import lora
 from .config import DataConfig, ModelConfig, TaskRecord
+from .openset import Threshold
 
 FORMAT = "gslora-recognizer/1"
 
@@ -99,6 +100,11 @@ class Recognizer(nn.Module):
         self.backbone = build_backbone(cfg)
         self.head = CosFaceHead(cfg.embed_dim, len(class_names), cfg.cosface_s, cfg.cosface_m)
         self.tasks: list[TaskRecord] = []
+        # The open-set operating point (openset.Threshold), fixed at enrollment; None for a
+        # backbone or a checkpoint written before it existed.
+        self.threshold: Threshold | None = None
+        # Bumped by every change of weights or tasks: a Snapshot of another revision is stale.
+        self.revision = 0
         # Inputs are float images in [0, 1]; the model normalises them itself.
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5), persistent=False)
@@ -118,10 +124,7 @@ class Recognizer(nn.Module):
         return self.backbone((images - self.mean) / self.std)
 
     def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
-        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``.
-
-        With ``embed_from`` this splits ``embed`` in two: a forgetting task whose adapters are
-        exactly zero below ``block`` computes these once per picture and trains only above."""
+        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
         bb = self.backbone
@@ -130,12 +133,32 @@ class Recognizer(nn.Module):
             x = blk(x)
         return x
 
-    def embed_from(self, tokens: torch.Tensor, block: int) -> torch.Tensor:
-        """The embedding from hidden tokens at the input of ``blocks[block]`` (see ``tokens_at``)."""
+    def mid_state(self, images: torch.Tensor, block: int) -> torch.Tensor:
+        """Tokens at the input of ``blocks[block]``'s MLP (after its attention and residual).
+
+        LoRA sits on the MLPs only, so while a task's groups are exactly zero below ``block``
+        nothing up to here changes: computed once, these let a task train and measure through
+        the active MLPs and the blocks above only (``embed_from_mid``). For the top block only
+        the class token's row is needed (``top_rows``)."""
+        x = self.tokens_at(images, block)
+        blk = self.blocks[block]
+        return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x))))
+
+    def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,
+        the final norm and the class-token pooling. At the top block ``h`` may hold the class
+        token's row alone (N, 1, D): every later step acts on each token by itself."""
         bb = self.backbone
-        for blk in bb.blocks[block:]:
-            tokens = blk(tokens)
-        return bb.forward_head(bb.norm(tokens))
+        blk = bb.blocks[block]
+        x = h + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(h))))
+        for later in bb.blocks[block + 1:]:
+            x = later(x)
+        return bb.forward_head(bb.norm(x))
+
+    def kept_rows(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """``h`` reduced to what ``embed_from_mid`` needs: the class token's row at the top
+        block (50x fewer rows to keep and to run), every token below it."""
+        return h[:, :1] if block == len(self.blocks) - 1 else h
 
     def embed_flip(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation embedding: the mean of the picture's and its mirror image's unit embeddings.
@@ -165,6 +188,7 @@ class Recognizer(nn.Module):
             "class_names": self.class_names,
             "data": self.data_config.to_dict(),
             "tasks": [t.to_dict() for t in self.tasks],
+            "open_set": self.threshold.to_dict() if self.threshold else None,
         }
 
 
@@ -206,6 +230,8 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> Rec
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
     model.load_state_dict(tensors, strict=True)
+    if meta.get("open_set"):
+        model.threshold = Threshold.from_dict(meta["open_set"])
     model.requires_grad_(False)
     return model.to(device).eval()
 
@@ -219,6 +245,7 @@ def merged_copy(model: Recognizer) -> Recognizer:
     out.load_state_dict(model.state_dict())
     lora.merge_all(out.blocks)
     out.tasks = [replace(t, merged=True) for t in model.tasks]
+    out.threshold = model.threshold
     return out.to(model.device).eval()
 
 

@@ -85,12 +85,46 @@ def metric_rows(report: dict) -> list[list[str]]:
         ["forgotten faces: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],
+        *open_set_rows(report.get("open_set") or {}),
     ]
 
 
+def open_set_rows(open_set: dict) -> list[list[str]]:
+    """[metric, before, after] rows of the answers at the recognizer's threshold."""
+    if not open_set:
+        return []
+    tau = f"{open_set['threshold']:.2f}"
+    f, r = open_set["forgotten"], open_set["retained"]
+    return [
+        [f"retained people recognized at the threshold (cosine ≥ {tau})",
+         pct(r["before"]["recognized"]), pct(r["after"]["recognized"])],
+        ["forgotten people: answered \"not recognized\"", pct(f["before"]["unknown"]),
+         pct(f["after"]["unknown"])],
+        ["forgotten people: taken for someone else", pct(f["before"]["other"]),
+         pct(f["after"]["other"])],
+    ]
+
+
+def forgotten_line(report: dict) -> str:
+    """"forgotten: 10 of 10, unknown for 9, taken for someone else 1" on the held-back
+    pictures, counted by person (a person counts as forgotten when none of their held-back
+    pictures is answered with their own name)."""
+    rows = [r for r in report.get("per_identity", []) if r["role"] == "forget"]
+    gone = sum(1 for r in rows if r["after"] is not None and r["after"] == 0.0)
+    f = (report.get("open_set") or {}).get("forgotten", {}).get("after")
+    if not f or not f["pictures"]:
+        return f"forgotten: {gone} of {len(rows)}"
+    n = f["pictures"]
+    unknown, other = round(f["unknown"] * n), round(f["other"] * n)
+    return (f"forgotten: {gone} of {len(rows)} people; of their {n} held-back pictures "
+            f"{unknown} answered \"not recognized\", {other} taken for someone else")
+
+
 def task_summary(report: dict) -> str:
-    """One line: what the task cost."""
-    return (f"{report['seconds']:.1f} s on {report.get('device', '?')}, "
+    """One line: how the task ended and what it cost."""
+    stop = report.get("stop") or {}
+    ended = f"{stop['text']}; " if stop.get("text") else ""
+    return (f"{ended}{report['seconds']:.1f} s on {report.get('device', '?')}, "
             f"{report['trainable_params']:,} trainable parameters "
             f"({100 * report['trainable_share']:.1f} % of the model), "
             f"{report['zero_groups']} of {len(task_norms(report))} LoRA groups exactly zero "
@@ -115,6 +149,8 @@ def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report
         lines += [f"| {r['identity']} | {r['role']} | {pct(r['before'])} | {pct(r['after'])} |"
                   for r in rep["per_identity"]]
         cfg = rep.get("config", {})
-        shown = ("rank", "alpha", "beta", "bnd", "steps", "lr", "shots", "prototype_weight")
+        lines += ["", forgotten_line(rep) + "."]
+        shown = ("schedule", "rank", "beta", "bnd", "margin", "keep", "steps", "lr", "shots",
+                 "prototype_weight")
         lines += ["", "Settings: " + ", ".join(f"{k} {cfg[k]}" for k in shown if k in cfg), ""]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from .config import DataConfig, TrainConfig
 from .data import Gallery
 from .metrics import class_prototypes, embed_all, fraction_correct, logits_all, per_identity_accuracy
 from .model import Recognizer, resolve_device
+from .openset import Threshold, calibrate
 
 ProgressFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
@@ -106,7 +107,9 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         if on_progress:
             on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": losses[-1] if losses else None})
     model.eval().requires_grad_(False)
+    model.revision += 1
     train_seconds = time.perf_counter() - t0
+    fix_threshold(model, gallery, cfg.open_set_keep)
     pred = logits_all(model, gallery.test_x).argmax(1)
     per_id = per_identity_accuracy(pred, gallery.test_y, len(gallery.names))
     return {
@@ -117,4 +120,19 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         "final_loss": losses[-1] if losses else None,
         "steps": step,
         "config": cfg.to_dict(),
+        "threshold": model.threshold.to_dict() if model.threshold else None,
     }
+
+
+@torch.no_grad()
+def fix_threshold(model: Recognizer, gallery: Gallery, keep: float = 0.99,
+                  people: list[int] | None = None) -> Threshold:
+    """Fix the recognizer's open-set threshold (``openset``) on ``people`` (default: everyone)
+    and keep it in the model (so in its checkpoint): on the gallery's validation pictures when
+    it has them, else on its held-back test pictures."""
+    part, x, y = (("validation", gallery.val_x, gallery.val_y) if len(gallery.val_y)
+                  else ("test", gallery.test_x, gallery.test_y))
+    cos = model.head.cosine(embed_all(model, x).to(model.device)).cpu()
+    classes = list(range(len(model.class_names))) if people is None else people
+    model.threshold = calibrate(cos, y, classes, part, keep)
+    return model.threshold

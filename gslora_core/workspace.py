@@ -24,9 +24,9 @@ from PIL import Image
 
 from .config import DataConfig, ForgetConfig, StudioConfig, preset
 from .data import CropCache, Gallery, load_gallery
-from .evaluation import evaluate
-from .forgetting import forget, plan_task, rollback
-from .inference import top_k, top_k_crop
+from .evaluation import Snapshot, evaluate, snapshot
+from .forgetting import forget_task, plan_task, rollback
+from .inference import top_k, top_k_crop, verdict
 from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from .report import task_norms, to_markdown
 from .training import from_backbone, train_recognizer
@@ -163,6 +163,9 @@ class Workspace:
         self.model: Recognizer | None = None
         self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
         self.recognizer_report: dict | None = None
+        # The recognizer's current snapshot on the gallery: the next task's "before" (a task
+        # then never measures the gallery twice); replaced by each task's "after".
+        self.state: Snapshot | None = None
         self.reports: list[dict] = []
         self.inspection: dict | None = None  # the last delete / GS-LoRA / retrain comparison
         self.job: Job | None = None
@@ -267,7 +270,9 @@ class Workspace:
         self.original = copy.deepcopy(model) if model is not None else None
         self.reports = []
         self.inspection = None
-        self.recognizer_report = evaluate(model, gallery) if model is not None else None
+        self.state = snapshot(model, gallery) if model is not None else None
+        self.recognizer_report = (evaluate(model, gallery, self.state) if model is not None
+                                  else None)
 
     def overview(self) -> dict:
         """Per identity (pictures, faces, train/test) and every file that was not used."""
@@ -310,7 +315,7 @@ class Workspace:
             raise ValueError("load a gallery first (the sample gallery is one click)")
         can = set(self.candidates())
         acc = {r["identity"]: r["accuracy"] or 0.0
-               for r in evaluate(self.model, self._gallery())["per_identity"]}
+               for r in self.evaluate_now()["per_identity"]}
         return sorted(can, key=lambda n: (-acc.get(n, 0.0), n))[:count]
 
     # ----- forgetting --------------------------------------------------------------------------
@@ -326,9 +331,10 @@ class Workspace:
         self.touch()
 
         def run(progress, cancelled) -> dict:
-            report = forget(model, gallery, list(names), cfg, on_progress=progress,
-                            should_cancel=cancelled)
+            report, after = forget_task(model, gallery, list(names), cfg, on_progress=progress,
+                                        should_cancel=cancelled, before=self.state)
             if not report.get("cancelled"):
+                self.state = after
                 self.reports.append(report)
                 self.inspection = None  # about the people forgotten before this task
             return report
@@ -395,7 +401,11 @@ class Workspace:
                  "group_norms": task_norms(r)} for r in self.reports]
 
     def evaluate_now(self) -> dict:
-        return evaluate(self._ready(), self._gallery())
+        """The recognizer on the gallery now (from the kept snapshot when it is current)."""
+        model, gallery = self._ready(), self._gallery()
+        if self.state is None or not self.state.fits(model, gallery):
+            self.state = snapshot(model, gallery)
+        return evaluate(model, gallery, self.state)
 
     def export(self) -> dict[str, Path]:
         """The merged model (plain weights, loads without LoRA) plus the JSON and Markdown report,
@@ -438,6 +448,8 @@ class Workspace:
             crop, face, now = to_image(x), "gallery test picture", top_k_crop(model, x, k)
         else:
             raise ValueError("upload a photo or pick a test picture")
-        before = top_k_crop(self.original, crop, k) if self.original is not None else []
+        original = self.original
+        before = top_k_crop(original, crop, k) if original is not None else []
         return {"face": face, "crop": crop, "before": before, "after": now,
-                "forgotten": model.forgotten()}
+                "answer_before": verdict(original, before) if before else None,
+                "answer_after": verdict(model, now), "forgotten": model.forgotten()}

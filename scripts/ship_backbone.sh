@@ -8,7 +8,7 @@
 # --continues: the candidate's run started from the shipped backbone (pretrain --init), so the
 # shipped run's history becomes the next backbone_stageN.json; otherwise earlier stages go.
 # ~15 min on one core. Afterwards re-run the benchmarks that use the sample recognizer or the
-# backbone (README: bench.forgetting --gallery sample, bench.sparsity, bench.classroom,
+# backbone (README: bench.forgetting --gallery sample, bench.sizes, bench.classroom,
 # bench.load; bench.forgetting --select for LFW-100, ~1 h) and update the README's figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -212,14 +212,17 @@ def test_two_visitors_with_different_uploads_never_see_each_other(app_url, studi
 
     with ThreadPoolExecutor(2) as pool:  # both at once
         res = dict(zip(people, pool.map(flow, people)))
+    from demo.ui import ADVANCED
+    from gslora_core.config import PRESETS
+
+    knobs = [5 if k == "steps" else getattr(PRESETS["fast"], k) or 0 for k in ADVANCED]
     for key, other in (("a", "b"), ("b", "a")):
         seen = " ".join(str(o) for o in res[key]["upload"])
         assert all(p in seen for p in people[key])
         assert not any(p in seen for p in people[other])  # names, crops' captions, tables
         assert res[key]["classes"] == sorted(people[key])
         with pytest.raises(Exception, match="not in the list of choices"):
-            clients[key].predict([people[other][0]], "fast", 8, 0.01, 0.5, 30, 5, 0.01, 0,
-                                 api_name="/forget")
+            clients[key].predict([people[other][0]], "fast", *knobs, api_name="/forget")
     # Each visitor's files are in a directory of its own under the sessions root.
     dirs = [p for p in studio_root.iterdir() if p.name not in before]
     assert len(dirs) == 2

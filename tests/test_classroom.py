@@ -302,7 +302,11 @@ def test_a_full_room_turns_a_new_visitor_away_plainly_and_loses_nobodys_work(tmp
         with pytest.raises(Exception) as refused:
             c.predict(api_name="/load_sample")
         assert _message(refused.value).startswith("The studio is full: 2 visitors")
-        out = a.predict(["Bill_Clinton"], "fast", 8, 0.5, 0.5, 30, 10, 0.01, 0, api_name="/forget")
+        from demo.ui import ADVANCED
+        from gslora_core.config import PRESETS
+
+        knobs = [10 if k == "steps" else getattr(PRESETS["fast"], k) or 0 for k in ADVANCED]
+        out = a.predict(["Bill_Clinton"], "fast", *knobs, api_name="/forget")
         assert next(o for o in out if isinstance(o, dict) and "acc_f_after" in o)["forgotten"] \
             == ["Bill_Clinton"]
         b.predict(api_name="/load_sample")  # a visitor already in is never turned away

@@ -35,7 +35,12 @@ def test_forget_two_then_two_more(gallery):
     r1 = forget(model, gallery, FIRST, ForgetConfig())
     assert r1["acc_f_before"] >= 0.75, "the sample recognizer must know them before"
     assert r1["acc_f_after"] == 0.0
-    assert r1["zero_groups"] >= 3, r1["group_norms"]  # the group lasso leaves most blocks untouched
+    # The default stops when the job is done, with the top block alone for two people.
+    assert r1["stop"]["reason"] == "done" and r1["blocks_used"] == 1, r1["stop"]
+    assert r1["zero_groups"] == model.cfg.depth - 1, r1["group_norms"]
+    # Forgotten means unknown: none of their held-back pictures is taken for someone else.
+    gone = r1["open_set"]["forgotten"]["after"]
+    assert gone["other"] == 0.0 and gone["unknown"] >= 0.75, gone
     assert r1["acc_r_after"] >= r1["acc_r_before"] - 0.05
     assert r1["h_mean"] > 0.5
     assert r1["forgotten_cos_to_prototype_after"] < r1["forgotten_cos_to_prototype_before"]
@@ -50,6 +55,7 @@ def test_forget_two_then_two_more(gallery):
     assert r2["earlier_forgotten"] == FIRST
     assert r2["acc_o"] <= 0.05, "the first task's identities must stay forgotten"
     assert r2["acc_f_after"] == 0.0 and r2["zero_groups"] >= 3
+    assert r2["open_set"]["earlier"]["after"]["other"] == 0.0
     assert r2["acc_r_after"] >= r2["acc_r_before"] - 0.05
     assert len(r2["group_norms"]) == 2 and len(r2["group_norms"][0]) == model.cfg.depth
     # Task 1's adapters were frozen during task 2: its row is unchanged.
@@ -84,6 +90,16 @@ def test_cli_forget_then_evaluate(gallery, tmp_path):
                            "--out", str(md)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"forget {', '.join(FIRST)}" in md.read_text() and "| Acc_f" in md.read_text()
+
+    # Try a photo from the command line: a forgotten person's photo the recognizer never saw is
+    # answered "not recognized" (the open-set threshold kept in the checkpoint), never a name.
+    photo = ROOT / "assets" / "probes" / "Bill_Clinton_0010.jpg"
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "predict", "--checkpoint",
+                           str(out), "--photo", str(photo)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)["predictions"][0]["answer"]
+    assert answer["identity"] == "not recognized" and answer["cosine"] < answer["threshold"]
 
     # The forgotten people cannot be forgotten again by a later task.
     cmd_again = [*cmd[:cmd.index("--checkpoint") + 1], str(out), *cmd[cmd.index("--gallery"):]]

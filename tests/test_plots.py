@@ -20,7 +20,19 @@ def test_curves_and_bars_follow_the_report() -> None:
     fig = loss_curves(curve)
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["retain loss"].y) == [1.0, 0.5]
-    assert list(by_name["Acc_f"].x) == [2] and list(by_name["Acc_f"].y) == [0.1]
+    assert list(by_name["Acc_f (test)"].x) == [2] and list(by_name["Acc_f (test)"].y) == [0.1]
+    assert "group sparsity" in by_name  # drawn where it is not zero (the fixed schedule)
+    # The stopping rule moving: the share of training pictures left at each full check.
+    curve = [{"step": 5, "retain": 1.0, "forget": 2.0, "unknown": 1.0, "full": True,
+              "pictures_left": 8},
+             {"step": 10, "retain": 1.0, "forget": 2.0, "unknown": 0.5, "full": False,
+              "pictures_left": 1},
+             {"step": 20, "retain": 1.0, "forget": 2.0, "unknown": 0.0, "full": True,
+              "pictures_left": 2, "released": 4}]
+    by_name = {t.name: t for t in loss_curves(curve).data}
+    left = by_name["training pictures not yet forgotten (share)"]
+    assert list(left.x) == [5, 20] and list(left.y) == [1.0, 0.25]
+    assert "group sparsity" not in by_name
     bars = identity_bars([{"identity": "Ana", "role": "forget", "before": 1.0, "after": 0.0},
                           {"identity": "Ben", "role": "retain", "before": 0.75, "after": 0.75}])
     assert list(bars.data[0].x) == ["✂ Ana", "Ben"] and list(bars.data[1].y) == [0.0, 0.75]

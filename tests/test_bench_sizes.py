@@ -1,0 +1,35 @@
+"""Issue 33's benchmark in quick mode, on the real sample gallery with the shipped recognizer:
+the default needs one block for two people and stops when they are gone; the dense recipe
+touches every block; a continual second task keeps the first task's people forgotten."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_sizes_benchmark(tmp_path):
+    import torch
+
+    from bench.sizes import main
+
+    main(["--quick", "--out", str(tmp_path), "--threads", str(torch.get_num_threads())])
+    result = json.loads((tmp_path / "sizes_quick.json").read_text())
+    rows = result["rows"]
+    assert {(r["part"], r["recipe"], r["people"]) for r in rows} == {
+        ("sample", "default", 2), ("sample", "dense", 2), ("sample", "default", 6),
+        ("sample", "dense", 6), ("continual", "default", 2)}
+    two = next(r for r in rows if (r["part"], r["recipe"], r["people"]) == ("sample", "default", 2))
+    assert two["stop"] == "done" and two["blocks_used"] == 1 and two["acc_f_after"] == 0.0, two
+    assert two["f_other"] == 0.0 and two["before_seconds"] == 0.0
+    for r in rows:
+        if r["recipe"] == "dense":
+            assert r["blocks_used"] == 6 and r["zero_groups"] == 0, r
+        assert r["config"]["schedule"] == "release"
+    cont = [r for r in rows if r["part"] == "continual"]
+    assert [r["task"] for r in cont] == [1, 2]
+    assert cont[1]["earlier"] == cont[0]["forgotten"] and cont[1]["acc_o"] == 0.0
+    assert "| sample | sample | default | 2 |" in (tmp_path / "sizes_quick.md").read_text()
+    assert (tmp_path / "sizes_quick_plot.html").stat().st_size > 10_000

@@ -1,0 +1,131 @@
+"""The sparse task's shortcuts equal the full path (tiny random model, milliseconds each):
+states cached below the first active block, the top block's class-token row alone, the "after"
+measured from the "before"'s states, and training from cached states."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from test_engine_units import images, randomise_task, tiny_gallery, tiny_model
+
+from gslora_core import lora
+from gslora_core.config import ForgetConfig
+from gslora_core.evaluation import snapshot
+from gslora_core.forgetting import forget_task
+from gslora_core.metrics import embed_all
+from gslora_core.states import StateCache, embed_states, mid_states
+
+CFG = ForgetConfig(batch_size=4, eval_every=0, steps=16, stage_steps=4, check_every=1,
+                   margin=5.0)  # a margin no picture reaches: the task runs to its cap
+
+
+def adapted_model():
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
+    randomise_task(model, "task1")
+    return model
+
+
+@pytest.mark.parametrize("block", [0, 1, 2])
+def test_mid_state_then_the_rest_is_the_whole_embedding(block):
+    model, x = adapted_model(), images()
+    h = model.kept_rows(model.mid_state(x, block), block)
+    assert torch.allclose(model.embed_from_mid(h, block), model.embed(x), atol=1e-6)
+
+
+def test_the_top_block_needs_the_class_token_row_only():
+    model, x = adapted_model(), images()
+    top = len(model.blocks) - 1
+    h = model.kept_rows(model.mid_state(x, top), top)
+    assert h.shape[1] == 1
+    assert torch.allclose(model.embed_from_mid(h, top), model.embed(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [0, 2])
+def test_states_give_the_evaluation_embeddings(block):
+    model, x = adapted_model(), images(10)
+    assert torch.allclose(embed_states(model, mid_states(model, x, block)),
+                          embed_all(model, x), atol=1e-6)
+
+
+def test_a_state_cache_fills_once_per_picture_and_view():
+    model, x = adapted_model(), images(6)
+    cache = StateCache(model, x, 1)
+    a = cache(torch.tensor([3, 1, 3]))
+    assert cache.computed == 2
+    cache(torch.tensor([1, 3]))
+    assert cache.computed == 2  # nothing new
+    cache(torch.tensor([1]), flip=True)
+    assert cache.computed == 3
+    assert torch.allclose(a[0], model.mid_state(x[3:4], 1)[0], atol=1e-6)
+
+
+def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch):
+    """The top-only task's "after" is read from the "before"'s top-block states, and equals a
+    full pass over the gallery; the "before" passed in is used as it is (no second pass)."""
+    import gslora_core.forgetting as fg
+    model, gallery = tiny_model(), tiny_gallery()
+    before = snapshot(model, gallery)
+    passes = []
+    real = fg.snapshot
+    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
+    cfg = replace(CFG, stage_steps=100)  # never releases a second block
+    report, after = forget_task(model, gallery, ["ann"], cfg, before=before)
+    assert report["blocks_used"] == 1 and report["before_seconds"] == 0.0
+    assert passes == [], "neither before nor after ran a full pass"
+    full = snapshot(model, gallery)
+    assert torch.equal(after.pred, full.pred)
+    assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
+    assert torch.allclose(after.train_cos, full.train_cos, atol=1e-6)
+    assert after.fits(model, gallery) and not before.fits(model, gallery)
+
+
+def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch):
+    import gslora_core.forgetting as fg
+    model, gallery = tiny_model(), tiny_gallery()
+    before = snapshot(model, gallery)
+    passes = []
+    real = fg.snapshot
+    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
+    report, after = forget_task(model, gallery, ["ann"], CFG, before=before)
+    assert report["blocks_used"] == 3 and report["stop"]["reason"] == "step cap"
+    assert report["stop"]["text"].startswith("stopped at the cap (16 steps): ")
+    assert passes == [1]
+    full = real(model, gallery)
+    assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
+
+
+def test_training_from_cached_states_equals_the_full_forward():
+    """The same task with and without cached states: the same losses, releases and adapters."""
+    runs = []
+    for cache in (False, True):
+        model, gallery = tiny_model(), tiny_gallery()
+        report, _ = forget_task(model, gallery, ["dee"], replace(CFG, cache_hidden=cache))
+        params = [p.detach().clone() for p in lora.iter_task_parameters(model.blocks, "task1")]
+        runs.append(([p["loss"] for p in report["curve"]],
+                     [p.get("released") for p in report["curve"]], params))
+    (loss_a, rel_a, par_a), (loss_b, rel_b, par_b) = runs
+    assert rel_a == rel_b and [r for r in rel_a if r is not None] == [1, 0]
+    assert loss_b == pytest.approx(loss_a, rel=1e-4, abs=1e-5)
+    for a, b in zip(par_a, par_b):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one():
+    """Release schedule: the first steps give gradients to the top block's adapter only; blocks
+    below are released one at a time from the top, and stay exactly zero until then."""
+    model, gallery = tiny_model(), tiny_gallery()
+    seen = []
+
+    def spy(point):
+        seen.append({n.split(".")[2] for n, p in model.named_parameters()
+                     if "lora_" in n and p.grad is not None and bool(p.grad.abs().sum() > 0)})
+
+    report, _ = forget_task(model, gallery, ["ann"], CFG, on_progress=spy)
+    assert seen[0] == {"2"}
+    assert set().union(*seen) == {"0", "1", "2"} and report["blocks_used"] == 3
+    released = [p["released"] for p in report["curve"] if "released" in p]
+    assert released == [1, 0]
+    first = next(i for i, p in enumerate(report["curve"]) if "released" in p)
+    assert all(p["group_norms"][:2] == [0.0, 0.0] for p in report["curve"][:first + 1])
