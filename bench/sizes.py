@@ -176,6 +176,39 @@ def plot(summary: list[dict], out: Path, name: str) -> list[Path]:
     return write_figure(fig, out / f"{name}_plot", 1000, 520) if fig is not None else []
 
 
+def paired(files: list[str], out: Path) -> list[dict]:
+    """Default against dense on the same draws (single-step rows of two result files, matched
+    by gallery, size and draw): per (gallery, size) the interval of the per-draw differences."""
+    rows = [r for f in files for r in json.loads(Path(f).read_text())["rows"]
+            if r["task"] == 1 and r["part"] in ("sample", "lfw")]
+    by = {(r["gallery"], r["people"], r["draw"], r["recipe"]): r for r in rows}
+    result = []
+    for gallery, people in sorted({(r["gallery"], r["people"]) for r in rows}):
+        draws = sorted(d for g, k, d, rec in by if (g, k, rec) == (gallery, people, "dense")
+                       and (g, k, d, "default") in by)
+        if not draws:
+            continue
+        pair = [(by[(gallery, people, d, "default")], by[(gallery, people, d, "dense")])
+                for d in draws]
+        result.append({"gallery": gallery, "people": people, "draws": draws, **{
+            f"{k}_default_minus_dense": interval([float(a[k]) - float(b[k]) for a, b in pair])
+            for k in ("h_mean", "acc_r_after", "acc_f_after", "seconds")}})
+    lines = ["Default − dense on the same draws (mean [95 % t-interval] of per-draw differences):",
+             "", "| gallery | people | draws | H-Mean | Acc_r | Acc_f | seconds |", "|---" * 7 + "|"]
+    for p in result:
+        lines.append(f"| {p['gallery']} | {p['people']} | {len(p['draws'])} "
+                     f"| {fmt(p['h_mean_default_minus_dense'])} "
+                     f"| {fmt(p['acc_r_after_default_minus_dense'])} "
+                     f"| {fmt(p['acc_f_after_default_minus_dense'])} "
+                     f"| {fmt(p['seconds_default_minus_dense'], 1, 2)} |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sizes_paired.json").write_text(json.dumps({"files": files, "pairs": result},
+                                                      indent=1) + "\n")
+    (out / "sizes_paired.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -187,6 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--galleries", nargs="*", default=["sample", "unseen"],
                     help="20-person galleries of the sample part (bench/galleries.py)")
     ap.add_argument("--draws", type=int, default=5, help="draws per size (sample part)")
+    ap.add_argument("--sizes", nargs="*", type=int, default=SAMPLE_SIZES,
+                    help="people forgotten at once (sample part)")
     ap.add_argument("--lfw-draws", type=int, default=2, help="draws per size (lfw part)")
     ap.add_argument("--recipes", nargs="*", default=["default", "dense"])
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
@@ -194,7 +229,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--label", default="", help="results name suffix")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pair", nargs="+", metavar="JSON",
+                    help="only compare default and dense on the same draws in these result files")
     a = ap.parse_args(argv)
+    if a.pair:
+        return {"pairs": paired(a.pair, Path(a.out))}
     torch.set_num_threads(a.threads)
     if a.quick:
         a.galleries, a.draws, a.parts = ["sample"], 1, ["sample", "continual"]
@@ -208,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = {k: replace(v, **changes) for k, v in recipes().items() if k in a.recipes}
     rows: list[dict] = []
     t_start = time.perf_counter()
-    sizes = [2, 6] if a.quick else SAMPLE_SIZES
+    sizes = [2, 6] if a.quick else a.sizes
     plans = []  # (part, gallery, people, draw, tasks, recipes)
     if "sample" in a.parts:
         plans += [("sample", g, k, d, [names], list(table))

@@ -217,10 +217,13 @@ def cmd_forget(a: argparse.Namespace) -> int:
     gallery = _gallery_for(model, a.gallery)
 
     def progress(p: dict[str, Any]) -> None:
-        if "acc_r" in p:
-            print(f"step {p['step']}/{p['steps']} loss {p['loss']:.3f} retain {p['retain']:.3f} "
-                  f"forget {p['forget']:.3f} Acc_r {p['acc_r']:.3f} Acc_f {p['acc_f']:.3f} "
-                  f"zero groups {p['zero_groups']}", file=sys.stderr)
+        if "acc_r" in p or "pictures_left" in p:
+            left = (f" still recognized {p['recognized_left']}/{p['people']} (not past the "
+                    f"margin: {p['people_left']})" if "people_left" in p else "")
+            acc = f" Acc_r {p['acc_r']:.3f} Acc_f {p['acc_f']:.3f}" if "acc_r" in p else ""
+            released = f" released block {p['released'] + 1}" if "released" in p else ""
+            print(f"step {p['step']} (cap {p['steps']}) loss {p['loss']:.3f}{left}{acc} "
+                  f"blocks {p.get('blocks', '-')}{released}", file=sys.stderr)
 
     report = forget(model, gallery, a.forget, cfg, on_progress=progress)
     save_recognizer(model, a.out)

@@ -33,3 +33,13 @@ def test_quick_sizes_benchmark(tmp_path):
     assert cont[1]["earlier"] == cont[0]["forgotten"] and cont[1]["acc_o"] == 0.0
     assert "| sample | sample | default | 2 |" in (tmp_path / "sizes_quick.md").read_text()
     assert (tmp_path / "sizes_quick_plot.html").stat().st_size > 10_000
+    # Default against dense, draw by draw (the H-Mean target's comparison).
+    from bench.sizes import paired
+
+    pairs = {(p["gallery"], p["people"]): p for p in paired([str(tmp_path / "sizes_quick.json")],
+                                                            tmp_path)}
+    assert set(pairs) == {("sample", 2), ("sample", 6)}
+    dense = next(r for r in rows if (r["part"], r["recipe"], r["people"]) == ("sample", "dense", 2))
+    diff = pairs[("sample", 2)]["h_mean_default_minus_dense"]
+    assert diff["n"] == 1 and abs(diff["mean"] - (two["h_mean"] - dense["h_mean"])) < 1e-12
+    assert "| sample | 2 | 1 |" in (tmp_path / "sizes_paired.md").read_text()
