@@ -11,6 +11,13 @@ import pytest
 def pytest_configure(config) -> None:
     """Each xdist worker gets its share of the cores, it and the CLIs it starts: two workers of
     two torch threads each on a 2-core machine spin against each other (slower than one)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "GRADIO_TEMP_DIR" not in os.environ:
+        # Each worker's servers keep their files in a cache of their own (one run got a 403 for
+        # a result file while two workers' servers shared gradio's /tmp/gradio).
+        import tempfile
+
+        os.environ["GRADIO_TEMP_DIR"] = os.path.join(tempfile.gettempdir(), f"gradio_{worker}")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         threads = str(max(1, (os.cpu_count() or 1) // workers))
