@@ -58,6 +58,7 @@ from gslora_core.evaluation import Roles, Snapshot, membership, snapshot
 from gslora_core.forgetting import finetune_forget, forget_task
 from gslora_core.metrics import accuracy_by_name, h_mean
 from gslora_core.model import Recognizer, count_parameters, load_recognizer
+from gslora_core.openset import answer
 from gslora_core.probes import retrain_without
 from gslora_core.report import task_norms
 
@@ -140,11 +141,10 @@ class View:
 
 
 def view_of(model: Recognizer, snap: Snapshot) -> View:
-    names = [model.class_names[i] for i in snap.pred.tolist()]
     tau = model.threshold.tau if model.threshold else float("-inf")
-    best = snap.test_cos.max(1).values.tolist()
-    return View(snap, names, model.head.s,
-                [n if b >= tau else None for n, b in zip(names, best)])
+    return View(snap, [model.class_names[i] for i in snap.pred.tolist()], model.head.s,
+                [model.class_names[i] if i >= 0 else None
+                 for i in answer(snap.test_cos, tau).tolist()])
 
 
 @torch.no_grad()

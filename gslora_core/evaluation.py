@@ -47,10 +47,11 @@ class Snapshot:
     top_train: MidStates | None = None
     revision: int = -1
 
-    def fits(self, model: Recognizer, gallery: Gallery) -> bool:
-        """Whether this is the model's current state on this gallery (nothing changed since)."""
+    def fits(self, model: Recognizer, gallery: Gallery, train: bool = True) -> bool:
+        """Whether this is the model's current state on this gallery (nothing changed since);
+        ``train=False`` asks about the test pictures only."""
         return (self.revision == model.revision and len(self.test_cos) == len(gallery.test_y)
-                and len(self.train_cos) == len(gallery.train_y))
+                and (not train or len(self.train_cos) == len(gallery.train_y)))
 
 
 @torch.no_grad()
@@ -265,7 +266,7 @@ def evaluate(model: Recognizer, gallery: Gallery, snap: Snapshot | None = None) 
     """Accuracy of a recognizer on a gallery's test split, split by the checkpoint's history
     (from ``snap`` when it is the model's current snapshot on this gallery)."""
     check_labels(model, gallery)
-    if snap is None or snap.revision != model.revision or len(snap.pred) != len(gallery.test_y):
+    if snap is None or not snap.fits(model, gallery, train=False):
         snap = snapshot(model, gallery, with_train=False)
     C = len(model.class_names)
     o_idx = [model.class_index(n) for n in model.forgotten()]

@@ -193,11 +193,6 @@ def _answer_embedding(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     return (a + b) / 2
 
 
-def _margin_logits(model: Recognizer, cos: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """CosFace's training logits: s * (cos - m on the true class)."""
-    return model.head.s * (cos - model.head.m * F.one_hot(y, cos.shape[1]).to(cos.dtype))
-
-
 def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     """One step's loss on freshly drawn batches, and its parts (for the curve)."""
     model, cfg, y_all = run.model, run.cfg, run.gallery.train_y
@@ -209,7 +204,7 @@ def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     yr, yf, yo = (y_all[i].to(model.device) for i in (ri, fi, oi))
     model.train()
     emb_r = _embed_batch(run, ri)
-    l_r = retain_loss(_margin_logits(model, model.head.cosine(emb_r), yr), yr)
+    l_r = retain_loss(model.head.margin_logits(model.head.cosine(emb_r), yr), yr)
     l_keep = torch.zeros((), device=model.device)
     if cfg.keep > 0 and run.anchor is not None:
         l_keep = keep_loss(emb_r, run.anchor[ri].to(model.device))
@@ -217,13 +212,13 @@ def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     release = cfg.schedule == "release"
     emb_f = _answer_embedding(run, fi) if release else _embed_batch(run, fi)
     cos_f = model.head.cosine(emb_f)
-    l_f = bounded_forget_loss(_margin_logits(model, cos_f, yf), yf, cfg.bnd)
+    l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, cfg.bnd)
     l_u = torch.zeros((), device=model.device)
     loss = l_r + cfg.beta * l_f
     if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
         emb_o = _answer_embedding(run, oi) if release else _embed_batch(run, oi)
         cos_o = model.head.cosine(emb_o)
-        loss = loss + cfg.beta * bounded_forget_loss(_margin_logits(model, cos_o, yo), yo, cfg.bnd)
+        loss = loss + cfg.beta * bounded_forget_loss(model.head.margin_logits(cos_o, yo), yo, cfg.bnd)
         if release:
             loss = loss + cfg.beta * unknown_loss(cos_o, run.tau - cfg.margin, model.head.s)
     if release:
@@ -489,13 +484,14 @@ def shot_prototypes(model: Recognizer, gallery: Gallery, pool: torch.Tensor) -> 
                             normalize=False).to(model.device)
 
 
-def ensure_threshold(model: Recognizer, gallery: Gallery) -> float:
+def ensure_threshold(model: Recognizer, gallery: Gallery, before: Snapshot) -> float:
     """The recognizer's open-set threshold; a checkpoint written before thresholds existed gets
-    one now, fixed on the people it still knows (kept, and saved with the model)."""
+    one now, fixed on the people it still knows (kept, and saved with the model); its test
+    cosines come from the snapshot already taken."""
     if model.threshold is None:
         gone = set(model.forgotten())
         fix_threshold(model, gallery, people=[c for c, n in enumerate(model.class_names)
-                                              if n not in gone])
+                                              if n not in gone], test_cos=before.test_cos)
     return model.threshold.tau
 
 
@@ -512,7 +508,7 @@ def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     gen = torch.Generator().manual_seed(cfg.seed)
     if before is None or not before.fits(model, gallery):
         before = snapshot(model, gallery)
-    tau = ensure_threshold(model, gallery)
+    tau = ensure_threshold(model, gallery, before)
     retain_pool = select_train_indices(gallery, roles.retain, cfg, gen)
     forget_pool = select_train_indices(gallery, roles.forget, cfg, gen)
     earlier_pool = (select_train_indices(gallery, roles.earlier, cfg, gen)

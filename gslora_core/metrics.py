@@ -22,13 +22,6 @@ def embed_all(model: Recognizer, images: torch.Tensor, batch_size: int = 128) ->
     return torch.cat(out) if out else torch.zeros((0, model.cfg.embed_dim))
 
 
-@torch.no_grad()
-def logits_all(model: Recognizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """s * cosine to every class (no margin), on CPU."""
-    emb = embed_all(model, images, batch_size)
-    return model.head(emb.to(model.device)).cpu()
-
-
 def fraction_correct(pred: torch.Tensor, labels: torch.Tensor) -> float | None:
     """Exact fraction from integer counts (float32 means would turn 1/20 into 0.0500000007)."""
     return int((pred == labels).sum()) / len(labels) if len(labels) else None

@@ -81,8 +81,10 @@ class CosFaceHead(nn.Module):
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         cos = self.cosine(emb)
-        if labels is None:
-            return self.s * cos
+        return self.s * cos if labels is None else self.margin_logits(cos, labels)
+
+    def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Training logits from cosines: s * (cos - m on the true class)."""
         return self.s * (cos - self.m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
 
 
@@ -139,7 +141,7 @@ class Recognizer(nn.Module):
         LoRA sits on the MLPs only, so while a task's groups are exactly zero below ``block``
         nothing up to here changes: computed once, these let a task train and measure through
         the active MLPs and the blocks above only (``embed_from_mid``). For the top block only
-        the class token's row is needed (``top_rows``)."""
+        the class token's row is needed (``kept_rows``)."""
         x = self.tokens_at(images, block)
         blk = self.blocks[block]
         return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x))))

@@ -85,11 +85,11 @@ def metric_rows(report: dict) -> list[list[str]]:
         ["forgotten faces: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],
-        *open_set_rows(report.get("open_set") or {}),
+        *threshold_rows(report.get("open_set") or {}),
     ]
 
 
-def open_set_rows(open_set: dict) -> list[list[str]]:
+def threshold_rows(open_set: dict) -> list[list[str]]:
     """[metric, before, after] rows of the answers at the recognizer's threshold."""
     if not open_set:
         return []

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .config import DataConfig, TrainConfig
 from .data import Gallery
-from .metrics import class_prototypes, embed_all, fraction_correct, logits_all, per_identity_accuracy
+from .metrics import class_prototypes, embed_all, fraction_correct, per_identity_accuracy
 from .model import Recognizer, resolve_device
 from .openset import Threshold, calibrate
 
@@ -109,8 +109,9 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
     model.eval().requires_grad_(False)
     model.revision += 1
     train_seconds = time.perf_counter() - t0
-    fix_threshold(model, gallery, cfg.open_set_keep)
-    pred = logits_all(model, gallery.test_x).argmax(1)
+    test_cos = model.head.cosine(embed_all(model, gallery.test_x).to(model.device)).cpu()
+    fix_threshold(model, gallery, cfg.open_set_keep, test_cos=test_cos)
+    pred = test_cos.argmax(1)
     per_id = per_identity_accuracy(pred, gallery.test_y, len(gallery.names))
     return {
         "test_accuracy": fraction_correct(pred, gallery.test_y),
@@ -126,13 +127,16 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
 
 @torch.no_grad()
 def fix_threshold(model: Recognizer, gallery: Gallery, keep: float = 0.99,
-                  people: list[int] | None = None) -> Threshold:
+                  people: list[int] | None = None,
+                  test_cos: torch.Tensor | None = None) -> Threshold:
     """Fix the recognizer's open-set threshold (``openset``) on ``people`` (default: everyone)
     and keep it in the model (so in its checkpoint): on the gallery's validation pictures when
-    it has them, else on its held-back test pictures."""
+    it has them, else on its held-back test pictures (``test_cos``: their cosines, if the caller
+    has them already)."""
     part, x, y = (("validation", gallery.val_x, gallery.val_y) if len(gallery.val_y)
                   else ("test", gallery.test_x, gallery.test_y))
-    cos = model.head.cosine(embed_all(model, x).to(model.device)).cpu()
+    cos = (test_cos if part == "test" and test_cos is not None
+           else model.head.cosine(embed_all(model, x).to(model.device)).cpu())
     classes = list(range(len(model.class_names))) if people is None else people
     model.threshold = calibrate(cos, y, classes, part, keep)
     return model.threshold
