@@ -167,12 +167,12 @@ def markdown(rows: list[dict], summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: list[dict], out: Path, name: str) -> list[Path]:
+def plot(summary: list[dict], rows: list[dict], out: Path, name: str) -> list[Path]:
     """The page's figure: blocks used and Acc_f against task size (HTML, and PNG where
     Chromium is)."""
     from demo.plots import task_size_figure
 
-    fig = task_size_figure(summary)
+    fig = task_size_figure(summary, rows)
     return write_figure(fig, out / f"{name}_plot", 1000, 520) if fig is not None else []
 
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"meta": meta, "summary": summary, "rows": rows}
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / f"{name}.md").write_text(markdown(rows, summary))
-    files = plot(summary, out, name)
+    files = plot(summary, rows, out, name)
     print(markdown(rows, summary).split("\n\nPer draw")[0])
     print(f"wrote {out / (name + '.json')} {[str(f) for f in files]} in "
           f"{meta['seconds_total']:.0f} s", flush=True)

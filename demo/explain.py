@@ -4,6 +4,19 @@ from __future__ import annotations
 from gslora_core.report import blocks_text, forgotten_line, num, pct, task_norms
 
 INTRO = """
+### In plain words
+
+A face recognizer turns a photo into a list of numbers (an *embedding*) with a stack of six
+layers, called *blocks*, and then looks up which enrolled person those numbers are closest to.
+To make it forget someone we do not retrain it. We freeze it and add a small correction beside
+its top block, then teach only that correction two things at once: *stop recognizing these
+people* and *keep recognizing everyone else*. If the top block is not enough, the block below
+gets a correction too. The task stops as soon as the chosen people's own photos are no longer
+recognized, and their faces then come out as "not recognized", not as somebody else. Undoing a
+task means deleting its correction.
+
+The rest of this page says the same in more detail, with the names the paper uses.
+
 ### What happens when you press "Forget"
 
 The recognizer is a small vision transformer (6 blocks) with a cosine classifier: one class per
@@ -16,19 +29,23 @@ forgetting task adds its own LoRA adapter: two thin matrices beside each MLP lay
 back just deletes its adapter.
 
 **2. Two losses pull in opposite directions.**
-- *Retain loss* (cross-entropy on pictures of the people who stay): "keep recognizing them".
+- *Retain loss* on pictures of the people who stay: "keep recognizing them". It is the usual
+  classification loss, *cross-entropy*: small when the right person gets the highest score,
+  large when someone else does.
 - *Forget loss* `β · ReLU(BND − m)` on each picture of the people to forget (β = {beta},
-  BND = {bnd}), where m is how far the picture is from its own person (the log-sum-exp of the
-  other people's scores minus its own; once the picture is misrecognized, m is its
-  cross-entropy): "push it away, but only until m reaches BND". Without the bound the loss would
-  run off to infinity and wreck the whole model. The authors bound the cross-entropy itself,
-  but for a face the recognizer is sure of that has no gradient to follow.
+  BND = {bnd}). Here m says how far the picture is from its own person: the best of the other
+  people's scores (taken smoothly, as a *log-sum-exp*) minus its own; once the picture is
+  misrecognized, m is its cross-entropy. In words: "push it away, but only until m reaches
+  BND" (ReLU(x) is x when x is positive, else 0). Without the bound the loss would run off to
+  infinity and wreck the whole model. The authors bound the cross-entropy itself, but for a
+  face the recognizer is sure of that has no gradient to follow.
 - From the second task on, a few pictures of the people forgotten *earlier* get the same bounded
   forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
   past the bound it costs nothing.
 
 **3. Touch as few blocks as possible, and stop when the job is done.** All adapter weights of
-one block form a *group*. A task starts with the top block's group alone; the groups below stay
+one block form a *group* (the paper's *group sparsity*: whole groups are kept at zero, so whole
+blocks stay untouched). A task starts with the top block's group alone; the groups below stay
 **exactly zero** (the grey "0" cells in the heatmap: those blocks are untouched). Every
 {check} steps the task checks its own training pictures of the people to forget: is any of them
 still answered with their name, or close enough to anyone to be named? If the blocks in use make

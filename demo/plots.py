@@ -1,7 +1,8 @@
 """Plotly figures built from the engine's reports (no ML here: only drawing what was measured)."""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Iterable, Sequence
 
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -12,27 +13,41 @@ from gslora_core.report import blocks_text
 ZERO_COLOUR = "#d9d9d9"  # exactly-zero groups: flat grey, outside the colour scale of live groups
 
 
-def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[str]) -> go.Figure:
+def scale_top(values: Iterable[float]) -> float:
+    """The top of the group-norm colour scale: the largest norm rounded up to 1, 2, 2.5 or 5
+    times a power of ten (at least 1). Callers pass every norm the visitor has seen, so the
+    scale starts at 0 and stays the same between the live and the Results heatmap."""
+    top = max([v for v in values if v == v] + [1.0])  # NaN-safe
+    power = 10 ** math.floor(math.log10(top))
+    return next(k * power for k in (1, 2, 2.5, 5, 10) if k * power >= top)
+
+
+def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[str],
+                  zmax: float | None = None) -> go.Figure:
     """Task x block heatmap of LoRA group norms (the norm of the weight change each task makes
     in each block); exact zeros are grey and labelled "0", and each row names the blocks its
-    task used."""
+    task used. The colour scale runs from 0 to ``zmax`` (default ``scale_top`` of the shown
+    norms): nearly equal norms look nearly alike."""
     blocks = [f"block {i + 1}" for i in range(len(group_norms[0]) if group_norms else 0)]
     rows = [f"{name} · blocks {blocks_text(norms)}" for name, norms in zip(task_names, group_norms)]
     z_live = [[None if v == 0.0 else v for v in row] for row in group_norms]
     z_zero = [[0 if v == 0.0 else None for v in row] for row in group_norms]
     text = [["0" if v == 0.0 else f"{v:.2g}" for v in row] for row in group_norms]
+    top = zmax or scale_top(v for row in group_norms for v in row)
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
         z=z_zero, x=blocks, y=rows, colorscale=[[0, ZERO_COLOUR], [1, ZERO_COLOUR]],
         showscale=False, text=text, texttemplate="%{text}",
         hovertemplate="%{y}, %{x}: exactly zero (untouched)<extra></extra>"))
     fig.add_trace(go.Heatmap(
-        z=z_live, x=blocks, y=rows, colorscale="Viridis", zmin=0,
+        z=z_live, x=blocks, y=rows, colorscale="Viridis", zmin=0, zmax=top,
         customdata=group_norms, text=text, texttemplate="%{text}",
-        colorbar={"title": "‖ΔW‖"},
+        colorbar={"title": "‖ΔW‖", "tick0": 0},
         hovertemplate="%{y}, %{x}: ‖ΔW‖ %{customdata:.6g}<extra></extra>"))
-    fig.update_layout(title="Weight change per task and block (grey 0 = block untouched)",
+    fig.update_layout(title=f"Weight change per task and block (colour 0 to {top:g}; "
+                            "grey 0 = block untouched)",
                       xaxis_title="transformer block", yaxis_title="task",
+                      height=max(260, 150 + 40 * len(rows)),
                       yaxis={"autorange": "reversed"}, margin={"t": 50, "l": 60, "r": 20, "b": 40})
     return fig
 
@@ -42,6 +57,7 @@ def loss_curves(curve: Sequence[dict]) -> go.Figure:
     moving (the share of the task's training pictures not yet forgotten, at each full check) and
     Acc_r / Acc_f on test pictures where they were measured. A released block is a dashed line."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
+    curve = [p for p in curve if "step" in p]  # stage points ("measuring …") carry no step
     steps = [p["step"] for p in curve]
     for key, name, colour in (("retain", "retain loss", "#1f77b4"),
                               ("forget", "forget loss (bounded)", "#ff7f0e"),
@@ -80,16 +96,50 @@ def loss_curves(curve: Sequence[dict]) -> go.Figure:
 
 
 def identity_bars(per_identity: Sequence[dict]) -> go.Figure:
-    """Per-identity test accuracy before vs after; forgotten people are marked."""
-    names = [("✂ " if r["role"] in ("forget", "earlier") else "") + r["identity"]
-             for r in per_identity]
-    fig = go.Figure([
-        go.Bar(x=names, y=[r["before"] for r in per_identity], name="before"),
-        go.Bar(x=names, y=[r["after"] for r in per_identity], name="after"),
-    ])
-    fig.update_layout(barmode="group", title="Test accuracy per identity (✂ = forgotten)",
-                      yaxis={"range": [0, 1.05], "title": "accuracy"},
-                      margin={"t": 50, "l": 60, "r": 20, "b": 120})
+    """Per-person test accuracy before and after this task, as dots joined by a line (a bar of
+    height 0 would not show): the people forgotten now first (red ✂), then those forgotten in
+    earlier tasks (grey ✂), then everyone else. Readable from 2 to 100 people."""
+    order = {"forget": 0, "earlier": 1}
+    rows = sorted(per_identity, key=lambda r: (order.get(r["role"], 2), r["identity"]))
+    names = [("✂ " if r["role"] in order else "") + r["identity"] for r in rows]
+    fig = go.Figure()
+    xs, ys = [], []
+    for x, r in zip(names, rows):  # the change, as a line from before to after (one trace)
+        xs += [x, x, None]
+        ys += [r["before"], r["after"], None]
+    fig.add_scatter(x=xs, y=ys, mode="lines", showlegend=False, hoverinfo="skip",
+                    line={"color": "#c7c7c7", "width": 2})
+    fig.add_scatter(x=names, y=[r["before"] for r in rows], mode="markers",
+                    name="before this task", marker={"symbol": "circle-open", "size": 9,
+                                                     "color": "#7f7f7f", "line": {"width": 2}})
+    colour = {"forget": "#d62728", "earlier": "#9e9e9e"}
+    fig.add_scatter(x=names, y=[r["after"] for r in rows], mode="markers",
+                    name="after this task",
+                    marker={"size": 9, "color": [colour.get(r["role"], "#1f77b4") for r in rows],
+                            "symbol": ["x" if r["role"] in order else "circle" for r in rows]})
+    many = len(rows) > 30
+    fig.update_layout(title="Test accuracy per person, before → after this task "
+                            "(✂ red = forgotten now, ✂ grey = forgotten earlier)",
+                      yaxis={"range": [-0.05, 1.05], "title": "test accuracy",
+                             "tickformat": ".0%"},
+                      xaxis={"tickangle": -60, "tickfont": {"size": 9 if many else 11}},
+                      template="plotly_white", height=420 if many else 380,
+                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                              "yanchor": "bottom"},
+                      margin={"t": 70, "l": 60, "r": 20, "b": 130 if many else 110})
+    return fig
+
+
+def training_curve(points: Sequence[dict]) -> go.Figure:
+    """An enrolment's (or retrain's) loss per step while it trains."""
+    pts = [p for p in points if "step" in p and p.get("loss") is not None]
+    fig = go.Figure(go.Scatter(x=[p["step"] for p in pts], y=[p["loss"] for p in pts],
+                               mode="lines", name="training loss", line={"color": "#1f77b4"}))
+    total = pts[-1]["steps"] if pts else None
+    fig.update_layout(title="Training the recognizer: loss per step", xaxis_title="step",
+                      yaxis_title="loss", template="plotly_white", height=360,
+                      xaxis={"range": [0, total]} if total else {},
+                      margin={"t": 50, "l": 60, "r": 20, "b": 40})
     return fig
 
 
@@ -104,10 +154,12 @@ def accuracy_bars(per_identity: Sequence[dict], title: str) -> go.Figure:
     return fig
 
 
-def task_size_figure(summary: Sequence[dict]) -> go.Figure | None:
+def task_size_figure(summary: Sequence[dict], rows: Sequence[dict] = ()) -> go.Figure | None:
     """Blocks used and Acc_f against the number of people forgotten at once, from
-    bench/sizes.py's summary (the default recipe on LFW-100, or else on the sample gallery;
-    means, bars = 95 % intervals over draws). None when the summary has no such rows."""
+    bench/sizes.py's summary (the default recipe on LFW-100, or else on the sample gallery).
+    Means; with ``rows`` (the per-draw rows) the bars span the lowest to the highest draw,
+    which stays readable with 2 draws (a 95 % t-interval from 2 draws is ±12.7 standard
+    errors and would dwarf the plot). None when the summary has no such rows."""
     where = {"lfw": "LFW-100", "sample": "the sample gallery"}
     parts = [p for p in where if any(s["part"] == p and s["recipe"] == "default"
                                      and s.get("gallery") in ("lfw100", "sample") for s in summary)]
@@ -118,12 +170,18 @@ def task_size_figure(summary: Sequence[dict]) -> go.Figure | None:
                   and s.get("gallery") in ("lfw100", "sample")), key=lambda s: s["people"])
     xs = [str(s["people"]) for s in pts]
 
+    def draws(s: dict) -> list[dict]:
+        return [r for r in rows if r["part"] == s["part"] and r["gallery"] == s["gallery"]
+                and r["recipe"] == "default" and r["people"] == s["people"]
+                and r.get("task", 1) == s.get("task", 1)]
+
     def bars(key: str, k: float) -> dict:
-        ivs = [s[key] for s in pts]
-        ok = [iv["n"] > 1 and iv["high"] == iv["high"] for iv in ivs]
-        return dict(type="data", symmetric=False,
-                    array=[k * (iv["high"] - iv["mean"]) if o else 0 for iv, o in zip(ivs, ok)],
-                    arrayminus=[k * (iv["mean"] - iv["low"]) if o else 0 for iv, o in zip(ivs, ok)])
+        lows, highs = [], []
+        for s in pts:
+            vals = [float(r[key]) for r in draws(s)] or [s[key]["mean"]]
+            lows.append(k * (s[key]["mean"] - min(vals)))
+            highs.append(k * (max(vals) - s[key]["mean"]))
+        return dict(type="data", symmetric=False, array=highs, arrayminus=lows)
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=xs, y=[s["blocks_used"]["mean"] for s in pts], name="blocks used (of 6)",
@@ -137,10 +195,21 @@ def task_size_figure(summary: Sequence[dict]) -> go.Figure | None:
     fig.update_yaxes(title_text="% of held-back pictures", range=[-3, 103], secondary_y=False)
     fig.update_yaxes(title_text="blocks used", range=[0, 6.2], secondary_y=True)
     fig.update_xaxes(title_text="people forgotten at once", type="category")
+    span = "bars: lowest to highest draw" if rows else "bars: 95 % intervals"
     fig.update_layout(title=f"One default for every size: blocks used and Acc_f against task "
-                            f"size ({gallery}, {pts[0]['draws']} draws each)",
+                            f"size ({gallery}, {pts[0]['draws']} draws each; {span})",
                       template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+PALETTE = qualitative.Dark24  # 24 distinct colours ...
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "star",
+           "hexagon"]  # ... times 8 markers: 192 people before a pair repeats
+
+
+def person_style(k: int) -> tuple[str, str]:
+    """The colour and marker of the k-th person of a map: no two of the first 192 alike."""
+    return PALETTE[k % len(PALETTE)], SYMBOLS[(k // len(PALETTE)) % len(SYMBOLS)]
 
 
 def embedding_map(data: dict) -> go.Figure:
@@ -149,22 +218,26 @@ def embedding_map(data: dict) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=("Before any forgetting", "Now"), horizontal_spacing=0.04)
     points = data["points"]
-    people = sorted({p["identity"] for p in points})
-    palette = qualitative.D3
+    gone = {p["identity"] for p in points if p["forgotten"]}
+    people = sorted({p["identity"] for p in points}, key=lambda n: (n not in gone, n))
     for k, person in enumerate(people):
+        colour, symbol = person_style(k)
         for col, stage in ((1, "before"), (2, "after")):
             mine = [p for p in points if p["identity"] == person and p["stage"] == stage]
-            gone = bool(mine and mine[0]["forgotten"])
+            out = person in gone
             fig.add_scatter(
                 x=[p["x"] for p in mine], y=[p["y"] for p in mine], mode="markers",
-                name=("✂ " if gone else "") + person, legendgroup=person, showlegend=col == 1,
-                marker={"color": palette[k % len(palette)], "size": 13 if gone else 7,
-                        "symbol": "x" if gone else "circle", "line": {"width": 0},
-                        "opacity": 1.0 if gone else 0.55},
+                name=("✂ " if out else "") + person, legendgroup=person, showlegend=col == 1,
+                legendrank=k,
+                marker={"color": colour, "size": 13 if out else 7,
+                        "symbol": "x" if out else symbol, "line": {"width": 0},
+                        "opacity": 1.0 if out else 0.6},
                 text=[f"{p['identity']}<br>{p['file']}" for p in mine],
                 hovertemplate="%{text}<extra></extra>", row=1, col=col)
     share = sum(data.get("explained", [])) * 100
     fig.update_layout(title=f"Embeddings of held-back pictures (2 axes of the untouched model, "
                             f"{share:.0f} % of its variance); ✂ = forgotten",
-                      template="plotly_white", height=460, margin={"t": 60, "l": 40, "r": 20, "b": 30})
+                      template="plotly_white", height=520 if len(people) > 30 else 460,
+                      legend={"font": {"size": 10}, "title": "✂ forgotten first"},
+                      margin={"t": 60, "l": 40, "r": 20, "b": 30})
     return fig

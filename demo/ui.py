@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import threading
+import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,10 +24,12 @@ from gslora_core.report import (
     COMPARISON_HEADERS,
     blocks_text,
     comparison_rows,
+    duration,
     forgotten_line,
     metric_rows,
     pct,
     task_summary,
+    time_left,
     without_curve,
 )
 
@@ -84,7 +87,8 @@ def sizes_figure():
     """Blocks used and Acc_f against task size, measured by bench/sizes.py, as shipped in
     bench/results (None if the file is missing: the tab then shows the text only)."""
     try:
-        return plots.task_size_figure(json.loads(SIZES_RESULT.read_text())["summary"])
+        data = json.loads(SIZES_RESULT.read_text())
+        return plots.task_size_figure(data["summary"], data.get("rows", []))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -98,7 +102,48 @@ def knob_text(name: str) -> dict:
 CSS = """
 .gslora-big button {font-size: 1.05rem}
 #forget-status, #gallery-status, #recognizer-status {min-height: 2.5em}
+/* The face picker: as many columns as fit (10 at 1400 px, 8 at 1000 px), every row shown, and
+   names written out in full (wrapped) instead of cut by an ellipsis. */
+#forget-faces .grid-container {grid-template-columns: repeat(auto-fill, minmax(104px, 1fr))
+  !important; grid-template-rows: none !important}
+#forget-faces .grid-wrap {overflow-y: auto; max-height: 780px}
+#forget-faces .caption-label {white-space: normal; max-width: 100%; left: 0; right: 0;
+  font-size: 0.72rem; line-height: 1.15; overflow-wrap: anywhere; text-align: center}
 """
+# A typical one-block task changes its block by a norm of 3 to 9 (bench/results/sizes.json):
+# the group-norm colour scale reaches at least 5, so a task filling in is seen to grow.
+HEATMAP_FLOOR = 5.0
+FACE_WORDS = {"mtcnn": "found and aligned automatically (MTCNN face detector)",
+              "as-is": "no face found by the detector, so the picture was used as it is (it "
+                       "looks like a tight face crop already)",
+              "gallery test picture": "a held-back picture of this gallery, aligned when the "
+                                      "gallery was loaded"}
+
+
+def heatmap_top(reports: list[dict], live: list[float] | None = None) -> float:
+    """One colour scale for every group-norm heatmap of a session: from 0 to the largest norm
+    any task has had (at least HEATMAP_FLOOR), so the live and Results heatmaps agree."""
+    norms = [v for r in reports[-1:] for row in r["group_norms"] for v in row] + (live or [])
+    return plots.scale_top(norms + [HEATMAP_FLOOR])
+
+
+def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
+    """A ``load_gallery`` progress callback that moves the page's progress bar: pictures done
+    of the total, and the time left at the rate so far (each stage timed from its start)."""
+    started: dict[str, float] = {}
+
+    def tell(p: dict) -> None:
+        stage, done, total = p["stage"], p["done"], p["total"]
+        t0 = started.setdefault(stage, time.time())
+        if stage == "reading":
+            desc = f"{what}Reading pictures: {done} of {total}"
+        else:
+            cached = f" ({p['cached']} aligned before, reused)" if p.get("cached") else ""
+            desc = f"{what}Finding and aligning faces: {done} of {total}{cached}"
+        left = time_left(done, total, time.time() - t0)
+        progress((done, total) if total else None, desc=desc + (f" · {left}" if left else ""),
+                 unit="pictures")
+    return tell
 
 
 def _readable(err: Exception, title: str) -> gr.Error:
@@ -211,13 +256,33 @@ class Studio:
         what = "The sample gallery" if ov["source"] == "sample" else "Your upload"
         md = (f"**{what}**: {len(rows)} people, {n_train + n_test} face pictures "
               f"({n_train} to train, {n_test} held back to test). "
-              + (f"**{len(unused)} files not used** (reasons below)." if unused
-                 else "Every file was used."))
-        return {self.gallery_md: md, self.ident_df: rows, self.unused_df: unused,
+              + (f"**{len(unused)} file{'s' if len(unused) != 1 else ''} not used** (reasons "
+                 "below)." if unused else "Every file was used."))
+        tests = ws.test_pictures()
+        return {self.gallery_md: md, self.ident_df: rows,
+                self.unused_df: unused, self.unused_box: gr.Column(visible=bool(unused)),
                 self.notes_df: notes,
-                self.crops: ws.crops(), self.thumbs: ws.thumbnails(),
+                self.crops: ws.crops(), **self.picker_view(ws),
+                self.test_pick: gr.Dropdown(
+                    choices=tests, value=None,
+                    label=f"…or pick one of the {len(tests)} held-back test pictures (type a "
+                          "name to search" + ("; the list shows the first 100)" if len(tests) > 100
+                                              else ")")),
+                self.examples_box: gr.Column(visible=ov["source"] == "sample")}
+
+    def picker_view(self, ws: Workspace) -> dict:
+        """Who can be chosen: every face (forgotten people greyed and marked), the names that
+        can still be ticked, and the retrain estimate of this gallery."""
+        faces = ws.thumbnails()
+        est = ws.retrain_estimate() if ws.model is not None else None
+        label = "also retrain without them"
+        if est:
+            how = "measured on this gallery" if est["measured"] else "estimated from its size"
+            label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures × "
+                      f"{est['epochs']} epochs, {how})")
+        return {self.thumbs: faces,
                 self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
-                self.test_pick: gr.Dropdown(choices=ws.test_pictures(), value=None)}
+                self.compare_retrain: gr.Checkbox(label=label)}
 
     def recognizer_view(self, ws: Workspace) -> dict:
         rep = ws.recognizer_report
@@ -241,7 +306,8 @@ class Studio:
                     pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
                     blocks_text(h["group_norms"])] for h in ws.history()]
         out = {self.history_df: history, self.explain_md: how_it_works(rep, defaults),
-               self.report_json: without_curve(rep) if rep else {}, **self.inspection_view(ws)}
+               self.report_json: without_curve(rep) if rep else {}, **self.inspection_view(ws),
+               self.export_files: None, self.export_box: gr.Column(visible=False)}
         if rep is None:
             out.update({self.metrics_df: [], self.summary_md: "No forgetting task yet.",
                         self.bars: None, self.heatmap: None, self.evidence_md: ""})
@@ -251,7 +317,8 @@ class Studio:
             self.summary_md: f"**{rep['task']}** forgot {', '.join(rep['forgotten'])}: "
                              f"{task_summary(rep)}. On held-back pictures, {forgotten_line(rep)}.",
             self.bars: plots.identity_bars(rep["per_identity"]),
-            self.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"]),
+            self.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"],
+                                              heatmap_top(ws.reports)),
             self.evidence_md: _evidence(rep),
         })
         return out
@@ -263,15 +330,15 @@ class Studio:
     def after_task(self, ws: Workspace) -> dict:
         """What a task (or its rollback) changes: who can still be forgotten, the recognizer's
         accuracy, the results. The gallery's pictures are not sent again."""
-        return {self.state: ws, self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
-                **self.recognizer_view(ws), **self.results_view(ws)}
+        return {self.state: ws, **self.picker_view(ws), **self.recognizer_view(ws),
+                **self.results_view(ws)}
 
     # ---------------------------------------------------------------- handlers
     def load_sample(self, ws: Workspace | None, request: gr.Request,
                     progress=gr.Progress()) -> dict:
         ws = self._ws(ws, request)
-        progress(0, desc="Finding and aligning faces (cached after the first time)")
-        ws.load_sample()
+        progress(0, desc="Reading the sample gallery (faces are aligned once, then reused)")
+        ws.load_sample(on_progress=ingest_progress(progress))
         return self.everything(ws) | {
             self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
 
@@ -290,12 +357,12 @@ class Studio:
         ws = self._ws(ws, request)
         session = session_of(request)
         ahead, wait = self.room.admit(session)  # RoomFull: "busy, try the sample gallery"
-        progress(0, desc="Reading pictures, finding and aligning faces")
+        progress(0, desc="Opening your upload")
         try:
             # Deleted from gradio's cache minutes after the last identical upload, not at once:
             # another visitor may have sent the very same file (same path) a second ago.
             with self.janitor.reading(paths):
-                ws.load_upload(paths)
+                ws.load_upload(paths, on_progress=ingest_progress(progress))
         except BaseException:
             self.room.done(session, None)
             raise
@@ -316,14 +383,11 @@ class Studio:
 
     def _train(self, ws: Workspace, progress):
         job = ws.start_enroll()
+        est = ws.retrain_estimate()["seconds"]
         try:
+            yield self._training(job, progress, est)  # at once, not after the first batch
             while not job.wait(POLL_S):
-                p = job.points[-1] if job.points else None
-                if p:
-                    progress(p["epoch"] / p["epochs"], desc=f"training: epoch {p['epoch']}/{p['epochs']}")
-                yield {self.recog_md: "Training the recognizer from the shipped backbone: "
-                       + (f"epoch {p['epoch']}/{p['epochs']}, loss {p['loss']:.3f}" if p else "starting")
-                       + f" ({job.elapsed():.0f} s)"}
+                yield self._training(job, progress, est)
         finally:
             if not job.done:
                 job.cancel()
@@ -335,6 +399,26 @@ class Studio:
             return
         yield self.everything(ws)
         return job.elapsed()
+
+    def _training(self, job, progress, estimate: float) -> dict:
+        """The recognizer's training as it goes: step of steps, loss, time left, live curve."""
+        steps = [p for p in job.points if "step" in p]
+        p = steps[-1] if steps else None
+        if p is None:
+            text = (f"Starting the recognizer's training from the shipped backbone (about "
+                    f"{duration(estimate)} for this gallery)")
+            progress(0, desc=text)
+        elif p.get("stage"):
+            text = "Trained; measuring it on the held-back pictures"
+            progress(1.0, desc=text)
+        else:
+            left = time_left(p["step"], p["steps"], p["seconds"])
+            text = (f"Training the recognizer from the shipped backbone: step {p['step']} of "
+                    f"{p['steps']} (epoch {p['epoch']} of {p['epochs']}), loss {p['loss']:.3f}"
+                    + (f" · {left}" if left else ""))
+            progress((p["step"], p["steps"]), desc=text, unit="steps")
+        return {self.recog_md: f"{text} ({duration(job.elapsed())} so far)",
+                self.recog_plot: plots.training_curve(steps)}
 
     @gpu
     def forget(self, ws: Workspace | None, names: list[str] | None, preset_name: str,
@@ -365,7 +449,8 @@ class Studio:
                            "before this task: change the settings (or press Cancel sooner) and "
                            "press Forget again.")
         if job.cancelled:
-            yield {self.forget_md: f"**Cancelled** at step {len(job.points)} of {cfg.steps}. "
+            done = sum("step" in q for q in job.points)
+            yield {self.forget_md: f"**Cancelled** at step {done} (cap {cfg.steps}). "
                                    "The model is exactly as it was before this task."}
             return
         rep = job.result
@@ -374,37 +459,53 @@ class Studio:
                 f"{pct(rep['acc_f_before'])} → **{pct(rep['acc_f_after'])}**, Acc_r "
                 f"{pct(rep['acc_r_before'])} → **{pct(rep['acc_r_after'])}**; "
                 f"{forgotten_line(rep)}. Full results in the Results tab.")
-        yield (self.after_task(ws) | self._live(job, earlier, None)
-               | {self.forget_md: done, self.tabs: gr.Tabs(selected="results")})
+        # The task's own page as it ended, drawn while it is still the visible tab (a plot drawn
+        # in a hidden tab takes a wrong width), then the results.
+        yield self._live(job, earlier, None) | {self.forget_md: done}
+        yield self.after_task(ws) | {self.tabs: gr.Tabs(selected="results")}
 
     def _live(self, job, earlier: dict | None, progress) -> dict:
         """Progress text, loss curves and the heatmap filling in, from the job's points."""
-        if not job.points:
-            return {self.forget_md: "Starting: the top block's adapter first…"}
-        p = job.points[-1]
-        checks = [q for q in job.points if "people_left" in q]
+        points = [q for q in job.points if "step" in q]
+        stage = job.points[-1].get("stage") if job.points else "starting"
+        if not points or (stage and job.points[-1] is not points[-1]):
+            text = {"starting": "Starting",
+                    "preparing": "Preparing the task (the recognizer's state is kept from "
+                                 "before: nothing to re-measure)"}.get(stage, stage.capitalize())
+            if points:
+                text += f" (trained {points[-1]['step']} steps)"
+            if progress is not None:
+                progress(None if not points else 1.0, desc=text)
+            return {self.forget_md: f"{text}… ({duration(job.elapsed())})",
+                    self.live_curves: plots.loss_curves(points)}
+        p = points[-1]
+        checks = [q for q in points if "people_left" in q]
         left = ""
         if checks:
             c = checks[-1]
             left = (f" · still recognized on their training pictures: {c['recognized_left']} "
                     f"of {c['people']} (not yet past the margin: {c['people_left']})")
-        released = [q["released"] + 1 for q in job.points if "released" in q]
+        released = [q["released"] + 1 for q in points if "released" in q]
         blocks = (f" · blocks in use: {p['blocks']}" if p.get("blocks") else "") + (
             f" (released block {', '.join(map(str, released))})" if released else "")
+        cap = time_left(p["step"], p["steps"], job.elapsed())
+        cap = f" · stops when they are forgotten, at the latest in {cap[6:]}" if cap else ""
         if progress is not None:
-            progress(p["step"] / p["steps"], desc=f"forgetting: step {p['step']} (cap "
-                                                  f"{p['steps']}){left}")
-        evals = [q for q in job.points if "acc_r" in q]
+            progress((p["step"], p["steps"]), unit="steps (cap)",
+                     desc=f"forgetting: step {p['step']} (cap {p['steps']}){left}{cap}")
+        evals = [q for q in points if "acc_r" in q]
         acc = (f" · Acc_r {pct(evals[-1]['acc_r'])} · Acc_f {pct(evals[-1]['acc_f'])}"
                if evals else "")
         rows = list(earlier["group_norms"]) if earlier else []
         names = list(earlier["task_names"]) if earlier else []
         rows.append(p["group_norms"])
         names.append("this task")
+        top = heatmap_top([earlier] if earlier else [], p["group_norms"])
         return {self.forget_md: f"Step {p['step']} (cap {p['steps']}){left}{blocks}{acc} · "
-                                f"zero groups {p['zero_groups']} · {job.elapsed():.0f} s",
-                self.live_curves: plots.loss_curves(job.points),
-                self.live_heatmap: plots.group_heatmap(rows, names)}
+                                f"zero groups {p['zero_groups']} · {duration(job.elapsed())}"
+                                f"{cap}",
+                self.live_curves: plots.loss_curves(points),
+                self.live_heatmap: plots.group_heatmap(rows, names, top)}
 
     @gpu
     def compare(self, ws: Workspace | None, retrain: bool, progress=gr.Progress()):
@@ -413,8 +514,7 @@ class Studio:
         job = ws.start_inspect(bool(retrain))
         try:
             while not job.wait(POLL_S):
-                stage = job.points[-1]["stage"] if job.points else "starting"
-                yield {self.compare_md: f"Comparing: {stage} ({job.elapsed():.0f} s)"}
+                yield {self.compare_md: self._comparing(job, progress)}
         finally:
             if not job.done:
                 job.cancel()
@@ -425,10 +525,24 @@ class Studio:
             return
         yield self.inspection_view(ws)
 
+    @staticmethod
+    def _comparing(job, progress) -> str:
+        """The comparison's stage in words, with steps and time left while it retrains."""
+        p = job.points[-1] if job.points else {"stage": "starting"}
+        text = f"Comparing: {p['stage']}"
+        if "step" in p:
+            left = time_left(p["step"], p["steps"], p["seconds"])
+            text += f": step {p['step']} of {p['steps']}" + (f" · {left}" if left else "")
+            progress((p["step"], p["steps"]), desc=text, unit="steps")
+        else:
+            progress(None, desc=text)
+        return f"{text} ({duration(job.elapsed())} so far)"
+
     def inspection_view(self, ws: Workspace) -> dict:
         res = ws.inspection
         if not res:
-            return {self.compare_md: "", self.compare_df: [], self.map_plot: None}
+            return {self.compare_md: "", self.compare_df: [], self.map_plot: None,
+                    self.compared_box: gr.Column(visible=False)}
         rows = {m["method"]: m for m in res["methods"]}
         gone = ", ".join(res["forgotten"])
         rec = rows["delete"]["recognizable"]
@@ -438,7 +552,8 @@ class Studio:
               "person. *Delete* answers like forgetting but the embeddings still know them; "
               "compare GS-LoRA's columns with retrain's.")
         return {self.compare_md: md, self.compare_df: comparison_rows(res["methods"]),
-                self.map_plot: plots.embedding_map(res["embedding_map"])}
+                self.map_plot: plots.embedding_map(res["embedding_map"]),
+                self.compared_box: gr.Column(visible=True)}
 
     def suggest(self, ws: Workspace | None) -> list[str]:
         return self._need(ws).suggest()
@@ -458,10 +573,14 @@ class Studio:
         ws = self._need(ws)
         paths = ws.export()
         return {self.export_files: [str(p) for p in paths.values()],
+                self.export_box: gr.Column(visible=True),
                 self.history_md: "Exported: the merged model (plain weights, every task folded in) "
                                  "and the report as JSON and Markdown."}
 
-    def try_photo(self, ws: Workspace | None, photo: str | None, test_picture: str | None) -> dict:
+    def try_photo(self, ws: Workspace | None, photo: str | None,
+                  test_picture: str | None) -> dict:
+        """Who is this, before any forgetting and now. An uploaded photo counts over a picked
+        test picture, and the page clears the one that does not count."""
         ws = self._need(ws)
         res = ws.predict(photo=photo or None, test_picture=None if photo else test_picture)
         forgotten = set(res["forgotten"])
@@ -470,14 +589,42 @@ class Studio:
             return [[i + 1, ("✂ " if t["identity"] in forgotten else "") + t["identity"],
                      round(t["cosine"], 3)] for i, t in enumerate(top)]
         gone = ", ".join(res["forgotten"]) or "nobody yet"
-        return {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
-                self.after_df: table(res["after"]),
-                self.photo_md: f"**Now: {answer_text(res['answer_after'])}** · before any "
-                               f"forgetting: {answer_text(res['answer_before'])}.\n\n"
-                               f"Face: {res['face']}. Scores are cosine similarities to each "
-                               f"person's class (higher = more alike); below the recognizer's "
-                               f"threshold the answer is \"not recognized\". ✂ marks a "
-                               f"forgotten person. Forgotten: {gone}."}
+        asked = ("your photo" if photo else
+                 f"the held-back picture {test_picture} (a picture of "
+                 f"{test_picture.split('/', 1)[0]})")
+        out = {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
+               self.after_df: table(res["after"]),
+               self.photo_md: f"Asked about {asked}.\n\n"
+                              f"**Now: {answer_text(res['answer_after'])}** · before any "
+                              f"forgetting: {answer_text(res['answer_before'])}.\n\n"
+                              f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are "
+                              f"cosine similarities to each person's class (higher = more "
+                              f"alike); below the recognizer's threshold the answer is \"not "
+                              f"recognized\". ✂ marks a forgotten person. Forgotten: {gone}."}
+        if photo:
+            out[self.test_pick] = gr.Dropdown(value=None)
+        else:
+            out[self.photo] = None
+        return out
+
+    def toggle(self, ws: Workspace | None, current: list[str] | None,
+               evt: gr.SelectData) -> list[str]:
+        """Clicking a face adds or removes that person from the forget list. A person already
+        forgotten cannot be chosen again: the click says so and changes nothing."""
+        current = list(current or [])
+        if ws is None or ws.closed or ws.model is None:
+            return current
+        names = ws.gallery.names
+        name = names[evt.index] if isinstance(evt.index, int) and evt.index < len(names) else None
+        can = set(ws.candidates())
+        if name is None:
+            return [n for n in current if n in can]
+        if name not in can:
+            gr.Info(f"{name} was already forgotten (greyed face). Roll back that task in "
+                    "4 · Results to choose them again.", title="Already forgotten")
+            return [n for n in current if n in can]
+        current = [n for n in current if n in can]
+        return [n for n in current if n != name] if name in current else current + [name]
 
     def end_session(self, request: gr.Request) -> None:
         """The tab was closed (gradio's public unload event): delete this session's workspace
@@ -517,8 +664,9 @@ class Studio:
                                  "train", "test"], interactive=False, label="People")
                     self.crops = gr.Gallery(label="Aligned faces, as the recognizer sees them",
                                             columns=10, height=300, object_fit="contain")
-                    self.unused_df = gr.Dataframe(headers=["file", "why it was not used"],
-                                                  interactive=False, label="Files not used")
+                    with gr.Column(visible=False) as self.unused_box:
+                        self.unused_df = gr.Dataframe(headers=["file", "why it was not used"],
+                                                      interactive=False, label="Files not used")
                     with gr.Accordion("Notes on files that were used", open=False):
                         self.notes_df = gr.Dataframe(headers=["file", "note"], interactive=False)
                 with gr.Tab("2 · Recognizer", id="recognizer"):
@@ -526,9 +674,10 @@ class Studio:
                     self.recog_plot = gr.Plot(label="Per-person test accuracy")
                 with gr.Tab("3 · Forget", id="forget"):
                     gr.Markdown("Click faces (or tick names) to choose who to forget.")
-                    self.thumbs = gr.Gallery(label="People (click to choose)", columns=10,
-                                             height=260, allow_preview=False, object_fit="contain",
-                                             elem_id="forget-faces")
+                    self.thumbs = gr.Gallery(label="People (click to choose; greyed ✂ = "
+                                                   "forgotten already)", columns=10,
+                                             height="auto", allow_preview=False,
+                                             object_fit="contain", elem_id="forget-faces")
                     with gr.Row():
                         self.names = gr.CheckboxGroup(label="Forget these people", choices=[],
                                                       scale=4)
@@ -560,17 +709,19 @@ class Studio:
                                                     elem_classes="gslora-big")
                         self.cancel_btn = gr.Button("Cancel", variant="stop")
                     self.forget_md = gr.Markdown(elem_id="forget-status")
-                    with gr.Row():
-                        self.live_curves = gr.Plot(label="Losses, Acc_r and Acc_f while training")
-                        self.live_heatmap = gr.Plot(label="LoRA group norms (this task filling in)")
+                    self.live_curves = gr.Plot(label="Losses, Acc_r and Acc_f while training",
+                                               elem_id="live-curves")
+                    self.live_heatmap = gr.Plot(label="LoRA group norms (this task filling in)",
+                                                elem_id="live-heatmap")
                 with gr.Tab("4 · Results", id="results"):
                     self.summary_md = gr.Markdown("No forgetting task yet.",
                                                   elem_id="results-summary")
                     self.metrics_df = gr.Dataframe(headers=["metric", "before", "after"],
                                                    interactive=False, label="Before → after")
-                    with gr.Row():
-                        self.bars = gr.Plot(label="Per-person accuracy")
-                        self.heatmap = gr.Plot(label="Task × block LoRA group norms")
+                    self.bars = gr.Plot(label="Per-person accuracy (before → after this task)",
+                                        elem_id="identity-dots")
+                    self.heatmap = gr.Plot(label="Task × block LoRA group norms",
+                                           elem_id="results-heatmap")
                     self.evidence_md = gr.Markdown()
                     gr.Markdown("### Is the person gone from the model, or only from its answers?\n"
                                 "The same people forgotten three ways, measured alike: *delete* "
@@ -581,26 +732,30 @@ class Studio:
                                 "other, and does a little relearning bring them back?")
                     with gr.Row():
                         self.compare_retrain = gr.Checkbox(
-                            value=True, label="also retrain without them (about 15 s on the "
-                                              "sample gallery)")
+                            value=True, label="also retrain without them", elem_id="compare-retrain")
                         self.compare_btn = gr.Button("Compare: delete vs GS-LoRA vs retrain",
                                                      elem_id="compare-btn")
                     self.compare_md = gr.Markdown(elem_id="compare-status")
-                    self.compare_df = gr.Dataframe(headers=COMPARISON_HEADERS, interactive=False,
-                                                   label="Three ways to forget", wrap=True,
-                                                   elem_id="compare-table")
-                    self.map_plot = gr.Plot(label="Embedding map", elem_id="embedding-map")
+                    with gr.Column(visible=False) as self.compared_box:
+                        self.compare_df = gr.Dataframe(headers=COMPARISON_HEADERS,
+                                                       interactive=False,
+                                                       label="Three ways to forget", wrap=True,
+                                                       elem_id="compare-table")
+                        self.map_plot = gr.Plot(label="Embedding map", elem_id="embedding-map")
                     gr.Markdown("### Task history")
                     self.history_df = gr.Dataframe(
                         headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",
-                                 "blocks used"], interactive=False)
+                                 "blocks used"], interactive=False, wrap=True,
+                        column_widths=["8%", "36%", "9%", "9%", "9%", "9%", "9%", "11%"],
+                        elem_id="history-table")
                     with gr.Row():
                         self.again_btn = gr.Button("Forget more people (next task)")
                         self.rollback_btn = gr.Button("Roll back the last task")
                         self.export_btn = gr.Button("Export merged model + report")
                     self.history_md = gr.Markdown()
-                    self.export_files = gr.File(label="Downloads", file_count="multiple",
-                                                interactive=False, height=110)
+                    with gr.Column(visible=False) as self.export_box:
+                        self.export_files = gr.File(label="Downloads", file_count="multiple",
+                                                    interactive=False, height=110)
                     with gr.Accordion("Raw report (JSON)", open=False):
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
@@ -610,12 +765,14 @@ class Studio:
                                                  elem_id="photo-input")
                         with gr.Column():
                             self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
-                                                         choices=[])
+                                                         choices=[], filterable=True,
+                                                         elem_id="test-pick")
                             self.photo_btn = gr.Button("Who is this?", variant="primary")
                             self.photo_md = gr.Markdown(elem_id="photo-status")
-                    gr.Examples([[str(ROOT / p)] for p in EXAMPLE_PHOTOS], [self.photo],
-                                label="Example photos (sample-gallery people, pictures the "
-                                      "recognizer never saw: click one, then Who is this?)")
+                    with gr.Column(visible=False) as self.examples_box:
+                        gr.Examples([[str(ROOT / p)] for p in EXAMPLE_PHOTOS], [self.photo],
+                                    label="Example photos (sample-gallery people, pictures the "
+                                          "recognizer never saw: click one, then Who is this?)")
                     with gr.Row():
                         self.photo_crop = gr.Image(label="Aligned face", height=160,
                                                    interactive=False)
@@ -640,7 +797,8 @@ class Studio:
                  self.crops, self.thumbs, self.names, self.test_pick, self.recog_md, self.recog_plot,
                  self.metrics_df, self.summary_md, self.bars, self.heatmap, self.evidence_md,
                  self.history_df, self.explain_md, self.report_json, self.compare_md,
-                 self.compare_df, self.map_plot]
+                 self.compare_df, self.map_plot, self.export_files, self.examples_box,
+                 self.compare_retrain, self.unused_box, self.compared_box, self.export_box]
         train = {"concurrency_id": "train", "concurrency_limit": self.cfg.train_concurrency}
         forget = {"concurrency_id": "forget", "concurrency_limit": self.cfg.forget_concurrency}
         self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
@@ -653,7 +811,7 @@ class Studio:
                                    concurrency_limit=self.cfg.ingest_concurrency)
         up.success(friendly(self.train_recognizer, "Could not train the recognizer"), [self.state],
                    every, api_name="train_recognizer", show_progress_on=[self.recog_md], **train)
-        self.thumbs.select(_toggle, [self.names], [self.names], api_name=False)
+        self.thumbs.select(self.toggle, [self.state, self.names], [self.names], api_name=False)
         self.suggest_btn.click(friendly(self.suggest, "No suggestion"), [self.state],
                                [self.names], api_name="suggest")
         self.preset.change(_preset_values, [self.preset],
@@ -671,28 +829,25 @@ class Studio:
                                 every + [self.history_md], api_name="rollback")
         self.compare_btn.click(friendly(self.compare, "Could not compare"),
                                [self.state, self.compare_retrain],
-                               [self.compare_md, self.compare_df, self.map_plot],
+                               [self.compare_md, self.compare_df, self.map_plot,
+                                self.compared_box],
                                api_name="compare", show_progress_on=[self.compare_md], **forget)
         self.export_btn.click(friendly(self.export, "Could not export"), [self.state],
-                              [self.export_files, self.history_md], api_name="export")
+                              [self.export_files, self.history_md, self.export_box],
+                              api_name="export")
         photo_args = ([self.state, self.photo, self.test_pick],
-                      [self.photo_crop, self.before_df, self.after_df, self.photo_md])
+                      [self.photo_crop, self.before_df, self.after_df, self.photo_md,
+                       self.photo, self.test_pick])
         try_photo = friendly(self.try_photo, "Could not read this photo")
         self.photo_btn.click(try_photo, *photo_args, api_name="try_photo")
-        self.test_pick.input(try_photo, *photo_args, api_name=False)
+        self.test_pick.input(lambda ws, pick: try_photo(ws, None, pick),
+                             [self.state, self.test_pick], photo_args[1], api_name=False)
         self.photo.upload(try_photo, *photo_args, api_name=False)
         demo.unload(self.end_session)
 
 
 def _int(v: float | None) -> int | None:
     return None if v is None else int(v)
-
-
-def _toggle(current: list[str] | None, evt: gr.SelectData) -> list[str]:
-    """Clicking a face adds or removes that person from the forget list."""
-    name = evt.value["caption"] if isinstance(evt.value, dict) else str(evt.value)
-    current = list(current or [])
-    return [n for n in current if n != name] if name in current else current + [name]
 
 
 def _preset_values(name: str) -> list:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -101,11 +101,15 @@ class FaceAligner:
         """Align the main face of one picture (see ``align_many`` for batches)."""
         return self.align_many([img])[0]
 
-    def align_many(self, images: Sequence[Image.Image]) -> list[AlignResult]:
-        """Align many pictures; same-size pictures go through MTCNN together (faster on CPU)."""
+    def align_many(self, images: Sequence[Image.Image],
+                   on_done: Callable[[int], None] | None = None) -> list[AlignResult]:
+        """Align many pictures; same-size pictures go through MTCNN together (faster on CPU).
+        ``on_done(k)`` is told after every batch how many pictures are aligned so far (a
+        900-picture upload takes minutes on a CPU: the page shows it moving)."""
         rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
         out: list[AlignResult | None] = [None] * len(rgb)
         groups: dict[tuple[int, int], list[int]] = {}
+        done = 0
         for i, im in enumerate(rgb):
             groups.setdefault(im.size, []).append(i)
         for (w, h), idx in groups.items():
@@ -122,6 +126,9 @@ class FaceAligner:
                     b = None if boxes[j] is None else np.asarray(boxes[j], np.float64) - pad
                     p = None if points[j] is None else np.asarray(points[j], np.float64) - pad
                     out[i] = self._result(rgb[i], b, p)
+                done += len(chunk)
+                if on_done:
+                    on_done(done)
         return out  # type: ignore[return-value]
 
     def _result(self, img: Image.Image, boxes: np.ndarray | None,

@@ -165,8 +165,10 @@ def cmd_enroll(a: argparse.Namespace) -> int:
         if v is not None})
     model = (from_backbone(backbone, gallery, dcfg) if backbone
              else Recognizer(mcfg, gallery.names, dcfg))
-    report = train_recognizer(model, gallery, tcfg, on_progress=lambda p: print(
-        f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr))
+    def progress(p: dict) -> None:
+        if p.get("epoch_end"):
+            print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr)
+    report = train_recognizer(model, gallery, tcfg, on_progress=progress)
     save_recognizer(model, a.out)
     report.update(checkpoint=str(a.out), backbone=a.backbone, identities=len(gallery.names),
                   counts=gallery.summary(), rejected=gallery.rejected, excluded=gallery.excluded,

@@ -450,3 +450,7 @@ class StudioConfig:
     upload_grace_s: float = 600.0
     ingest: IngestConfig = field(default_factory=IngestConfig)
     enroll: TrainConfig = field(default_factory=TrainConfig.from_backbone)
+    # Seconds per training picture per epoch of an enrolment on the project's 2-core CPU
+    # (retraining the sample gallery without 2 people: MEASURED_BELOW), for the page's time
+    # estimates until a workspace has measured its own.
+    train_seconds_per_picture: float = 0.017

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from PIL import Image
 from .config import DataConfig, IngestConfig
 from .ingest import Picture, Rejection, collect, decode_all
 
+ProgressFn = Callable[[dict], None]  # told how far a long step is ({"stage", "done", "total"})
 ALIGN_VERSION = "arcface112-v1"  # part of the cache key: a new aligner must not reuse old crops
 
 
@@ -177,12 +178,14 @@ def center_crop(img: Image.Image, size: int, fraction: float) -> Image.Image:
 
 
 def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
-               cache_dir: str | Path | None = None, aligner=None
+               cache_dir: str | Path | None = None, aligner=None,
+               on_progress: ProgressFn | None = None
                ) -> tuple[list[tuple[Picture, Image.Image, str]], list[Rejection], list[Rejection]]:
     """Face crop of every picture: ([(picture, crop, method)], rejected, notes).
 
     "mtcnn" aligns with ``alignment.FaceAligner`` (cache misses only, in one batch);
-    "center" crops the middle (LFW deep-funneled is already roughly aligned)."""
+    "center" crops the middle (LFW deep-funneled is already roughly aligned). ``on_progress``
+    hears {"stage": "aligning", "done", "total", "cached"} as batches of faces are aligned."""
     if cfg.preprocess == "center":
         return [(p, center_crop(p.image, size, cfg.center_crop_fraction), "center")
                 for p in pictures], [], []
@@ -195,7 +198,13 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
         if aligner is None:
             from .alignment import shared_aligner
             aligner = shared_aligner()
-        for i, res in zip(todo, aligner.align_many([pictures[i].image for i in todo])):
+        def aligned(k: int) -> None:
+            if on_progress:
+                on_progress({"stage": "aligning", "done": k, "total": len(todo),
+                             "cached": len(pictures) - len(todo)})
+        aligned(0)
+        for i, res in zip(todo, aligner.align_many([pictures[i].image for i in todo],
+                                                   on_done=aligned)):
             cache.put(pictures[i].digest, res.crop, res.method, res.note, res.n_faces)
             results[i] = {"method": res.method, "note": res.note, "n_faces": res.n_faces,
                           "crop": res.crop}
@@ -266,13 +275,14 @@ def _stack(items: list[torch.Tensor], size: int) -> torch.Tensor:
 def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
                  cfg: DataConfig | None = None, names: Sequence[str] | None = None,
                  ingest: IngestConfig = IngestConfig(), cache_dir: str | Path | None = "default",
-                 aligner=None) -> Gallery:
+                 aligner=None, on_progress: ProgressFn | None = None) -> Gallery:
     """Load a gallery from a folder, a zip or a list of files.
 
     With ``names``, labels follow that order (a recognizer's classes) and other identities are
     skipped; otherwise identities with at least ``cfg.min_images`` usable faces are enrolled,
     sorted by name, and the rest are listed in ``excluded``. Bad files land in ``rejected``.
-    ``cache_dir``: "default" is ``default_cache_dir()``, None aligns without caching."""
+    ``cache_dir``: "default" is ``default_cache_dir()``, None aligns without caching.
+    ``on_progress`` hears {"stage": "reading" or "aligning", "done", "total"} as it goes."""
     cfg = cfg or DataConfig()
     if cache_dir == "default":
         cache_dir = default_cache_dir()
@@ -289,8 +299,11 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
                 count[f.identity] = count.get(f.identity, 0) + 1
                 keep.add(id(f))
         files = [f for f in files if id(f) in keep]
-    pictures, bad = decode_all(files, ingest)
-    kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner)
+    def read(k: int) -> None:
+        if on_progress:
+            on_progress({"stage": "reading", "done": k, "total": len(files)})
+    pictures, bad = decode_all(files, ingest, on_done=read)
+    kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner, on_progress)
     rejected += bad + no_face
     by_id: dict[str, dict[str, Image.Image]] = {}
     methods: dict[str, str] = {}

@@ -274,14 +274,19 @@ def decode(raw: RawFile, cfg: IngestConfig = IngestConfig()) -> tuple[Picture | 
     return Picture(raw.identity, raw.label, rgb, hashlib.sha1(data).hexdigest(), note), None
 
 
-def decode_all(files: Iterable[RawFile], cfg: IngestConfig = IngestConfig()
+def decode_all(files: Iterable[RawFile], cfg: IngestConfig = IngestConfig(),
+               on_done: Callable[[int], None] | None = None
                ) -> tuple[list[Picture], list[Rejection]]:
-    """Decode every file; duplicates (same bytes) are kept once, the first occurrence wins."""
+    """Decode every file; duplicates (same bytes) are kept once, the first occurrence wins.
+    ``on_done(k)`` hears every 16th file read (and the last)."""
     pictures: list[Picture] = []
     rejected: list[Rejection] = []
     seen: dict[str, str] = {}
     identities: set[str] = set()
-    for raw in files:
+    k = 0
+    for k, raw in enumerate(files, 1):
+        if on_done and k % 16 == 0:
+            on_done(k)
         if len(pictures) >= cfg.max_images:
             rejected.append((raw.label, f"over the limit of {cfg.max_images} pictures"))
             continue
@@ -298,4 +303,6 @@ def decode_all(files: Iterable[RawFile], cfg: IngestConfig = IngestConfig()
         seen[pic.digest] = raw.label
         identities.add(raw.identity)
         pictures.append(pic)
+    if on_done:
+        on_done(k)
     return pictures, rejected

@@ -62,19 +62,24 @@ class Retrained(NamedTuple):
     model: Recognizer
     seconds: float  # the whole re-enrollment, wall clock
     train_seconds: float  # its training steps only
+    report: dict = {}  # train_recognizer's report
+    pictures: int = 0  # training pictures it trained on
 
 
 def retrain_without(backbone: Recognizer, gallery: Gallery, names: Sequence[str],
                     cfg: TrainConfig = TrainConfig.from_backbone(),
-                    data_config=None) -> Retrained:
+                    data_config=None, on_progress=None, should_cancel=None) -> Retrained:
     """Enroll again from the backbone on everyone but ``names`` (the same pictures, the app's
-    enrollment recipe): the gold standard of forgetting."""
+    enrollment recipe): the gold standard of forgetting. ``on_progress`` / ``should_cancel``
+    as in ``train_recognizer``."""
     t0 = time.perf_counter()
     gone = set(names)
     sub = gallery.subset([n for n in gallery.names if n not in gone])
     model = from_backbone(backbone, sub, data_config)
-    report = train_recognizer(model, sub, cfg)
-    return Retrained(model, time.perf_counter() - t0, report["train_seconds"])
+    report = train_recognizer(model, sub, cfg, on_progress=on_progress,
+                              should_cancel=should_cancel)
+    return Retrained(model, time.perf_counter() - t0, report["train_seconds"], report,
+                     len(sub.train_y))
 
 
 @dataclass

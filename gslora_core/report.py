@@ -17,6 +17,20 @@ def num(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def duration(seconds: float) -> str:
+    """"8 s", "3 min 10 s": a time a visitor reads at a glance."""
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def time_left(done: float, total: float, elapsed: float) -> str:
+    """"about 40 s left" at the rate so far; "" before the first unit is done or at the end
+    (no rate to go by, nothing left)."""
+    if done <= 0 or total <= done or elapsed <= 0:
+        return ""
+    return f"about {duration(elapsed * (total - done) / done)} left"
+
+
 def without_curve(report: dict) -> dict:
     """The report without the per-step curve (which stays in the JSON file)."""
     return {k: v for k, v in report.items() if k != "curve"}

@@ -104,8 +104,14 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
             opt.step()
             losses.append(float(loss.detach()))
             step += 1
-        if on_progress:
-            on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": losses[-1] if losses else None})
+            if on_progress:  # every step: a page shows the count moving from the first batch
+                on_progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step,
+                             "steps": total, "loss": losses[-1],
+                             "seconds": time.perf_counter() - t0,
+                             "epoch_end": i + cfg.batch_size >= n})
+    if on_progress:
+        on_progress({"stage": "measuring", "epoch": cfg.epochs, "epochs": cfg.epochs,
+                     "step": step, "steps": total, "loss": losses[-1] if losses else None})
     model.eval().requires_grad_(False)
     model.revision += 1
     train_seconds = time.perf_counter() - t0

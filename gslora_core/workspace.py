@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .config import DataConfig, ForgetConfig, StudioConfig, preset
 from .data import CropCache, Gallery, load_gallery
@@ -169,6 +169,10 @@ class Workspace:
         self.reports: list[dict] = []
         self.inspection: dict | None = None  # the last delete / GS-LoRA / retrain comparison
         self.job: Job | None = None
+        # Seconds per training picture per epoch, measured by this workspace's last training
+        # (its enrolment or a retrain); None until then (``retrain_estimate`` then uses the
+        # configured rate, measured on the project's 2-core CPU).
+        self.train_rate: float | None = None
         self._pending: tuple | None = None  # an uploaded gallery waiting for its recognizer
         self.closed = False
 
@@ -202,19 +206,23 @@ class Workspace:
         return self.model
 
     # ----- gallery and recognizer --------------------------------------------------------------
-    def load_sample(self) -> dict:
-        """The bundled gallery with its shipped recognizer: ready at once, nothing to train."""
+    def load_sample(self, on_progress: Callable[[dict], None] | None = None) -> dict:
+        """The bundled gallery with its shipped recognizer: ready at once, nothing to train.
+        ``on_progress`` hears the reading and aligning counts (``data.load_gallery``)."""
         self._idle("load a gallery")
         self.touch()
         model = load_recognizer(project_path(self.cfg.sample_recognizer))
         gallery = load_gallery(project_path(self.cfg.sample_gallery), model.cfg.img_size,
-                               model.data_config, names=model.class_names, ingest=self.cfg.ingest)
+                               model.data_config, names=model.class_names, ingest=self.cfg.ingest,
+                               on_progress=on_progress)
         self._set(gallery, model, "sample")
         self._pending = None
         return self.overview()
 
-    def load_upload(self, paths: Sequence[str | Path]) -> dict:
+    def load_upload(self, paths: Sequence[str | Path],
+                    on_progress: Callable[[dict], None] | None = None) -> dict:
         """An uploaded zip or pictures. Its recognizer is then trained by ``start_enroll``.
+        ``on_progress`` hears the reading and aligning counts (``data.load_gallery``).
 
         A refused upload raises ValueError and leaves the current gallery and model untouched."""
         self._idle("load a gallery")
@@ -233,7 +241,7 @@ class Workspace:
         # Uploaded faces are aligned once for every session (by content hash), in a cache of
         # their own that expires like a session, never in the user-wide crop cache.
         gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
-                               cache_dir=upload_faces_root(self.cfg))
+                               cache_dir=upload_faces_root(self.cfg), on_progress=on_progress)
         if len(gallery.names) < 2:
             found = ", ".join(gallery.names) or "none"
             why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])
@@ -257,8 +265,10 @@ class Workspace:
             report = train_recognizer(model, gallery, self.cfg.enroll, on_progress=progress,
                                       should_cancel=cancelled)
             if self.gallery is gallery and not self.closed:
+                progress({"stage": "measuring the recognizer on held-back pictures"})
                 self._set(gallery, model, "upload")
                 self.recognizer_report["seconds"] = report["seconds"]
+                self.train_rate = self._rate(report, len(gallery.train_y))
                 self._pending = None
             return report
 
@@ -284,8 +294,16 @@ class Workspace:
                 "notes": [list(r) for r in g.notes], "ready": self.model is not None}
 
     def thumbnails(self) -> list[tuple[Image.Image, str]]:
-        """One aligned crop per identity, to choose whom to forget."""
-        return self.crops(per_identity=1, limit=len(self._gallery().names))
+        """One aligned crop per identity, to choose whom to forget; people already forgotten
+        are greyed and captioned "✂ … (forgotten)" (they cannot be chosen again)."""
+        gone = set(self.model.forgotten()) if self.model is not None else set()
+        out = []
+        for img, name in self.crops(per_identity=1, limit=len(self._gallery().names)):
+            if name in gone:
+                img = ImageOps.grayscale(img).point(lambda v: 160 + v * 95 // 255).convert("RGB")
+                name = f"✂ {name} (forgotten)"
+            out.append((img, name))
+        return out
 
     def crops(self, per_identity: int = 4, limit: int = 240) -> list[tuple[Image.Image, str]]:
         """Aligned crops as the recognizer sees them (a few per identity)."""
@@ -300,6 +318,27 @@ class Workspace:
         if self.gallery is None:
             raise ValueError("load a gallery first (the sample gallery is one click)")
         return self.gallery
+
+    @staticmethod
+    def _rate(report: dict, pictures: int) -> float | None:
+        """Seconds per training picture per epoch of one training report."""
+        epochs = report.get("config", {}).get("epochs") or 0
+        seconds = report.get("train_seconds") or 0.0
+        return seconds / (pictures * epochs) if pictures and epochs and seconds else None
+
+    def retrain_estimate(self) -> dict:
+        """How long retraining without the people forgotten so far (or, before any task,
+        without none) would take on this gallery: its retained training pictures × the
+        enrolment's epochs × a rate measured in this workspace when it has trained once, else
+        the configured rate. {"seconds", "pictures", "epochs", "measured"}."""
+        g = self._gallery()
+        gone = set(self.model.forgotten()) if self.model is not None else set()
+        keep = [i for i, n in enumerate(g.names) if n not in gone]
+        pictures = int(torch.isin(g.train_y, torch.tensor(keep)).sum()) if keep else 0
+        epochs = self.cfg.enroll.epochs
+        rate = self.train_rate or self.cfg.train_seconds_per_picture
+        return {"seconds": pictures * epochs * rate, "pictures": pictures, "epochs": epochs,
+                "measured": self.train_rate is not None}
 
     def candidates(self) -> list[str]:
         """Identities that can still be forgotten."""
@@ -363,8 +402,11 @@ class Workspace:
             if retrain:
                 progress({"stage": "retraining without them"})
                 backbone = load_recognizer(project_path(self.cfg.backbone))
-                retrained = retrain_without(backbone, gallery, forgotten, self.cfg.enroll,
-                                            model.data_config)
+                retrained = retrain_without(
+                    backbone, gallery, forgotten, self.cfg.enroll, model.data_config,
+                    on_progress=lambda p: progress({**p, "stage": "retraining without them"}),
+                    should_cancel=cancelled)
+                self.train_rate = self._rate(retrained.report, retrained.pictures)
             if cancelled():
                 raise InterruptedError("cancelled")
             progress({"stage": "measuring"})

@@ -207,9 +207,9 @@ def test_mtcnn_gallery_is_aligned_once_and_cached(tmp_path: Path) -> None:
     class Counting(FaceAligner):
         calls = 0
 
-        def align_many(self, images):
+        def align_many(self, images, on_done=None):
             Counting.calls += len(images)
-            return super().align_many(images)
+            return super().align_many(images, on_done)
 
     cfg = DataConfig(preprocess="mtcnn", min_images=3)
     first = load_gallery(g, 112, cfg, cache_dir=tmp_path / "cache", aligner=Counting())

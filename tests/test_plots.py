@@ -1,7 +1,15 @@
 """The app's figures draw exactly what the engine measured."""
 from __future__ import annotations
 
-from demo.plots import group_heatmap, identity_bars, loss_curves
+from demo.plots import (
+    embedding_map,
+    group_heatmap,
+    identity_bars,
+    loss_curves,
+    person_style,
+    scale_top,
+    task_size_figure,
+)
 
 
 def test_heatmap_shows_exact_zeros_apart_with_exact_hover_values() -> None:
@@ -12,6 +20,17 @@ def test_heatmap_shows_exact_zeros_apart_with_exact_hover_values() -> None:
     assert [list(r) for r in live.z] == [[None, 1.25, 3e-7], [0.5, None, None]]
     assert [list(r) for r in live.customdata] == norms  # hover gives the exact norm
     assert list(fig.data[1].x) == ["block 1", "block 2", "block 3"]
+
+
+def test_heatmap_colour_scale_starts_at_zero_and_can_be_shared() -> None:
+    # 4.0 and 4.6 are nearly equal: on a scale from 0 they sit close (not at its two ends).
+    live = group_heatmap([[0.0, 4.0, 4.6]], ["task1"]).data[1]
+    assert live.zmin == 0 and live.zmax == 5
+    assert (4.6 - 4.0) / live.zmax < 0.15
+    # The live and the Results heatmap get the same top when the caller passes it.
+    assert group_heatmap([[0.0, 0.3, 0.2]], ["this task"], zmax=5).data[1].zmax == 5
+    assert [scale_top(v) for v in ([0.3], [4.6], [18.4], [1.0], [2.2], [0.0])] == \
+        [1, 5, 20, 1, 2.5, 1]
 
 
 def test_curves_and_bars_follow_the_report() -> None:
@@ -33,6 +52,43 @@ def test_curves_and_bars_follow_the_report() -> None:
     left = by_name["training pictures not yet forgotten (share)"]
     assert list(left.x) == [5, 20] and list(left.y) == [1.0, 0.25]
     assert "group sparsity" not in by_name
-    bars = identity_bars([{"identity": "Ana", "role": "forget", "before": 1.0, "after": 0.0},
-                          {"identity": "Ben", "role": "retain", "before": 0.75, "after": 0.75}])
-    assert list(bars.data[0].x) == ["✂ Ana", "Ben"] and list(bars.data[1].y) == [0.0, 0.75]
+    # Stage points (no step) are not drawn.
+    assert list(loss_curves([{"stage": "preparing"}] + curve).data[0].x) == [5, 10, 20]
+
+
+def test_per_person_dots_show_forgotten_people_at_zero_first() -> None:
+    fig = identity_bars([{"identity": "Ben", "role": "retain", "before": 0.75, "after": 0.75},
+                         {"identity": "Cy", "role": "earlier", "before": 0.0, "after": 0.0},
+                         {"identity": "Ana", "role": "forget", "before": 1.0, "after": 0.0}])
+    lines, before, after = fig.data
+    assert list(after.x) == ["✂ Ana", "✂ Cy", "Ben"]  # forgotten now, earlier, the rest
+    assert list(before.y) == [1.0, 0.0, 0.75] and list(after.y) == [0.0, 0.0, 0.75]
+    assert after.marker.symbol[0] == "x" and after.marker.color[0] != after.marker.color[2]
+    assert before.name == "before this task"
+    assert list(lines.x) == ["✂ Ana", "✂ Ana", None, "✂ Cy", "✂ Cy", None, "Ben", "Ben", None]
+
+
+def test_embedding_map_gives_each_of_100_people_a_style_of_their_own() -> None:
+    assert len({person_style(k) for k in range(192)}) == 192
+    points = [{"identity": f"P{k:03d}", "stage": stage, "x": k, "y": 0.0, "file": "f",
+               "forgotten": k == 50} for k in range(100) for stage in ("before", "after")]
+    fig = embedding_map({"points": points, "explained": [0.2, 0.1]})
+    shown = [t for t in fig.data if t.showlegend]
+    assert len(shown) == 100 and shown[0].name == "✂ P050"  # forgotten first in the legend
+    styles = {(t.marker.color, t.marker.symbol) for t in shown}
+    assert len(styles) == 100
+
+
+def test_task_size_bars_span_the_draws() -> None:
+    def iv(mean: float) -> dict:
+        return {"mean": mean, "low": -100.0, "high": 100.0, "n": 2}
+    summary = [{"part": "lfw", "gallery": "lfw100", "recipe": "default", "people": 50,
+                "task": 1, "draws": 2, "blocks_used": iv(2.5), "acc_f_after": iv(0.0),
+                "f_unknown": iv(0.99)}]
+    rows = [{"part": "lfw", "gallery": "lfw100", "recipe": "default", "people": 50, "task": 1,
+             "blocks_used": b, "acc_f_after": 0.0, "f_unknown": u}
+            for b, u in ((2, 0.98), (3, 1.0))]
+    fig = task_size_figure(summary, rows)
+    blocks = fig.data[0]
+    assert list(blocks.error_y.array) == [0.5] and list(blocks.error_y.arrayminus) == [0.5]
+    assert "lowest to highest draw" in fig.layout.title.text

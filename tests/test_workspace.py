@@ -117,8 +117,15 @@ def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg,
     # Two people as loose files named person_0001.jpg: aligned into the uploads' own crop cache
     # (shared by content hash between sessions, expiring like one), not the user-wide cache.
     files = [p for who in ("Kofi_Annan", "Tiger_Woods") for p in sorted((SAMPLE / who).iterdir())[:6]]
-    overview = ws.load_upload([str(p) for p in files])
+    told: list[dict] = []
+    overview = ws.load_upload([str(p) for p in files], on_progress=told.append)
     assert [r["identity"] for r in overview["identities"]] == ["Kofi_Annan", "Tiger_Woods"]
+    # The page's progress: pictures read, then faces aligned, counted up to their totals.
+    for stage in ("reading", "aligning"):
+        mine = [t for t in told if t["stage"] == stage]
+        assert mine and mine[-1]["done"] == mine[-1]["total"], (stage, mine)
+        assert [t["done"] for t in mine] == sorted(t["done"] for t in mine)
+    assert [t for t in told if t["stage"] == "reading"][-1]["total"] == 12
     shared = upload_faces_root(cfg)
     for f in files:  # each picture's crop is there, under its content hash (other tests add more)
         digest = hashlib.sha1(f.read_bytes()).hexdigest()
@@ -129,5 +136,45 @@ def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg,
     assert job.wait(300) and job.error is None
     assert ws.model is not None and ws.recognizer_report["acc_all"] is not None
     assert ws.candidates() == ["Kofi_Annan", "Tiger_Woods"]
+    # Training told every step (from the first batch on) with the time it had taken, then
+    # that it was measuring; the workspace learned its rate and estimates a retrain from it.
+    steps = [p for p in job.points if "step" in p and "stage" not in p]
+    assert [p["step"] for p in steps] == list(range(1, steps[-1]["steps"] + 1))
+    assert all(p["seconds"] > 0 for p in steps)
+    assert job.points[-1]["stage"].startswith("measuring")
+    est = ws.retrain_estimate()
+    assert est["measured"] and est["pictures"] == len(ws.gallery.train_y) and est["seconds"] > 0
     ws.close()
     assert not ws.dir.exists()
+
+
+@pytest.mark.slow
+def test_forgotten_people_are_greyed_in_the_picker_and_cannot_be_chosen_again(cfg):
+    import gradio as gr
+
+    from demo.ui import Studio
+
+    ws = Workspace(cfg)
+    ws.load_sample()
+    est = ws.retrain_estimate()
+    assert not est["measured"] and est["pictures"] == len(ws.gallery.train_y)
+    job = ws.start_forget(["Bill_Clinton"], ws.forget_config())
+    assert job.wait(120) and job.error is None
+    faces = dict((name, img) for img, name in ws.thumbnails())
+    assert "✂ Bill_Clinton (forgotten)" in faces and "Bill_Clinton" not in faces
+    grey = faces["✂ Bill_Clinton (forgotten)"].getextrema()
+    assert grey[0] == grey[1] == grey[2] and grey[0][0] >= 160  # grey and faded
+    # A retrain would now train without his pictures.
+    bill = ws.gallery.names.index("Bill_Clinton")
+    assert ws.retrain_estimate()["pictures"] == est["pictures"] - int((ws.gallery.train_y == bill).sum())
+    # Clicking his face changes nothing (no name outside the choices: gradio would refuse the
+    # next click with a bare error); clicking another face ticks and unticks that person.
+    studio = Studio(cfg)
+
+    def click(current, index):
+        return studio.toggle(ws, current, gr.SelectData(None, {"index": index, "value": {}}))
+    assert click(["Kofi_Annan"], bill) == ["Kofi_Annan"]
+    assert click([], ws.gallery.names.index("Tiger_Woods")) == ["Tiger_Woods"]
+    assert click(["Tiger_Woods"], ws.gallery.names.index("Tiger_Woods")) == []
+    assert click(["Bill_Clinton", "Tiger_Woods"], 0) == ["Tiger_Woods", ws.gallery.names[0]]
+    ws.close()
