@@ -135,6 +135,9 @@ def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
     def tell(p: dict) -> None:
         stage, done, total = p["stage"], p["done"], p["total"]
         t0 = started.setdefault(stage, time.time())
+        if stage == "measuring":
+            progress(None, desc=f"{what}Measuring the recognizer on the gallery's pictures")
+            return
         if stage == "reading":
             desc = f"{what}Reading pictures: {done} of {total}"
         else:
@@ -534,6 +537,10 @@ class Studio:
             left = time_left(p["step"], p["steps"], p["seconds"])
             text += f": step {p['step']} of {p['steps']}" + (f" · {left}" if left else "")
             progress((p["step"], p["steps"]), desc=text, unit="steps")
+        elif "done" in p:
+            left = time_left(p["done"], p["total"], p["seconds"])
+            text += f" ({p['done'] + 1} of {p['total']})" + (f" · {left}" if left else "")
+            progress((p["done"], p["total"]), desc=text, unit="parts")
         else:
             progress(None, desc=text)
         return f"{text} ({duration(job.elapsed())} so far)"
@@ -655,7 +662,8 @@ class Studio:
                             self.upload = gr.File(label="…or upload a .zip (one folder per person) "
                                                   "or several pictures (person_0001.jpg)",
                                                   file_count="multiple",
-                                                  file_types=["image", ".zip"])
+                                                  file_types=["image", ".zip"],
+                                                  elem_id="gallery-upload")
                             self.upload_btn = gr.Button("Use my upload")
                     self.gallery_status = gr.Markdown(elem_id="gallery-status")
                     self.gallery_md = gr.Markdown(NO_GALLERY)
@@ -680,7 +688,7 @@ class Studio:
                                              object_fit="contain", elem_id="forget-faces")
                     with gr.Row():
                         self.names = gr.CheckboxGroup(label="Forget these people", choices=[],
-                                                      scale=4)
+                                                      scale=4, elem_id="forget-names")
                         self.suggest_btn = gr.Button("Suggest two people", scale=1,
                                                      elem_id="suggest-btn")
                     with gr.Accordion("Advanced settings", open=False):
@@ -755,7 +763,8 @@ class Studio:
                     self.history_md = gr.Markdown()
                     with gr.Column(visible=False) as self.export_box:
                         self.export_files = gr.File(label="Downloads", file_count="multiple",
-                                                    interactive=False, height=110)
+                                                    interactive=False, height=110,
+                                                    elem_id="export-files")
                     with gr.Accordion("Raw report (JSON)", open=False):
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
@@ -840,9 +849,15 @@ class Studio:
                        self.photo, self.test_pick])
         try_photo = friendly(self.try_photo, "Could not read this photo")
         self.photo_btn.click(try_photo, *photo_args, api_name="try_photo")
-        self.test_pick.input(lambda ws, pick: try_photo(ws, None, pick),
-                             [self.state, self.test_pick], photo_args[1], api_name=False)
+        self.test_pick.input(  # an emptied list (Escape, a cleared search) asks nothing
+            lambda ws, pick: try_photo(ws, None, pick) if pick else [gr.skip()] * 6,
+            [self.state, self.test_pick], photo_args[1], api_name=False)
         self.photo.upload(try_photo, *photo_args, api_name=False)
+        # A plot drawn (or a window resized) while its tab was hidden keeps a wrong width:
+        # showing a tab tells plotly the window's size again (in the browser only).
+        self.tabs.select(None, None, None, api_name=False, queue=False,
+                         js="() => { setTimeout(() => window.dispatchEvent(new Event('resize')),"
+                            " 60); }")
         demo.unload(self.end_session)
 
 

@@ -450,7 +450,7 @@ class StudioConfig:
     upload_grace_s: float = 600.0
     ingest: IngestConfig = field(default_factory=IngestConfig)
     enroll: TrainConfig = field(default_factory=TrainConfig.from_backbone)
-    # Seconds per training picture per epoch of an enrolment on the project's 2-core CPU
-    # (retraining the sample gallery without 2 people: MEASURED_BELOW), for the page's time
-    # estimates until a workspace has measured its own.
-    train_seconds_per_picture: float = 0.017
+    # Seconds per training picture per epoch of an enrolment, wall clock, on the project's
+    # 2-core CPU (retraining the sample gallery without 2 people: 15.2 s for 198 pictures x 8
+    # epochs, 2026-12-05), for the page's time estimates until a workspace has measured its own.
+    train_seconds_per_picture: float = 0.0096

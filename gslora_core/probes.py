@@ -19,7 +19,7 @@ import copy
 import itertools
 import time
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence, TypedDict
+from typing import Callable, NamedTuple, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -214,17 +214,23 @@ def assess(method: str, model: Recognizer, gallery: Gallery, forgotten: Sequence
 
 def compare(after: Recognizer, gallery: Gallery, gslora_seconds: float | None = None,
             retrained: Retrained | None = None,
-            shots: Sequence[int] = (1, 2, 4)) -> list[MethodRow]:
+            shots: Sequence[int] = (1, 2, 4),
+            on_method: Callable[[str, int], None] | None = None) -> list[MethodRow]:
     """delete, GS-LoRA (``after``, with its task history) and, if given, retrain, on the people
-    ``after`` has forgotten, measured alike."""
+    ``after`` has forgotten, measured alike. ``on_method(name, k)`` hears each method before
+    it is measured (k from 0): each takes seconds on a CPU."""
     forgotten = after.forgotten()
     if not forgotten:
         raise ValueError("this recognizer has forgotten no one yet: run a forgetting task first")
+    tell = on_method or (lambda name, k: None)
     t0 = time.perf_counter()
+    tell("delete", 0)
     deleted = delete_people(untouched_copy(after), forgotten)
-    rows = [assess("delete", deleted, gallery, forgotten, time.perf_counter() - t0, shots),
-            assess("gslora", after, gallery, forgotten, gslora_seconds, shots)]
+    rows = [assess("delete", deleted, gallery, forgotten, time.perf_counter() - t0, shots)]
+    tell("GS-LoRA", 1)
+    rows.append(assess("gslora", after, gallery, forgotten, gslora_seconds, shots))
     if retrained is not None:
+        tell("retrain", 2)
         rows.append(assess("retrain", retrained.model, gallery, forgotten, retrained.seconds,
                            shots))
     return rows

@@ -111,7 +111,8 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
                              "epoch_end": i + cfg.batch_size >= n})
     if on_progress:
         on_progress({"stage": "measuring", "epoch": cfg.epochs, "epochs": cfg.epochs,
-                     "step": step, "steps": total, "loss": losses[-1] if losses else None})
+                     "step": step, "steps": total, "loss": losses[-1] if losses else None,
+                     "seconds": time.perf_counter() - t0})
     model.eval().requires_grad_(False)
     model.revision += 1
     train_seconds = time.perf_counter() - t0

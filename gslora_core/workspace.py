@@ -215,6 +215,8 @@ class Workspace:
         gallery = load_gallery(project_path(self.cfg.sample_gallery), model.cfg.img_size,
                                model.data_config, names=model.class_names, ingest=self.cfg.ingest,
                                on_progress=on_progress)
+        if on_progress:
+            on_progress({"stage": "measuring", "done": 0, "total": 1})
         self._set(gallery, model, "sample")
         self._pending = None
         return self.overview()
@@ -261,6 +263,7 @@ class Workspace:
         gallery, backbone, dcfg = pending
 
         def run(progress, cancelled) -> dict:
+            t0 = time.perf_counter()
             model = from_backbone(backbone, gallery, dcfg)
             report = train_recognizer(model, gallery, self.cfg.enroll, on_progress=progress,
                                       should_cancel=cancelled)
@@ -268,6 +271,7 @@ class Workspace:
                 progress({"stage": "measuring the recognizer on held-back pictures"})
                 self._set(gallery, model, "upload")
                 self.recognizer_report["seconds"] = report["seconds"]
+                report["wall_seconds"] = time.perf_counter() - t0
                 self.train_rate = self._rate(report, len(gallery.train_y))
                 self._pending = None
             return report
@@ -321,9 +325,10 @@ class Workspace:
 
     @staticmethod
     def _rate(report: dict, pictures: int) -> float | None:
-        """Seconds per training picture per epoch of one training report."""
+        """Seconds per training picture per epoch of one training, as a visitor waits for it
+        (its whole wall time, measuring included)."""
         epochs = report.get("config", {}).get("epochs") or 0
-        seconds = report.get("train_seconds") or 0.0
+        seconds = report.get("wall_seconds") or report.get("seconds") or 0.0
         return seconds / (pictures * epochs) if pictures and epochs and seconds else None
 
     def retrain_estimate(self) -> dict:
@@ -406,11 +411,17 @@ class Workspace:
                     backbone, gallery, forgotten, self.cfg.enroll, model.data_config,
                     on_progress=lambda p: progress({**p, "stage": "retraining without them"}),
                     should_cancel=cancelled)
-                self.train_rate = self._rate(retrained.report, retrained.pictures)
+                self.train_rate = self._rate({**retrained.report, "wall_seconds":
+                                              retrained.seconds}, retrained.pictures)
             if cancelled():
                 raise InterruptedError("cancelled")
-            progress({"stage": "measuring"})
-            rows = compare(model, gallery, gs_seconds, retrained)
+            total, t0 = 3 + (retrained is not None), time.perf_counter()
+
+            def measuring(what: str, k: int) -> None:
+                progress({"stage": f"measuring {what}", "done": k, "total": total,
+                          "seconds": time.perf_counter() - t0})
+            rows = compare(model, gallery, gs_seconds, retrained, on_method=measuring)
+            measuring("the embedding map", total - 1)
             emap = embedding_map(original if original is not None else model, model, gallery,
                                  forgotten)
             self.inspection = {"forgotten": forgotten, "methods": rows, "embedding_map": emap}
