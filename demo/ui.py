@@ -28,6 +28,7 @@ from gslora_core.report import (
     forgotten_line,
     metric_rows,
     pct,
+    seconds_left,
     task_summary,
     time_left,
     without_curve,
@@ -491,8 +492,9 @@ class Studio:
         released = [q["released"] + 1 for q in points if "released" in q]
         blocks = (f" · blocks in use: {p['blocks']}" if p.get("blocks") else "") + (
             f" (released block {', '.join(map(str, released))})" if released else "")
-        cap = time_left(p["step"], p["steps"], job.elapsed())
-        cap = f" · stops when they are forgotten, at the latest in {cap[6:]}" if cap else ""
+        to_cap = seconds_left(p["step"], p["steps"], job.elapsed())
+        cap = ("" if to_cap is None else
+               f" · stops when they are forgotten, at the latest in {duration(to_cap)} left")
         if progress is not None:
             progress((p["step"], p["steps"]), unit="steps (cap)",
                      desc=f"forgetting: step {p['step']} (cap {p['steps']}){left}{cap}")

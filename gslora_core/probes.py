@@ -62,7 +62,6 @@ class Retrained(NamedTuple):
     model: Recognizer
     seconds: float  # the whole re-enrollment, wall clock
     train_seconds: float  # its training steps only
-    report: dict = {}  # train_recognizer's report
     pictures: int = 0  # training pictures it trained on
 
 
@@ -78,8 +77,7 @@ def retrain_without(backbone: Recognizer, gallery: Gallery, names: Sequence[str]
     model = from_backbone(backbone, sub, data_config)
     report = train_recognizer(model, sub, cfg, on_progress=on_progress,
                               should_cancel=should_cancel)
-    return Retrained(model, time.perf_counter() - t0, report["train_seconds"], report,
-                     len(sub.train_y))
+    return Retrained(model, time.perf_counter() - t0, report["train_seconds"], len(sub.train_y))
 
 
 @dataclass

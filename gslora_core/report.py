@@ -23,12 +23,18 @@ def duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def time_left(done: float, total: float, elapsed: float) -> str:
-    """"about 40 s left" at the rate so far; "" before the first unit is done or at the end
-    (no rate to go by, nothing left)."""
+def seconds_left(done: float, total: float, elapsed: float) -> float | None:
+    """The time still to go at the rate so far; None before the first unit is done or at the
+    end (no rate to go by, nothing left)."""
     if done <= 0 or total <= done or elapsed <= 0:
-        return ""
-    return f"about {duration(elapsed * (total - done) / done)} left"
+        return None
+    return elapsed * (total - done) / done
+
+
+def time_left(done: float, total: float, elapsed: float) -> str:
+    """"about 40 s left" at the rate so far, or "" (see ``seconds_left``)."""
+    left = seconds_left(done, total, elapsed)
+    return "" if left is None else f"about {duration(left)} left"
 
 
 def without_curve(report: dict) -> dict:

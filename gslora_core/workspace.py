@@ -271,8 +271,7 @@ class Workspace:
                 progress({"stage": "measuring the recognizer on held-back pictures"})
                 self._set(gallery, model, "upload")
                 self.recognizer_report["seconds"] = report["seconds"]
-                report["wall_seconds"] = time.perf_counter() - t0
-                self.train_rate = self._rate(report, len(gallery.train_y))
+                self.train_rate = self._rate(time.perf_counter() - t0, len(gallery.train_y))
                 self._pending = None
             return report
 
@@ -323,12 +322,10 @@ class Workspace:
             raise ValueError("load a gallery first (the sample gallery is one click)")
         return self.gallery
 
-    @staticmethod
-    def _rate(report: dict, pictures: int) -> float | None:
-        """Seconds per training picture per epoch of one training, as a visitor waits for it
-        (its whole wall time, measuring included)."""
-        epochs = report.get("config", {}).get("epochs") or 0
-        seconds = report.get("wall_seconds") or report.get("seconds") or 0.0
+    def _rate(self, seconds: float, pictures: int) -> float | None:
+        """Seconds per training picture per epoch of one training with the workspace's
+        enrolment recipe, as a visitor waits for it (its whole wall time, measuring included)."""
+        epochs = self.cfg.enroll.epochs
         return seconds / (pictures * epochs) if pictures and epochs and seconds else None
 
     def retrain_estimate(self) -> dict:
@@ -411,8 +408,7 @@ class Workspace:
                     backbone, gallery, forgotten, self.cfg.enroll, model.data_config,
                     on_progress=lambda p: progress({**p, "stage": "retraining without them"}),
                     should_cancel=cancelled)
-                self.train_rate = self._rate({**retrained.report, "wall_seconds":
-                                              retrained.seconds}, retrained.pictures)
+                self.train_rate = self._rate(retrained.seconds, retrained.pictures)
             if cancelled():
                 raise InterruptedError("cancelled")
             total, t0 = 3 + (retrained is not None), time.perf_counter()
