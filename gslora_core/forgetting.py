@@ -551,15 +551,17 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
 def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
                 cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
                 on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-                earlier: Sequence[str] | None = None, before: Snapshot | None = None
+                earlier: Sequence[str] | None = None, before: Snapshot | None = None,
+                on_stage: Callable[[str], None] | None = None
                 ) -> tuple[ForgetReport, Snapshot | None]:
     """``forget``, also returning the snapshot after the task (None if cancelled). Passing it
     back as the next task's ``before`` is what keeps a task from measuring the gallery twice:
-    the "before" of a task is the "after" of the one before it."""
+    the "before" of a task is the "after" of the one before it. ``on_progress`` hears every
+    step; ``on_stage`` the work around the steps, in words (a page shows it meanwhile)."""
     t0 = time.perf_counter()
-    if on_progress:  # stage points carry no "step": the page shows them until the first step
-        on_progress({"stage": "preparing" if before is not None and before.fits(model, gallery)
-                     else "measuring the recognizer before the task"})
+    if on_stage:
+        on_stage("preparing" if before is not None and before.fits(model, gallery)
+                 else "measuring the recognizer before the task")
     run = _prepare(model, gallery, forget_names, cfg, earlier, before)
     before_seconds = time.perf_counter() - t0 if run.before is not before else 0.0
     task = task_name or f"task{len(model.tasks) + 1}"
@@ -593,8 +595,8 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
                             seconds=time.perf_counter() - t0), None
     record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
-    if on_progress:
-        on_progress({"stage": "measuring the recognizer after the task"})
+    if on_stage:
+        on_stage("measuring the recognizer after the task")
     after = _measure_after(run)
     model.tasks.append(record)
     model.revision += 1

@@ -373,7 +373,8 @@ class Workspace:
 
         def run(progress, cancelled) -> dict:
             report, after = forget_task(model, gallery, list(names), cfg, on_progress=progress,
-                                        should_cancel=cancelled, before=self.state)
+                                        should_cancel=cancelled, before=self.state,
+                                        on_stage=lambda stage: progress({"stage": stage}))
             if not report.get("cancelled"):
                 self.state = after
                 self.reports.append(report)
