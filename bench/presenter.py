@@ -21,6 +21,7 @@ import json
 import platform
 import re
 import shutil
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -95,7 +96,14 @@ class Walk:
         self.shoot("1_gallery")
 
     def upload(self, zip_path: Path) -> None:
+        t0 = time.perf_counter()
         self.page.locator("#gallery-upload input[type=file]").set_input_files(str(zip_path))
+        # The browser sends the file to the server first; the file's name shows when it is there.
+        self.watch("send the upload to the server",
+                   lambda: self.page.locator("#gallery-upload").get_by_text(
+                       zip_path.name).count() > 0, "1a_uploading")
+        self.seconds["send the upload to the server"] = time.perf_counter() - t0
+        self.seconds["upload MB"] = zip_path.stat().st_size / 2**20
         self.page.get_by_role("button", name="Use my upload").click()
         self.watch("read and align the upload",
                    lambda: self.page.get_by_text("Faces found").count() > 0, "1a_aligning")
@@ -243,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--upload", default="", help="people:pictures of LFW-100 as an upload, "
                                                  "e.g. 100:10; empty = the sample gallery")
     ap.add_argument("--label", default="sample")
+    ap.add_argument("--width", type=int, default=1400,
+                    help="window width for the walk (every tab is shot again at 1000 px)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -257,16 +267,17 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": a.width, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(url)
-            w = walk(page, shots, upload)
+            w = walk(page, shots, upload, widths=tuple(sorted({a.width, 1000}, reverse=True)))
             browser.close()
     finally:
         demo.close()
     result = {"meta": {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
-                       "command": "python -m bench.presenter " + " ".join(argv or []),
-                       "upload": a.upload or "sample gallery",
+                       "command": "python -m bench.presenter " + " ".join(
+                           sys.argv[1:] if argv is None else argv),
+                       "upload": a.upload or "sample gallery", "width": a.width,
                        "upload_pictures": (len(zipfile.ZipFile(upload).namelist())
                                            if upload else 300)},
               "seconds": w.seconds, "progress_seen": w.progress,

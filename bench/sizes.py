@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", nargs="*", type=int, default=SAMPLE_SIZES,
                     help="people forgotten at once (sample part)")
     ap.add_argument("--lfw-draws", type=int, default=2, help="draws per size (lfw part)")
+    ap.add_argument("--lfw-sizes", nargs="*", type=int, default=LFW_SIZES,
+                    help="people forgotten at once (lfw part)")
     ap.add_argument("--recipes", nargs="*", default=["default", "dense"])
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                     help="change both recipes, e.g. --set keep=50 (choosing on validation)")
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
         plans.append(("continual", "sample", 2, 0, tasks, ["default"]))
     if "lfw" in a.parts:
         names = load_names("lfw100")
-        plans += [("lfw", "lfw100", k, d, [ns], ["default"]) for k in LFW_SIZES
+        plans += [("lfw", "lfw100", k, d, [ns], ["default"]) for k in a.lfw_sizes
                   for d, ns in enumerate(draws_of(names, k, a.lfw_draws, a.seed))]
     loaded: dict = {}
     for part, gname, k, d, tasks, which in plans:

@@ -118,15 +118,17 @@ def identity_bars(per_identity: Sequence[dict]) -> go.Figure:
                     marker={"size": 9, "color": [colour.get(r["role"], "#1f77b4") for r in rows],
                             "symbol": ["x" if r["role"] in order else "circle" for r in rows]})
     many = len(rows) > 30
-    fig.update_layout(title="Test accuracy per person, before → after this task "
-                            "(✂ red = forgotten now, ✂ grey = forgotten earlier)",
+    # Title, key and legend on lines of their own, so none covers another at 1000 px.
+    fig.update_layout(title={"text": "Test accuracy per person, before → after this task<br>"
+                                     "<sup>✂ red = forgotten now, ✂ grey = forgotten earlier"
+                                     "</sup>", "x": 0.01, "xanchor": "left"},
                       yaxis={"range": [-0.05, 1.05], "title": "test accuracy",
                              "tickformat": ".0%"},
                       xaxis={"tickangle": -60, "tickfont": {"size": 9 if many else 11}},
-                      template="plotly_white", height=420 if many else 380,
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                      template="plotly_white", height=440 if many else 400,
+                      legend={"orientation": "h", "y": 1.01, "x": 0, "xanchor": "left",
                               "yanchor": "bottom"},
-                      margin={"t": 70, "l": 60, "r": 20, "b": 130 if many else 110})
+                      margin={"t": 110, "l": 60, "r": 20, "b": 130 if many else 110})
     return fig
 
 
@@ -183,22 +185,29 @@ def task_size_figure(summary: Sequence[dict], rows: Sequence[dict] = ()) -> go.F
             highs.append(k * (max(vals) - s[key]["mean"]))
         return dict(type="data", symmetric=False, array=highs, arrayminus=lows)
 
+    # The bars sit on the primary axis so that the lines (secondary, drawn later) stay on top.
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=xs, y=[s["blocks_used"]["mean"] for s in pts], name="blocks used (of 6)",
-                marker_color="#9ecae1", error_y=bars("blocks_used", 1), secondary_y=True)
+                marker_color="#9ecae1", opacity=0.75, error_y=bars("blocks_used", 1),
+                secondary_y=False)
     for key, name, colour in (("acc_f_after", "Acc_f: forgotten people, %", "#d62728"),
                               ("f_unknown", "forgotten: answered \"not recognized\", %",
                                "#2ca02c")):
         fig.add_scatter(x=xs, y=[100 * s[key]["mean"] for s in pts], name=name,
-                        mode="lines+markers", line={"color": colour}, error_y=bars(key, 100),
-                        secondary_y=False)
-    fig.update_yaxes(title_text="% of held-back pictures", range=[-3, 103], secondary_y=False)
-    fig.update_yaxes(title_text="blocks used", range=[0, 6.2], secondary_y=True)
+                        mode="lines+markers", line={"color": colour, "width": 3},
+                        error_y=bars(key, 100), secondary_y=True)
+    # Ranges chosen so that 0 blocks and 0 % sit at the same height.
+    fig.update_yaxes(title_text="blocks used", range=[-0.18, 6.2], secondary_y=False,
+                     tickvals=list(range(7)))
+    fig.update_yaxes(title_text="% of held-back pictures", range=[-3, 103], secondary_y=True,
+                     showgrid=False, tickvals=[0, 20, 40, 60, 80, 100])
     fig.update_xaxes(title_text="people forgotten at once", type="category")
     span = "bars: lowest to highest draw" if rows else "bars: 95 % intervals"
-    fig.update_layout(title=f"One default for every size: blocks used and Acc_f against task "
-                            f"size ({gallery}, {pts[0]['draws']} draws each; {span})",
-                      template="plotly_white", legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title={"text": "One default for every size: blocks used and Acc_f against "
+                                     f"task size<br><sup>{gallery}, {pts[0]['draws']} draws each; "
+                                     f"{span}</sup>", "x": 0.01, "xanchor": "left"},
+                      template="plotly_white", legend=dict(orientation="h", y=-0.2),
+                      margin={"t": 80})
     return fig
 
 
@@ -235,9 +244,10 @@ def embedding_map(data: dict) -> go.Figure:
                 text=[f"{p['identity']}<br>{p['file']}" for p in mine],
                 hovertemplate="%{text}<extra></extra>", row=1, col=col)
     share = sum(data.get("explained", [])) * 100
-    fig.update_layout(title=f"Embeddings of held-back pictures (2 axes of the untouched model, "
-                            f"{share:.0f} % of its variance); ✂ = forgotten",
+    fig.update_layout(title={"text": "Embeddings of held-back pictures<br><sup>2 axes of the "
+                                     f"untouched model, {share:.0f} % of its variance; ✂ = "
+                                     "forgotten</sup>", "x": 0.01, "xanchor": "left"},
                       template="plotly_white", height=520 if len(people) > 30 else 460,
                       legend={"font": {"size": 10}, "title": "✂ forgotten first"},
-                      margin={"t": 60, "l": 40, "r": 20, "b": 30})
+                      margin={"t": 90, "l": 40, "r": 20, "b": 30})
     return fig

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
+from gradio import component_meta
 
 from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
 from gslora_core.report import (
@@ -211,6 +212,36 @@ def close_workspace(ws: Workspace | None) -> None:
 
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
+
+
+def _without_stub(define: Callable[[], type]) -> type:
+    """Define a gradio component subclass without gradio writing a ``.pyi`` stub beside this
+    file (its metaclass does that for every component class; the page must write nothing into
+    the source tree)."""
+    write_stub = component_meta.create_or_modify_pyi
+    component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        return define()
+    finally:
+        component_meta.create_or_modify_pyi = write_stub
+
+
+def _name_picker_class() -> type:
+    class NamePicker(gr.CheckboxGroup):
+        """The forget list. A name that is no longer a choice (forgotten since the page drew
+        the list, or sent by a script through the API) goes on to the engine, whose refusal
+        says why in a sentence ("already forgotten in an earlier task: …"), instead of
+        gradio's own check ("Value … is not in the list of choices"). Drawn by the checkbox
+        group's front end (``is_template``)."""
+
+        is_template = True
+
+        def preprocess(self, payload: list[str] | None) -> list[str]:
+            return [str(v) for v in payload or []]
+    return NamePicker
+
+
+NamePicker = _without_stub(_name_picker_class)
 
 
 class Studio:
@@ -494,7 +525,7 @@ class Studio:
             f" (released block {', '.join(map(str, released))})" if released else "")
         to_cap = seconds_left(p["step"], p["steps"], job.elapsed())
         cap = ("" if to_cap is None else
-               f" · stops when they are forgotten, at the latest in {duration(to_cap)} left")
+               f" · stops when they are forgotten, at the latest in {duration(to_cap)}")
         if progress is not None:
             progress((p["step"], p["steps"]), unit="steps (cap)",
                      desc=f"forgetting: step {p['step']} (cap {p['steps']}){left}{cap}")
@@ -689,8 +720,8 @@ class Studio:
                                              height="auto", allow_preview=False,
                                              object_fit="contain", elem_id="forget-faces")
                     with gr.Row():
-                        self.names = gr.CheckboxGroup(label="Forget these people", choices=[],
-                                                      scale=4, elem_id="forget-names")
+                        self.names = NamePicker(label="Forget these people", choices=[],
+                                                scale=4, elem_id="forget-names")
                         self.suggest_btn = gr.Button("Suggest two people", scale=1,
                                                      elem_id="suggest-btn")
                     with gr.Accordion("Advanced settings", open=False):
@@ -727,7 +758,9 @@ class Studio:
                     self.summary_md = gr.Markdown("No forgetting task yet.",
                                                   elem_id="results-summary")
                     self.metrics_df = gr.Dataframe(headers=["metric", "before", "after"],
-                                                   interactive=False, label="Before → after")
+                                                   interactive=False, label="Before → after",
+                                                   wrap=True, column_widths=["64%", "18%", "18%"],
+                                                   elem_id="metrics-table")
                     self.bars = gr.Plot(label="Per-person accuracy (before → after this task)",
                                         elem_id="identity-dots")
                     self.heatmap = gr.Plot(label="Task × block LoRA group norms",
@@ -750,13 +783,15 @@ class Studio:
                         self.compare_df = gr.Dataframe(headers=COMPARISON_HEADERS,
                                                        interactive=False,
                                                        label="Three ways to forget", wrap=True,
+                                                       column_widths=["19%", "9%", "9%", "9%",
+                                                                      "18%", "18%", "18%"],
                                                        elem_id="compare-table")
                         self.map_plot = gr.Plot(label="Embedding map", elem_id="embedding-map")
                     gr.Markdown("### Task history")
                     self.history_df = gr.Dataframe(
                         headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",
                                  "blocks used"], interactive=False, wrap=True,
-                        column_widths=["8%", "36%", "9%", "9%", "9%", "9%", "9%", "11%"],
+                        column_widths=["8%", "32%", "9%", "9%", "9%", "9%", "11%", "13%"],
                         elem_id="history-table")
                     with gr.Row():
                         self.again_btn = gr.Button("Forget more people (next task)")

@@ -13,7 +13,16 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, DataConfig, ForgetConfig, ModelConfig, PretrainConfig, TrainConfig, preset
+from .config import (
+    PREPROCESS,
+    PRESETS,
+    DataConfig,
+    ForgetConfig,
+    ModelConfig,
+    PretrainConfig,
+    TrainConfig,
+    preset,
+)
 from .data import load_gallery
 from .evaluation import evaluate
 from .forgetting import forget, rollback
@@ -376,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backbone", help="pretrained backbone (.safetensors); without it, from scratch")
     e.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default",
                    help="from scratch only (a backbone brings its own size)")
-    e.add_argument("--preprocess", choices=["mtcnn", "center"], default=None,
-                   help="face cropper (default: the backbone's, mtcnn; center from scratch)")
+    e.add_argument("--preprocess", choices=list(PREPROCESS), default=None,
+                   help="what the pictures show: mtcnn (faces, aligned), center (faces already "
+                        "aligned), whole (object classes: the whole picture, no face looked "
+                        "for); default: the backbone's, center from scratch")
     e.add_argument("--max-per-identity", type=int, default=None)
     e.add_argument("--test-fraction", type=float, default=DataConfig.test_fraction,
                    help="share of each person's pictures held back for test")

@@ -61,12 +61,21 @@ class ModelConfig:
         return _from_dict(cls, data)
 
 
+# What a gallery's pictures show: faces to align (mtcnn), faces already aligned (center), or
+# objects, used whole (see DataConfig).
+PREPROCESS = ("mtcnn", "center", "whole")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """How a gallery folder becomes train/test tensors.
 
-    ``preprocess`` names the face cropper: "center" crops the middle of the picture (fine for
-    LFW's deep-funneled images, which are already roughly aligned).
+    ``preprocess`` says what a picture shows and so how it is cropped (``PREPROCESS``): "mtcnn"
+    finds and aligns a face; "center" crops the middle of the picture (fine for LFW's
+    deep-funneled images, which are already roughly aligned); "whole" uses the whole picture
+    (its central square, resized), for galleries of object classes, where no face is looked
+    for. It is chosen by whoever makes the gallery (the recognizer's checkpoint keeps it), never
+    guessed from the pictures.
     """
 
     preprocess: str = "center"
@@ -87,6 +96,9 @@ class DataConfig:
     split: str = "hash"
 
     def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS:
+            raise ValueError(f"unknown preprocess {self.preprocess!r} (choose "
+                             f"{', '.join(PREPROCESS)})")
         if self.split not in ("hash", "rank"):
             raise ValueError(f"unknown split {self.split!r} (choose hash or rank)")
         if not (0 <= self.test_fraction < 1 and 0 <= self.val_fraction < 1

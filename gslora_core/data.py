@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-from .config import DataConfig, IngestConfig
+from .config import PREPROCESS, DataConfig, IngestConfig
 from .ingest import Picture, Rejection, collect, decode_all
 
 ProgressFn = Callable[[dict], None]  # told how far a long step is ({"stage", "done", "total"})
@@ -177,6 +177,12 @@ def center_crop(img: Image.Image, size: int, fraction: float) -> Image.Image:
     return img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
 
 
+def whole_picture(image: Image.Image, size: int) -> Image.Image:
+    """A picture of an object class as the model sees it: its central square, resized (no face
+    is looked for; a square picture, as CIFAR's, is only resized)."""
+    return ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
+
+
 def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
                cache_dir: str | Path | None = None, aligner=None,
                on_progress: ProgressFn | None = None
@@ -189,8 +195,10 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
     if cfg.preprocess == "center":
         return [(p, center_crop(p.image, size, cfg.center_crop_fraction), "center")
                 for p in pictures], [], []
+    if cfg.preprocess == "whole":
+        return [(p, whole_picture(p.image, size), "whole") for p in pictures], [], []
     if cfg.preprocess != "mtcnn":
-        raise ValueError(f"unknown preprocess {cfg.preprocess!r} (choose mtcnn or center)")
+        raise ValueError(f"unknown preprocess {cfg.preprocess!r} (choose {', '.join(PREPROCESS)})")
     cache = CropCache(cache_dir)
     results: list[dict | None] = [cache.get(p.digest) for p in pictures]
     todo = [i for i, r in enumerate(results) if r is None]

@@ -281,6 +281,16 @@ def test_every_error_a_visitor_can_reach_is_a_sentence_they_can_act_on(app_url, 
         if problems:
             bad[what] = f"{msg!r}: {', '.join(problems)}"
     assert not bad, bad
+    # a person forgotten in an earlier task, asked for again (a stale tick or a scripted call):
+    # a sentence that says so, not gradio's "not in the list of choices"
+    loaded.predict(["Kofi_Annan"], *fast, api_name="/forget")
+    try:
+        loaded.predict(["Kofi_Annan"], *fast, api_name="/forget")
+    except Exception as err:
+        msg = _message(err)
+        assert "already forgotten" in msg and "Error" not in msg.split()[:1], msg
+    else:
+        raise AssertionError("forgetting a forgotten person again raised nothing")
     # after all of it, the loaded visitor still has their gallery and recognizer
     report = loaded.predict(api_name="/export")
     assert ".safetensors" in json.dumps(report[0])  # the merged model, ready to download

@@ -272,3 +272,24 @@ def test_the_crop_cache_takes_the_same_entry_from_many_writers_at_once(tmp_path:
     entry = cache.get("ab" * 20)
     assert entry["method"] == "mtcnn" and entry["crop"].size == (112, 112)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_gallery_of_object_classes_uses_whole_pictures_and_looks_for_no_face(tmp_path: Path
+                                                                               ) -> None:
+    """preprocess="whole" (issue 36): class folders of pictures with no face; each picture's
+    central square, resized; nothing refused for having no face; an unknown mode is refused."""
+    g = tmp_path / "objects"
+    for cls in ("cat", "truck"):
+        for k in range(4):
+            img = np.zeros((40, 80, 3), dtype=np.uint8)  # wide: a red square in the middle
+            img[:, 20:60] = (200, 30 + k, 30 + 10 * (cls == "cat"))  # distinct pictures
+            save(Image.fromarray(img), g / cls / f"{cls}_{k}.png")
+    gallery = load_gallery(g, 32, DataConfig(preprocess="whole", min_images=4), cache_dir=None)
+    assert gallery.names == ["cat", "truck"] and not gallery.rejected
+    assert set(gallery.methods.values()) == {"whole"}
+    x = gallery.train_x
+    assert x.shape[1:] == (3, 32, 32)
+    # the central square is the red block: no black border from the picture's sides (uint8)
+    assert int(x[:, 0].min()) > 150 and int(x[:, 1].max()) < 60
+    with pytest.raises(ValueError, match="unknown preprocess 'objects'"):
+        DataConfig(preprocess="objects")

@@ -92,3 +92,5 @@ def test_task_size_bars_span_the_draws() -> None:
     blocks = fig.data[0]
     assert list(blocks.error_y.array) == [0.5] and list(blocks.error_y.arrayminus) == [0.5]
     assert "lowest to highest draw" in fig.layout.title.text
+    # the Acc_f and "not recognized" lines are drawn over the bars (a later, overlaying axis)
+    assert blocks.yaxis == "y" and all(t.yaxis == "y2" for t in fig.data[1:])
