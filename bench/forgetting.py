@@ -42,7 +42,6 @@ import json
 import math
 import platform
 import random
-import statistics
 import sys
 import threading
 import time
@@ -61,6 +60,8 @@ from gslora_core.model import Recognizer, count_parameters, load_recognizer
 from gslora_core.openset import answer
 from gslora_core.probes import retrain_without
 from gslora_core.report import task_norms
+
+from .stats import interval
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
@@ -300,24 +301,6 @@ def run_sequence(method: Method, base: Recognizer, base_view: View, gallery: Gal
 
 
 # ----------------------------------------------------------------------------- statistics
-
-# Two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond the table).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t95(df: int) -> float:
-    return next((_T95[k] for k in sorted(_T95) if k >= df), 1.96)
-
-
-def interval(values: list[float]) -> dict:
-    """Mean, standard deviation and 95 % t-interval of draws (one value: no interval)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if n > 1 else 0.0
-    half = t95(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": mean, "std": sd, "low": mean - half, "high": mean + half, "n": n}
-
 
 KEYS = ["acc_r", "acc_f", "acc_o", "h_mean", "drop", "f_unknown", "f_other", "r_at_tau",
         "blocks_used", "steps", "mia_member_rate", "mia_power",

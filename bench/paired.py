@@ -17,7 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.forgetting import REFERENCE_PROTOCOL, interval
+from bench.forgetting import REFERENCE_PROTOCOL
+from bench.stats import interval
 
 # (metric, reference method): every other method is compared with the reference on this metric.
 AGAINST = [("acc_r", "untouched"), ("h_mean", "retrain"), ("mia_member_rate", "retrain"),

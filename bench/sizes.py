@@ -38,7 +38,8 @@ from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.evaluation import snapshot
 from gslora_core.forgetting import forget_task
 
-from .forgetting import interval, write_figure
+from .forgetting import write_figure
+from .stats import interval
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SIZES = [2, 6, 10]

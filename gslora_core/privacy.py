@@ -12,6 +12,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 FEATURES = ("top1_cosine", "top1_top2_gap", "softmax_entropy")
 MIN_PICTURES = 4
@@ -51,38 +54,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
 
 
-def _newton_logistic(x: np.ndarray, y: np.ndarray, ridge: float, iters: int) -> tuple[np.ndarray, float]:
-    """Ridge logistic regression by damped Newton steps; the ridge keeps it finite on separable data."""
-    n, d = x.shape
-    xb = np.hstack([x, np.ones((n, 1))])
-    pen = np.full(d + 1, ridge)
-    pen[-1] = 0.0  # the bias is not shrunk
-
-    def objective(beta: np.ndarray) -> float:
-        z = xb @ beta
-        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(pen * beta * beta))
-
-    beta = np.zeros(d + 1)
-    f = objective(beta)
-    for _ in range(iters):
-        p = _sigmoid(xb @ beta)
-        grad = xb.T @ (p - y) / n + pen * beta
-        hess = (xb.T * (p * (1 - p))) @ xb / n + np.diag(pen) + 1e-10 * np.eye(d + 1)
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-8:
-            f_new = objective(beta - t * step)
-            if f_new <= f:
-                break
-            t *= 0.5
-        else:
-            break  # no descent left: converged to numerical precision
-        beta, f = beta - t * step, f_new
-        if np.max(np.abs(t * step)) < 1e-9:
-            break
-    return beta[:d], float(beta[d])
-
-
 @dataclass(frozen=True, eq=False)
 class Attack:
     """A fitted attack: standardise with the training mean/std, then a linear logit."""
@@ -108,7 +79,7 @@ def _balanced(members: np.ndarray, nonmembers: np.ndarray,
 
 
 def fit_attack(members: np.ndarray, nonmembers: np.ndarray, seed: int = 0,
-               ridge: float = 1e-3, iters: int = 50) -> Attack:
+               ridge: float = 1e-3) -> Attack:
     """Fit member-vs-non-member logistic regression on features (see ``attack_features``).
 
     Classes are balanced by subsampling the larger one (seeded), so that the 0.5 threshold means
@@ -123,8 +94,12 @@ def fit_attack(members: np.ndarray, nonmembers: np.ndarray, seed: int = 0,
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)  # a constant feature carries nothing; do not divide by 0
-    w, bias = _newton_logistic((x - mean) / std, y, ridge, iters)
-    return Attack(mean=mean, std=std, weights=w, bias=bias)
+    # mean log-loss + ridge/2 |w|^2 (the bias not shrunk) is scikit-learn's C = 1 / (ridge n);
+    # the ridge keeps the weights finite on separable data.
+    fit = LogisticRegression(C=1.0 / (ridge * len(y)), max_iter=1000, tol=1e-10)
+    fit.fit((x - mean) / std, y)
+    return Attack(mean=mean, std=std, weights=fit.coef_[0].astype(np.float64),
+                  bias=float(fit.intercept_[0]))
 
 
 # ----------------------------------------------------------------------------------------- power
@@ -135,12 +110,8 @@ def auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     neg = np.asarray(scores_neg, dtype=np.float64).ravel()
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("AUC needs at least one positive and one negative score")
-    allv = np.concatenate([pos, neg])
-    uniq, inverse, counts = np.unique(allv, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    avg_rank = ends - (counts - 1) / 2.0  # 1-based mid-rank of each tied group
-    rank_sum = avg_rank[inverse[:len(pos)]].sum()
-    return float((rank_sum - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    return float(roc_auc_score(labels, np.concatenate([pos, neg])))
 
 
 def attack_power(members: np.ndarray, nonmembers: np.ndarray, folds: int = 5, seed: int = 0,
@@ -158,15 +129,15 @@ def attack_power(members: np.ndarray, nonmembers: np.ndarray, folds: int = 5, se
         raise ValueError("attack power needs at least two members and two non-members")
     rng = np.random.default_rng(seed)
     k = max(2, min(folds, n_m, n_n))
-    fold_m = np.empty(n_m, dtype=np.int64)
-    fold_m[rng.permutation(n_m)] = np.arange(n_m) % k
-    fold_n = np.empty(n_n, dtype=np.int64)
-    fold_n[rng.permutation(n_n)] = np.arange(n_n) % k
-    score_m, score_n = np.empty(n_m), np.empty(n_n)
-    for f in range(k):
-        att = fit_attack(members[fold_m != f], nonmembers[fold_n != f], seed=seed + 1 + f)
-        score_m[fold_m == f] = att.logit(members[fold_m == f])
-        score_n[fold_n == f] = att.logit(nonmembers[fold_n == f])
+    x = np.concatenate([members, nonmembers])
+    y = np.concatenate([np.ones(n_m), np.zeros(n_n)])
+    scores = np.empty(len(y))
+    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y)
+    for f, (train, held) in enumerate(split):
+        is_member = y[train] == 1
+        att = fit_attack(x[train][is_member], x[train][~is_member], seed=seed + 1 + f)
+        scores[held] = att.logit(x[held])
+    score_m, score_n = scores[:n_m], scores[n_m:]
     value = auc(score_m, score_n)
     boots = [auc(score_m[rng.integers(0, n_m, n_m)], score_n[rng.integers(0, n_n, n_n)])
              for _ in range(boot)]

@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence, TypedDict
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from sklearn.decomposition import PCA
 
 from . import lora
 from .config import TrainConfig
@@ -240,19 +240,16 @@ def embedding_map(before: Recognizer, after: Recognizer, gallery: Gallery,
     """The held-back pictures' embeddings before and after, projected on the two principal axes
     of the *untouched* model's embeddings (so both maps share axes and a move is a real move).
     Returns {"points": [{stage, x, y, identity, forgotten, file}], "explained": [share, share]}."""
-    e_b = F.normalize(embed_all(before, gallery.test_x), dim=-1)
-    e_a = F.normalize(embed_all(after, gallery.test_x), dim=-1)
-    mu = e_b.mean(0, keepdim=True)
-    _, sv, vt = torch.linalg.svd(e_b - mu, full_matrices=False)
-    axes = vt[:2].T
-    var = (sv ** 2) / max(1e-12, float((sv ** 2).sum()))
+    e_b = F.normalize(embed_all(before, gallery.test_x), dim=-1).numpy()
+    e_a = F.normalize(embed_all(after, gallery.test_x), dim=-1).numpy()
+    pca = PCA(n_components=2, svd_solver="full").fit(e_b)
     gone = set(forgotten)
     files = gallery.test_files or [""] * len(gallery.test_y)
     points = []
     for stage, e in (("before", e_b), ("after", e_a)):
-        xy = ((e - mu) @ axes).numpy()
+        xy = pca.transform(e)
         for i, y in enumerate(gallery.test_y.tolist()):
             name = gallery.names[y]
             points.append({"stage": stage, "x": float(xy[i, 0]), "y": float(xy[i, 1]),
                            "identity": name, "forgotten": name in gone, "file": files[i]})
-    return {"points": points, "explained": [float(v) for v in np.asarray(var[:2])]}
+    return {"points": points, "explained": [float(v) for v in pca.explained_variance_ratio_]}
