@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "upload": a.upload or "sample gallery", "width": a.width,
                        "upload_pictures": (len(zipfile.ZipFile(upload).namelist())
                                            if upload else 300)},
-              "seconds": w.seconds, "progress_seen": w.progress,
+              "seconds": w.seconds, "progress_seen": w.progress, "texts": w.texts,
               "screenshots": sorted(str(f.relative_to(ROOT)) for f in shots.glob("*.png"))}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

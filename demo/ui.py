@@ -138,9 +138,8 @@ def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
         stage, done, total = p["stage"], p["done"], p["total"]
         t0 = started.setdefault(stage, time.time())
         if stage == "measuring":
-            progress(None, desc=f"{what}Measuring the recognizer on the gallery's pictures")
-            return
-        if stage == "reading":
+            desc = f"{what}Measuring the recognizer on the gallery's pictures: {done} of {total}"
+        elif stage == "reading":
             desc = f"{what}Reading pictures: {done} of {total}"
         else:
             cached = f" ({p['cached']} aligned before, reused)" if p.get("cached") else ""

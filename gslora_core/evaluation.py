@@ -6,7 +6,7 @@ the benchmarks read the same keys (``ForgetReport``, ``Evaluation``) from the sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Callable, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +55,21 @@ class Snapshot:
 
 
 @torch.no_grad()
-def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True) -> Snapshot:
-    """A full pass over the gallery (both views), keeping the top block's states on the way."""
+def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True,
+             on_progress: Callable[[dict], None] | None = None) -> Snapshot:
+    """A full pass over the gallery (both views), keeping the top block's states on the way.
+    ``on_progress`` hears {"stage": "measuring", "done", "total"} in pictures."""
     top = len(model.blocks) - 1
-    test = mid_states(model, gallery.test_x, top)
-    train = mid_states(model, gallery.train_x, top) if with_train else None
+    n_test = len(gallery.test_y)
+    total = n_test + (len(gallery.train_y) if with_train else 0)
+
+    def done(offset: int) -> Callable[[int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda k: on_progress({"stage": "measuring", "done": offset + k, "total": total})
+    test = mid_states(model, gallery.test_x, top, on_done=done(0))
+    train = (mid_states(model, gallery.train_x, top, on_done=done(n_test)) if with_train
+             else None)
     return snapshot_from(model, test, train)
 
 

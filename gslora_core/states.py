@@ -11,6 +11,7 @@ the full pass's, as tests/test_states.py checks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +32,17 @@ class MidStates:
 
 @torch.no_grad()
 def mid_states(model: Recognizer, images: torch.Tensor, block: int,
-               chunk: int = CHUNK) -> MidStates:
-    """Both views' states of ``images`` (uint8) at ``block`` (the evaluation pass's first half)."""
+               chunk: int = CHUNK, on_done: Callable[[int], None] | None = None) -> MidStates:
+    """Both views' states of ``images`` (uint8) at ``block`` (the evaluation pass's first half).
+    ``on_done`` hears the count of pictures done after each chunk."""
     model.eval()
     plain, flip = [], []
     for i in range(0, len(images), chunk):
         x = images[i:i + chunk].to(model.device)
         plain.append(model.kept_rows(model.mid_state(x, block), block).cpu())
         flip.append(model.kept_rows(model.mid_state(x.flip(-1), block), block).cpu())
+        if on_done:
+            on_done(min(i + chunk, len(images)))
     empty = torch.zeros((0, 1, model.cfg.embed_dim))
     return MidStates(block, torch.cat(plain) if plain else empty,
                      torch.cat(flip) if flip else empty)

@@ -215,9 +215,7 @@ class Workspace:
         gallery = load_gallery(project_path(self.cfg.sample_gallery), model.cfg.img_size,
                                model.data_config, names=model.class_names, ingest=self.cfg.ingest,
                                on_progress=on_progress)
-        if on_progress:
-            on_progress({"stage": "measuring", "done": 0, "total": 1})
-        self._set(gallery, model, "sample")
+        self._set(gallery, model, "sample", on_progress)
         self._pending = None
         return self.overview()
 
@@ -278,12 +276,16 @@ class Workspace:
         self.job = Job("enroll", run).start()
         return self.job
 
-    def _set(self, gallery: Gallery, model: Recognizer | None, source: str) -> None:
+    def _set(self, gallery: Gallery, model: Recognizer | None, source: str,
+             on_progress: Callable[[dict], None] | None = None) -> None:
+        """Make ``gallery`` and ``model`` the workspace's, measured once (``on_progress``
+        hears the pictures measured)."""
         self.gallery, self.model, self.source = gallery, model, source
         self.original = copy.deepcopy(model) if model is not None else None
         self.reports = []
         self.inspection = None
-        self.state = snapshot(model, gallery) if model is not None else None
+        self.state = (snapshot(model, gallery, on_progress=on_progress) if model is not None
+                      else None)
         self.recognizer_report = (evaluate(model, gallery, self.state) if model is not None
                                   else None)
 

@@ -106,8 +106,13 @@ def test_nothing_runs_before_a_gallery_is_loaded(cfg):
 @pytest.mark.slow
 def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg, tmp_path):
     ws = Workspace(cfg)
-    ws.load_sample()
+    heard: list[dict] = []
+    ws.load_sample(on_progress=heard.append)
     sample_model = ws.model
+    # Loading the sample measures its recognizer on every picture, counted as it goes.
+    measured = [t["done"] for t in heard if t["stage"] == "measuring"]
+    pictures = len(ws.gallery.test_y) + len(ws.gallery.train_y)
+    assert len(measured) > 1 and measured == sorted(measured) and measured[-1] == pictures
     # One person only: refused with the reason, the sample gallery and its model stay.
     one = tmp_path / "one" / "Kofi_Annan"
     shutil.copytree(SAMPLE / "Kofi_Annan", one)
