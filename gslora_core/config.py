@@ -308,6 +308,9 @@ class ForgetConfig:
     keep: float = knob(
         100.0, "weight of holding each retained picture's embedding where it was at the task's "
              "start (1 - cosine; 0 = off)", "keep retained embeddings")
+    keep_views: int = knob(
+        1, "views the keep term holds: 1 = the training view; 2 = also the mirrored view (the "
+           "recognizer answers with both)", "keep: views")
     bnd: float = knob(45.0, "bound BND on each forget picture's margin: "
                             "L_f = mean_i ReLU(BND - m_i)", "BND (forget bound)")
     steps: int = knob(400, "most optimizer steps (release: the cap; fixed: the count)",

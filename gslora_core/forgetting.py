@@ -123,7 +123,8 @@ class _Run:
     task: str = ""
     cache: StateCache | None = None  # training pictures' states at the first active block
     test_cache: StateCache | None = None  # test pictures' (live evaluation only)
-    anchor: torch.Tensor | None = None  # retained pictures' unit embeddings at the task's start
+    # retained pictures' unit embeddings at the task's start (training view, mirrored view)
+    anchor: tuple[torch.Tensor, torch.Tensor | None] | None = None
     # forget pictures not yet past the stopping rule at the last check: the forget batch is
     # drawn from these (the rest are done), so the last few are not left to chance
     focus: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
@@ -207,7 +208,10 @@ def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     l_r = retain_loss(model.head.margin_logits(model.head.cosine(emb_r), yr), yr)
     l_keep = torch.zeros((), device=model.device)
     if cfg.keep > 0 and run.anchor is not None:
-        l_keep = keep_loss(emb_r, run.anchor[ri].to(model.device))
+        l_keep = keep_loss(emb_r, run.anchor[0][ri].to(model.device))
+        if cfg.keep_views > 1:  # the mirrored view too: the answer averages both
+            l_keep = (l_keep + keep_loss(_embed_batch(run, ri, flip=True),
+                                         run.anchor[1][ri].to(model.device))) / 2
         l_r = l_r + cfg.keep * l_keep
     release = cfg.schedule == "release"
     emb_f = _answer_embedding(run, fi) if release else _embed_batch(run, fi)
@@ -298,17 +302,21 @@ def _live_accuracy(run: _Run) -> dict:
 
 
 @torch.no_grad()
-def _anchor(run: _Run) -> torch.Tensor:
-    """The retained training pictures' unit embeddings (the training view) as the task starts,
-    indexed by gallery picture: what ``keep_loss`` holds them to."""
+def _anchor(run: _Run) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The retained training pictures' unit embeddings as the task starts, indexed by gallery
+    picture: what ``keep_loss`` holds them to (the training view, and the mirrored one when
+    ``keep_views`` is 2)."""
     model = run.model
     model.eval()
-    out = torch.zeros(len(run.gallery.train_y), model.cfg.embed_dim)
-    pool = run.retain_pool
-    for i in range(0, len(pool), 256):
-        idx = pool[i:i + 256]
-        out[idx] = torch.nn.functional.normalize(_embed_batch(run, idx), dim=-1).float().cpu()
-    return out
+    views = []
+    for flip in (False, True)[:max(1, run.cfg.keep_views)]:
+        out = torch.zeros(len(run.gallery.train_y), model.cfg.embed_dim)
+        pool = run.retain_pool
+        for i in range(0, len(pool), 256):
+            idx = pool[i:i + 256]
+            out[idx] = F.normalize(_embed_batch(run, idx, flip), dim=-1).float().cpu()
+        views.append(out)
+    return views[0], (views[1] if len(views) > 1 else None)
 
 
 def _use_block(run: _Run, first: int) -> None:
