@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gslora_core.cli import read_holdout
-from gslora_core.facecache import load_face_cache
 from gslora_core.metrics import embed_all, make_pairs, verification_accuracy
 from gslora_core.model import Recognizer, load_recognizer
-from gslora_core.pretrain import DistillSet, split_holdout
+from pretraining.cli import read_holdout
+from pretraining.facecache import load_face_cache
+from pretraining.pretrain import DistillSet, split_holdout
 
 ROOT = Path(__file__).resolve().parents[1]
 

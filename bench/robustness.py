@@ -44,8 +44,8 @@ from gslora_core.config import DataConfig, TrainConfig
 from gslora_core.data import Gallery, split_labels
 from gslora_core.metrics import embed_all
 from gslora_core.model import Recognizer, load_recognizer
-from gslora_core.shifts import CAST_GAINS, SHIFTS, TIGHT_SIDE, apply_shift
 from gslora_core.training import from_backbone, train_recognizer
+from pretraining.shifts import CAST_GAINS, SHIFTS, TIGHT_SIDE, apply_shift
 
 from .backbone import LFW
 
@@ -124,7 +124,7 @@ def prepare(files: list[Path], lfw: Path, cfg: BenchConfig, work: Path, teacher:
     aligner = FaceAligner(size=112)
     dlib_teacher = None
     if teacher:
-        from gslora_core.teacher import DlibTeacher
+        from pretraining.teacher import DlibTeacher
         dlib_teacher = DlibTeacher()
     images = [Image.open(f).convert("RGB") for f in files]
     labels = [f.relative_to(lfw).as_posix() for f in files]
@@ -228,7 +228,7 @@ def main() -> None:
     ap.add_argument("--holdout", default=str(ROOT / "checkpoints" / "lfw_holdout.json"))
     ap.add_argument("--lfw", default=str(LFW))
     ap.add_argument("--quick", action="store_true", help="6 people x 8 pictures, no enrollment")
-    ap.add_argument("--no-teacher", action="store_true", help="skip dlib (requirements-pretrain.txt)")
+    ap.add_argument("--no-teacher", action="store_true", help="skip dlib (pretraining/requirements.txt)")
     ap.add_argument("--no-enroll", action="store_true")
     ap.add_argument("--work", default=str(ROOT / "runs" / "robustness"),
                     help="where aligned crops and teacher embeddings are kept between runs")

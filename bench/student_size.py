@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 
-from gslora_core.augment import robust_views
-from gslora_core.config import ForgetConfig, ModelConfig, PretrainConfig
+from gslora_core.config import ForgetConfig, ModelConfig
 from gslora_core.data import Gallery, load_gallery
 from gslora_core.forgetting import forget
 from gslora_core.model import Recognizer, load_recognizer
-from gslora_core.pretrain import distill_loss
 from gslora_core.training import from_backbone
+from pretraining.augment import robust_views
+from pretraining.config import PretrainConfig
+from pretraining.pretrain import distill_loss
 
 from .forgetting import forget_sets
 

@@ -5,7 +5,7 @@ augmented view the student sees? Measured on the validation people (never the te
 
 For each validation picture: MTCNN + alignment as in the face cache, the cache's target (dlib on
 the photo, MTCNN box), dlib on the aligned crop the student sees, and dlib on that crop after
-each augmentation of gslora_core/augment.py at full strength. Per view: the mean cosine between
+each augmentation of pretraining/augment.py at full strength. Per view: the mean cosine between
 the view's teacher embedding and the clean target, and the teacher's own verification accuracy
 on the validation pairs when it only sees that view. A view whose teacher embedding loses
 identity (accuracy falls) would hand the student the teacher's mistakes as targets; a view whose
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gslora_core import augment as A
 from gslora_core.alignment import TEMPLATE_112, FaceAligner, umeyama, warp_to_template
 from gslora_core.metrics import make_pairs, verification_accuracy
+from pretraining import augment as A
 
 from .backbone import LFW
 
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "teacher_views.json"))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    from gslora_core.teacher import DlibTeacher
+    from pretraining.teacher import DlibTeacher
 
     val = json.loads(Path(a.validation).read_text())
     names = sorted(n for v in val.values() if isinstance(v, list) for n in v)

@@ -1,5 +1,5 @@
-"""Command line: ``python -m gslora_core {pretrain,average,enroll,forget,evaluate,inspect,predict,
-threshold,rollback,export,report}``.
+"""Command line: ``python -m gslora_core {enroll,forget,evaluate,inspect,predict,threshold,
+rollback,export,report}`` (the backbone's distillation: ``python -m pretraining``).
 
 Everything the app does goes through these same functions, so every number on screen can be
 reproduced here. ``forget`` on its own output is the next continual task.
@@ -19,7 +19,6 @@ from .config import (
     DataConfig,
     ForgetConfig,
     ModelConfig,
-    PretrainConfig,
     TrainConfig,
     preset,
 )
@@ -44,117 +43,6 @@ def _print_json(data: dict, path: str | None) -> None:
 
 def _gallery_for(model: Recognizer, folder: str):
     return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names)
-
-
-def read_holdout(path: str | None) -> set[str]:
-    """Identity names kept out of pretraining: every name list in a JSON object (or a list)."""
-    if not path:
-        return set()
-    data = json.loads(Path(path).read_text())
-    lists = data.values() if isinstance(data, dict) else [data]
-    return {n for v in lists if isinstance(v, list) for n in v}
-
-
-def photo_views_of(a: argparse.Namespace, held) -> dict | None:
-    """The validation people's benchmark-shift views (built once into the cache), or None for
-    the aligned stand-ins (``--validation-views aligned``)."""
-    if a.validation_views != "photo":
-        return None
-    from .facecache import shifted_views
-
-    try:
-        return shifted_views(a.cache, set(held.identities))
-    except FileNotFoundError as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-def cmd_pretrain(a: argparse.Namespace) -> int:
-    import torch
-
-    from .facecache import load_face_cache
-    from .pretrain import deepened, pretrain, split_holdout
-
-    cfg = config_from_args(PretrainConfig(), a)  # a bad knob fails before the cache is read
-    if (cfg.p_bank > 0) != bool(a.mix_bank):
-        raise SystemExit("error: --p-bank and --mix-bank go together")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    # Held-out test people are dropped, never scored here: checkpoints are chosen on the
-    # validation people (also kept out of training) so the benchmarks stay honest.
-    data, _ = split_holdout(load_face_cache(a.cache), read_holdout(a.holdout))
-    data, held = split_holdout(data, read_holdout(a.validation))
-    print(f"{len(data.images)} training faces ({'with' if data.wide is not None else 'no'} wide "
-          f"crops), {len(held.images)} validation faces ({len(set(held.identities))} identities)",
-          file=sys.stderr, flush=True)
-    bank = None
-    if a.mix_bank:  # before the validation views: a wrong bank fails in seconds
-        from .mixbank import load_mix_bank
-
-        try:
-            bank = load_mix_bank(a.mix_bank, set(data.identities))
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"error: {e}") from None
-        print(f"mix bank: {len(bank.images)} teacher-labelled blends", file=sys.stderr, flush=True)
-
-    def progress(row: dict) -> None:
-        val = row.get("validation", {})
-        views = " ".join(f"{k} {v:.3f}" for k, v in val.get("views", {}).items())
-        print(f"epoch {row['epoch']}/{cfg.epochs} loss {row['loss']:.4f} point {row['point']:.4f} "
-              f"relation {row['relation']:.4f} validation {val.get('score', float('nan')):.4f} "
-              f"[{views}] ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-
-    init = load_recognizer(a.init) if a.init else None
-    if init is not None and a.width and a.width != init.cfg.embed_dim:
-        raise SystemExit("error: --width cannot change an --init backbone (only --depth grows it)")
-    if init is not None and a.depth and a.depth != init.cfg.depth:
-        init = deepened(init, a.depth)  # new blocks start as the identity
-    size = MODEL_SIZES[a.model_size]
-    mcfg = init.cfg if init else replace(size, stem=a.stem).sized(a.width, a.depth)
-    has_held = len(held.images) > 0
-    photo = photo_views_of(a, held) if has_held else None
-    teacher = None
-    if cfg.p_mix > 0:  # the blends' targets: the teacher runs during training (lazy import)
-        from .teacher import DlibTeacher
-
-        try:
-            teacher = DlibTeacher().embed_aligned
-        except ImportError as e:
-            raise SystemExit(f"error: --p-mix {cfg.p_mix}: {e}") from None
-    _, report = pretrain(data, held if has_held else None, mcfg, cfg, out=a.out,
-                         on_progress=progress, init=init, resume=a.resume, photo_views=photo,
-                         teacher=teacher, bank=bank)
-    report["checkpoint"] = str(a.out)
-    _print_json(report, a.report)
-    return 0
-
-
-def cmd_average(a: argparse.Namespace) -> int:
-    """Average backbone checkpoints; with a cache and validation people, score each and the mean."""
-    import torch
-
-    from .pretrain import average_backbones, split_holdout, validation_set
-    from .pretrain import evaluate as score_views
-
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    models = [load_recognizer(c) for c in a.checkpoints]
-    avg = average_backbones(models)
-    out = save_recognizer(avg, a.out)
-    report: dict[str, Any] = {"checkpoint": str(out), "averaged": list(a.checkpoints)}
-    if a.cache and a.validation:
-        from .facecache import load_face_cache
-
-        _, held = split_holdout(load_face_cache(a.cache), read_holdout(a.validation))
-        if len(set(held.identities)) < 2:
-            raise SystemExit("error: the validation people are not in the cache")
-        views, pairs = validation_set(held, avg.cfg.img_size, photo_views=photo_views_of(a, held))
-        report["validation"] = {c: score_views(m, views, pairs)["score"]
-                                for c, m in zip(a.checkpoints, models)}
-        report["validation"]["average"] = score_views(avg, views, pairs)["score"]
-        report["validation_views"] = a.validation_views
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    _print_json(report, None)
-    return 0
 
 
 def cmd_enroll(a: argparse.Namespace) -> int:
@@ -330,53 +218,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_validation_views(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--validation-views", choices=["photo", "aligned"], default="photo",
-                   help="photo: the validation people's photos under bench/robustness.py's shifts, "
-                        "through MTCNN (built once into the cache, ~2 min); aligned: cheap "
-                        "stand-ins on the aligned crops (how runs before 2026-11-25 chose)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
     sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("pretrain", help="train the backbone by distilling a teacher (needs a face cache)")
-    t.add_argument("--cache", required=True, help="face cache folder (scripts/build_face_cache.py)")
-    t.add_argument("--out", required=True, help="output backbone (.safetensors), saved every epoch")
-    t.add_argument("--holdout",
-                   help="JSON of identity names kept out of training (test people: not scored here)")
-    t.add_argument("--validation", help="JSON of identity names kept out of training and scored after "
-                   "every epoch to choose <out>.best.safetensors (checkpoints/lfw_validation.json)")
-    add_validation_views(t)
-    t.add_argument("--resume", action="store_true",
-                   help="continue <out>'s run from <out>.state.pt (same schedule and optimiser)")
-    t.add_argument("--width", type=int, default=0, help="embedding width (0: the size's)")
-    t.add_argument("--depth", type=int, default=0, help="transformer blocks (0: the size's); with "
-                   "--init, more than its blocks appends new ones that start as the identity")
-    t.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="default")
-    t.add_argument("--init", help="continue from this backbone (its size and stem are kept)")
-    t.add_argument("--stem", choices=["patch", "conv"], default="conv",
-                   help="conv (default, the shipped backbone's): small conv stem, trains faster; "
-                        "patch: one patchify conv, as in the paper")
-    t.add_argument("--mix-bank", help="mix bank folder (scripts/build_mix_bank.py, built with the "
-                   "same --holdout and --validation) that --p-bank draws teacher-labelled blends from")
-    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
-    add_knob_flags(t, PretrainConfig)
-    t.add_argument("--report", help="also write the JSON report here")
-    t.set_defaults(func=cmd_pretrain)
-
-    w = sub.add_parser("average", help="average backbone checkpoints of one run (weight averaging); "
-                       "optionally score them on the validation people")
-    w.add_argument("checkpoints", nargs="+", help="backbones (.safetensors), e.g. a run's "
-                   "<out>.epochNNN.safetensors from --keep-every-epoch")
-    w.add_argument("--out", required=True, help="averaged backbone (.safetensors; a .json beside it)")
-    w.add_argument("--cache", help="face cache holding the validation people (to score)")
-    w.add_argument("--validation", help="JSON of validation identity names (checkpoints/lfw_validation.json)")
-    add_validation_views(w)
-    w.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
-    w.set_defaults(func=cmd_average)
 
     e = sub.add_parser("enroll", help="train a recognizer on a gallery folder (one folder per identity)")
     e.add_argument("--gallery", required=True,

@@ -1,13 +1,13 @@
 """Build a face cache for pretraining: aligned 112x112 crops + dlib teacher embeddings, resumable.
 
 Why a cache: aligning (MTCNN) and embedding (dlib) all 12.7k LFW pictures takes most of an hour
-on 2 CPU cores; pretraining then reads plain arrays (layout: gslora_core/facecache.py). Any folder
+on 2 CPU cores; pretraining then reads plain arrays (layout: pretraining/facecache.py). Any folder
 with one sub-folder of .jpg/.png pictures per identity works; LFW deep-funneled is the default.
 Rows are committed every --chunk pictures (arrays flushed, then index.json rewritten atomically),
 so a killed run resumes where the index stops.
 
 Run:  nohup nice -n 10 .venv/bin/python scripts/build_face_cache.py > /tmp/gslora_cache/build.log 2>&1 &
-      (needs requirements-pretrain.txt for the dlib teacher)
+      (needs pretraining/requirements.txt for the dlib teacher)
 Out:  aligned.npy uint8 (N,112,112,3) (zeros where no face), teacher.npy float32 (N,128) (NaN
       where no embedding), index.json (one record per row, same order), and with --margin M > 0
       aligned_wide.npy uint8 (N,112+2M,112+2M,3): the same alignment with M more pixels of the
@@ -27,9 +27,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gslora_core.alignment import FaceAligner, warp_to_template  # noqa: E402
-from gslora_core.diskarrays import open_array, run_chunks, write_index  # noqa: E402
-from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE  # noqa: E402
-from gslora_core.teacher import DlibTeacher  # noqa: E402
+from pretraining.diskarrays import open_array, run_chunks, write_index  # noqa: E402
+from pretraining.facecache import ALIGNED, INDEX, TEACHER, WIDE  # noqa: E402
+from pretraining.teacher import DlibTeacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LFW = ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"

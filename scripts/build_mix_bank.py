@@ -2,9 +2,9 @@
 
 Runs once on every core (``--workers``), resumable (re-run the same command after a stop), and
 writes the blends of the training people only: the same ``--holdout`` and ``--validation`` as
-the pretraining run it feeds, which ``pretrain --mix-bank`` checks. See ``gslora_core/mixbank.py``.
+the pretraining run it feeds, which ``pretrain --mix-bank`` checks. See ``pretraining/mixbank.py``.
 
-    pip install -r requirements-pretrain.txt
+    pip install -r pretraining/requirements.txt
     python scripts/build_mix_bank.py --cache /tmp/gslora_cache --holdout checkpoints/lfw_holdout.json \
         --validation checkpoints/lfw_validation.json --out /tmp/gslora_cache/mix_bank \
         --count 30000 --workers 2
@@ -22,11 +22,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gslora_core.cli import read_holdout  # noqa: E402
-from gslora_core.config import PretrainConfig  # noqa: E402
-from gslora_core.diskarrays import open_array, run_chunks, write_index  # noqa: E402
-from gslora_core.facecache import ALIGNED, INDEX, WIDE, usable  # noqa: E402
-from gslora_core.mixbank import MIX, MIX_INDEX, MIX_TEACHER, blend_faces, draw_pairs  # noqa: E402
+from pretraining.cli import read_holdout  # noqa: E402
+from pretraining.config import PretrainConfig  # noqa: E402
+from pretraining.diskarrays import open_array, run_chunks, write_index  # noqa: E402
+from pretraining.facecache import ALIGNED, INDEX, WIDE, usable  # noqa: E402
+from pretraining.mixbank import MIX, MIX_INDEX, MIX_TEACHER, blend_faces, draw_pairs  # noqa: E402
 
 _WORKER: dict = {}  # one process's teacher and open arrays (init_worker)
 
@@ -36,7 +36,7 @@ def init_worker(cache: Path, out: Path, source_name: str, inner: float, rows: np
     """Open the arrays and build the teacher, once a process (one core each)."""
     torch.set_num_threads(1)
     if teacher == "dlib":
-        from gslora_core.teacher import DlibTeacher
+        from pretraining.teacher import DlibTeacher
 
         embed = DlibTeacher().embed_aligned
     else:  # tests: a stand-in teacher, the mean colour of the face as an "embedding"

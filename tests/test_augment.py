@@ -1,4 +1,4 @@
-"""Distillation views (gslora_core/augment.py): each one does what it says, on tiny batches."""
+"""Distillation views (pretraining/augment.py): each one does what it says, on tiny batches."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from gslora_core import augment as A
-from gslora_core.config import PretrainConfig
+from pretraining import augment as A
+from pretraining.config import PretrainConfig
 
 
 def batch(n: int = 4, side: int = 24, seed: int = 0) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """scripts/build_face_cache.py on real LFW pictures: several worker processes build the very cache
 one process builds, and a stopped build resumes where its index ends (slow; needs the dlib
-teacher of requirements-pretrain.txt)."""
+teacher of pretraining/requirements.txt)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench.backbone import LFW
-from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE
+from pretraining.facecache import ALIGNED, INDEX, TEACHER, WIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow,
@@ -57,7 +57,7 @@ def test_the_teacher_on_an_aligned_crop_agrees_with_it_on_the_photo(tmp_path) ->
     on real faces that must give the photo's embedding back (same person, dlib distance well
     under its 0.6 threshold), while a blend of two people is neither of them."""
     pytest.importorskip("dlib")
-    from gslora_core.teacher import DlibTeacher
+    from pretraining.teacher import DlibTeacher
 
     data = tmp_path / "faces"
     for name in ("Aaron_Peirsol", "Adam_Sandler"):

@@ -1,4 +1,4 @@
-"""Mix bank (gslora_core/mixbank.py, scripts/build_mix_bank.py) on a tiny face cache.
+"""Mix bank (pretraining/mixbank.py, scripts/build_mix_bank.py) on a tiny face cache.
 
 The builder runs with its stand-in teacher (the mean colour of each blend), so these tests need
 no dlib; the real teacher's behaviour on blends is tested in tests/test_face_cache_build.py."""
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from gslora_core.config import ModelConfig, PretrainConfig
-from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE, load_face_cache
-from gslora_core.mixbank import (
+from gslora_core.config import ModelConfig
+from pretraining.config import PretrainConfig
+from pretraining.facecache import ALIGNED, INDEX, TEACHER, WIDE, load_face_cache
+from pretraining.mixbank import (
     MIX,
     MIX_INDEX,
     MIX_TEACHER,
@@ -25,7 +26,7 @@ from gslora_core.mixbank import (
     draw_pairs,
     load_mix_bank,
 )
-from gslora_core.pretrain import pretrain, split_holdout
+from pretraining.pretrain import pretrain, split_holdout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import build_mix_bank  # noqa: E402
@@ -183,7 +184,7 @@ def test_pretrain_draws_from_the_bank_and_says_so(tmp_path) -> None:
 
 
 def test_pretrain_command_needs_both_bank_flags_and_checks_the_banks_people(tmp_path, capsys) -> None:
-    from gslora_core.cli import main
+    from pretraining.cli import main
 
     cache = tiny_cache(tmp_path / "cache")
     out = build(tmp_path, cache)

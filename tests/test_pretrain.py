@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gslora_core.config import ModelConfig, PretrainConfig
+from gslora_core.config import ModelConfig
 from gslora_core.metrics import make_pairs, verification_accuracy
 from gslora_core.model import Recognizer, load_recognizer
-from gslora_core.pretrain import DistillSet, pretrain, split_holdout
+from pretraining.config import PretrainConfig
+from pretraining.pretrain import DistillSet, pretrain, split_holdout
 
 
 def test_pairs_are_balanced_spread_and_deterministic() -> None:
@@ -128,7 +129,7 @@ def test_resume_continues_the_same_run_exactly(tmp_path) -> None:
 
 
 def test_face_cache_with_and_without_wide_crops(tmp_path) -> None:
-    from gslora_core.facecache import ALIGNED, INDEX, TEACHER, WIDE, load_face_cache
+    from pretraining.facecache import ALIGNED, INDEX, TEACHER, WIDE, load_face_cache
 
     rows = [{"identity": f"p{i}", "file": f"p{i}/a.jpg", "method": "mtcnn" if i else "none",
              "teacher_ok": bool(i)} for i in range(3)]
@@ -143,7 +144,7 @@ def test_face_cache_with_and_without_wide_crops(tmp_path) -> None:
 
 
 def test_average_is_the_mean_of_every_weight_and_refuses_mixed_models() -> None:
-    from gslora_core.pretrain import average_backbones
+    from pretraining.pretrain import average_backbones
 
     mcfg = replace(ModelConfig.tiny(), stem="conv")
     torch.manual_seed(0)
@@ -163,9 +164,9 @@ def test_average_is_the_mean_of_every_weight_and_refuses_mixed_models() -> None:
 
 
 def test_average_command_scores_each_checkpoint_and_the_mean(tmp_path, capsys) -> None:
-    from gslora_core.cli import main
-    from gslora_core.facecache import ALIGNED, INDEX, TEACHER
     from gslora_core.model import save_recognizer
+    from pretraining.cli import main
+    from pretraining.facecache import ALIGNED, INDEX, TEACHER
 
     mcfg = replace(ModelConfig.tiny(), stem="conv")
     torch.manual_seed(1)
@@ -194,7 +195,7 @@ def test_average_command_scores_each_checkpoint_and_the_mean(tmp_path, capsys) -
 
 
 def test_deepened_backbone_starts_as_the_old_one_and_its_new_blocks_learn() -> None:
-    from gslora_core.pretrain import deepened
+    from pretraining.pretrain import deepened
 
     mcfg = replace(ModelConfig.tiny(), stem="conv")
     torch.manual_seed(2)
@@ -215,7 +216,7 @@ def test_deepened_backbone_starts_as_the_old_one_and_its_new_blocks_learn() -> N
 
 
 def test_photo_views_choose_checkpoints_and_a_run_resumes_only_on_the_same_kind(tmp_path) -> None:
-    from gslora_core.shifts import SHIFTS
+    from pretraining.shifts import SHIFTS
 
     train, val = split_holdout(tiny_distill_set(), {"p0", "p1", "p2"})
     gen = torch.Generator().manual_seed(3)
@@ -244,8 +245,8 @@ def test_shifted_views_are_the_benchmark_shifts_of_the_cached_photos(tmp_path) -
 
     from bench.backbone import LFW
     from gslora_core.alignment import FaceAligner
-    from gslora_core.facecache import ALIGNED, INDEX, TEACHER, load_face_cache, shifted_views
-    from gslora_core.shifts import SHIFTS
+    from pretraining.facecache import ALIGNED, INDEX, TEACHER, load_face_cache, shifted_views
+    from pretraining.shifts import SHIFTS
 
     names = ["Amelie_Mauresmo", "Alvaro_Uribe", "Andre_Agassi"]
     files = [f"{n}/{n}_000{k}.jpg" for k in (1, 2) for n in names]
@@ -300,7 +301,8 @@ def test_fit_gap_scores_student_and_teacher_on_trained_on_and_held_out_people() 
 def test_every_pretrain_knob_is_a_flag_and_a_bad_one_fails_before_the_cache(tmp_path, capsys) -> None:
     from dataclasses import fields
 
-    from gslora_core.cli import build_parser, config_from_args, main
+    from gslora_core.cli import config_from_args
+    from pretraining.cli import build_parser, main
 
     args = build_parser().parse_args(["pretrain", "--cache", "c", "--out", "o", "--weight-decay", "0.01",
                                       "--p-grey", "0.3", "--augment", "robust", "--keep-every-epoch"])
@@ -321,7 +323,7 @@ def test_drop_path_regularises_training_only() -> None:
     model pretraining returns (forgetting and inference must be deterministic)."""
     from timm.layers import DropPath
 
-    from gslora_core.pretrain import set_drop_path
+    from pretraining.pretrain import set_drop_path
 
     cfg = replace(ModelConfig.tiny(), stem="conv")
     model = Recognizer(cfg, [])
@@ -348,7 +350,7 @@ def test_drop_path_regularises_training_only() -> None:
 def test_mixed_faces_take_the_teachers_embedding_of_the_blend() -> None:
     """Blended rows carry the teacher's (centred) embedding of exactly the blended picture; the
     others, and blends the teacher fails on, stay as they were."""
-    from gslora_core.pretrain import mixed_faces
+    from pretraining.pretrain import mixed_faces
 
     data = tiny_distill_set(n=16, wide_margin=4)
     source = data.wide.permute(0, 3, 1, 2)
@@ -408,7 +410,7 @@ def test_pretrain_with_mixed_faces_needs_a_teacher_and_counts_its_blends() -> No
 
 
 def test_same_person_rows_pair_two_pictures_of_one_person_drawn_uniformly() -> None:
-    from gslora_core.pretrain import PersonGroups, same_person_rows
+    from pretraining.pretrain import PersonGroups, same_person_rows
 
     ids = ["a"] * 6 + ["b", "b", "c", "d", "d", "d"]  # c has one picture: never paired
     groups = PersonGroups.of(ids)
@@ -429,7 +431,7 @@ def test_same_person_rows_pair_two_pictures_of_one_person_drawn_uniformly() -> N
 
 
 def test_pair_term_is_the_gap_between_the_pairs_cosines() -> None:
-    from gslora_core.pretrain import distill_loss
+    from pretraining.pretrain import distill_loss
 
     gen = torch.Generator().manual_seed(0)
     teacher = torch.randn(8, 5, generator=gen)

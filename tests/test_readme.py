@@ -1,4 +1,5 @@
-"""The README's layout list names every module of the engine and the page (issue 35)."""
+"""The README's layout list names every module of the engine, the page and the backbone's
+distillation (issue 35)."""
 from __future__ import annotations
 
 import re
@@ -10,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_readme_layout_names_every_module_and_its_links_resolve() -> None:
     text = (ROOT / "README.md").read_text()
     layout = text.split("## Layout", 1)[1].split("```")[1]
-    for package in ("gslora_core", "demo"):
+    for package in ("gslora_core", "demo", "pretraining"):
         for module in sorted((ROOT / package).glob("*.py")):
             if module.stem.startswith("__"):
                 continue

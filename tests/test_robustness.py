@@ -14,7 +14,7 @@ from PIL import Image
 
 from bench.backbone import LFW
 from bench.robustness import markdown, nearest_prototype
-from gslora_core.shifts import SHIFTS, apply_shift
+from pretraining.shifts import SHIFTS, apply_shift
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_markdown_table() -> None:
 @pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared/datasets/lfw-deepfunneled")
 def test_quick_benchmark_on_real_people(tmp_path) -> None:
     """Quick mode end to end: 6 held-out people x 8 pictures, every shift, the shipped backbone
-    (the teacher only where requirements-pretrain.txt is installed)."""
+    (the teacher only where pretraining/requirements.txt is installed)."""
     try:
         import dlib  # noqa: F401
         teacher = []

@@ -3,7 +3,7 @@
 Why: no pretrained torch face model can be fetched offline here, while dlib's model ships on PyPI
 (``dlib-bin`` + ``face-recognition-models``) and reaches ~97-98 % on LFW pairs. It is not a torch
 model, so it only provides targets; the app and the engine never need it, hence the separate
-requirements-pretrain.txt and the lazy imports.
+pretraining/requirements.txt and the lazy imports.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-MISSING = ("the dlib teacher needs packages from requirements-pretrain.txt: "
-           "pip install -r requirements-pretrain.txt")
+MISSING = ("the dlib teacher needs packages from pretraining/requirements.txt: "
+           "pip install -r pretraining/requirements.txt")
 
 
 def model_dir() -> Path:

@@ -66,7 +66,8 @@ def shifted_views(cache_dir: str | Path, names: Iterable[str],
     as in the app, which would reject it)."""
     from PIL import Image
 
-    from .alignment import FaceAligner
+    from gslora_core.alignment import FaceAligner
+
     from .shifts import apply_shift
 
     cache_dir = Path(cache_dir)

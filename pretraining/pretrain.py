@@ -29,6 +29,11 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
+from gslora_core.config import DataConfig, ModelConfig
+from gslora_core.metrics import embed_all, make_pairs, verification_accuracy
+from gslora_core.model import Recognizer, resolve_device, save_recognizer
+from gslora_core.training import lr_at
+
 from .augment import (
     brightness_contrast,
     colour_cast,
@@ -39,11 +44,8 @@ from .augment import (
     tight_crop,
     uniform,
 )
-from .config import DataConfig, ModelConfig, PretrainConfig
-from .metrics import embed_all, make_pairs, verification_accuracy
+from .config import PretrainConfig
 from .mixbank import MixBank, bank_faces, bank_rows, blend_faces
-from .model import Recognizer, resolve_device, save_recognizer
-from .training import lr_at
 
 ProgressFn = Callable[[dict], None]
 # The teacher as pretraining calls it: one uint8 (H, W, 3) picture whose aligned face is the
@@ -274,7 +276,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     if len(data.images) == 0:
         raise ValueError("no training pictures")
     if cfg.p_mix > 0 and teacher is None:
-        raise ValueError("p_mix needs the teacher (requirements-pretrain.txt) to embed the blends")
+        raise ValueError("p_mix needs the teacher (pretraining/requirements.txt) to embed the blends")
     if cfg.p_bank > 0 and bank is None:
         raise ValueError("p_bank needs a mix bank (--mix-bank, scripts/build_mix_bank.py)")
     device = resolve_device(cfg.device)
