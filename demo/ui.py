@@ -209,6 +209,13 @@ def close_workspace(ws: Workspace | None) -> None:
         ws.close()
 
 
+def nouns(ws: Workspace) -> tuple[str, str]:
+    """What the gallery's classes are, in words: ("class", "classes") for a gallery of object
+    classes (pictures used whole), else ("person", "people")."""
+    objects = ws.model is not None and ws.model.data_config.preprocess == "whole"
+    return ("class", "classes") if objects else ("person", "people")
+
+
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -287,8 +294,11 @@ class Studio:
         notes = [[f, why] for f, why in ov["notes"]]
         n_train = sum(r[4] for r in rows)
         n_test = sum(r[5] for r in rows)
-        what = "The sample gallery" if ov["source"] == "sample" else "Your upload"
-        md = (f"**{what}**: {len(rows)} people, {n_train + n_test} face pictures "
+        what = {"sample": "The sample gallery", "objects": "The objects sample (CIFAR-10)"
+                }.get(ov["source"], "Your upload")
+        one, many = nouns(ws)
+        md = (f"**{what}**: {len(rows)} {many}, {n_train + n_test} "
+              f"{'face pictures' if one == 'person' else 'pictures'} "
               f"({n_train} to train, {n_test} held back to test). "
               + (f"**{len(unused)} file{'s' if len(unused) != 1 else ''} not used** (reasons "
                  "below)." if unused else "Every file was used."))
@@ -314,19 +324,27 @@ class Studio:
             how = "measured on this gallery" if est["measured"] else "estimated from its size"
             label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures × "
                       f"{est['epochs']} epochs, {how})")
+        retrain = gr.Checkbox(label=label, interactive=True)
+        if nouns(ws)[0] == "class":
+            retrain = gr.Checkbox(label="also retrain without them (not here: the classifier "
+                                        "would train again on CIFAR-10, about 2 h on 2 cores)",
+                                  value=False, interactive=False)
         return {self.thumbs: faces,
-                self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[]),
-                self.compare_retrain: gr.Checkbox(label=label)}
+                self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[],
+                                             label=f"Forget these {nouns(ws)[1]}"),
+                self.compare_retrain: retrain}
 
     def recognizer_view(self, ws: Workspace) -> dict:
         rep = ws.recognizer_report
         if rep is None:
             return {self.recog_md: "No recognizer yet: upload a gallery and it is trained here "
                                    "from the shipped backbone.", self.recog_plot: None}
-        where = ("the shipped recognizer (`checkpoints/sample_recognizer.safetensors`)"
-                 if ws.source == "sample" else
-                 f"trained on your gallery from the shipped backbone in {rep.get('seconds', 0):.0f} s")
-        md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} people: "
+        where = {"sample": "the shipped recognizer (`checkpoints/sample_recognizer.safetensors`)",
+                 "objects": "the shipped object classifier, trained on CIFAR-10 "
+                            "(`checkpoints/objects_classifier.safetensors`)"}.get(
+            ws.source, f"trained on your gallery from the shipped backbone in "
+                       f"{rep.get('seconds', 0):.0f} s")
+        md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} {nouns(ws)[1]}: "
               f"**{pct(rep['acc_all'])}** (top-1 on held-back pictures).")
         if rep.get("forgotten"):
             md += f" Forgotten so far: {', '.join(rep['forgotten'])}."
@@ -375,6 +393,14 @@ class Studio:
         ws.load_sample(on_progress=ingest_progress(progress))
         return self.everything(ws) | {
             self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
+
+    def load_objects(self, ws: Workspace | None, request: gr.Request,
+                     progress=gr.Progress()) -> dict:
+        ws = self._ws(ws, request)
+        progress(0, desc="Reading the objects sample (CIFAR-10 pictures, used whole)")
+        ws.load_sample(on_progress=ingest_progress(progress), kind="objects")
+        return self.everything(ws) | {
+            self.gallery_status: "Loaded. Next: choose classes to erase in **3 · Forget**."}
 
     def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
                        progress=gr.Progress()) -> dict:
@@ -690,6 +716,13 @@ class Studio:
                                                         variant="primary", elem_classes="gslora-big")
                             gr.Markdown("LFW faces the recognizer never saw in pretraining, with "
                                         "its ready recognizer.")
+                            # Shown once the object classifier ships (issue 36: in training).
+                            shipped = (ROOT / self.cfg.objects_recognizer).exists()
+                            self.objects_btn = gr.Button("Load the sample: objects (CIFAR-10, "
+                                                         "10 classes)", elem_id="objects-btn",
+                                                         visible=shipped)
+                            gr.Markdown("The paper's second setting: forget a class of objects "
+                                        "(\"cat\") and keep the others.", visible=shipped)
                         with gr.Column(scale=1):
                             self.upload = gr.File(label="…or upload a .zip (one folder per person) "
                                                   "or several pictures (person_0001.jpg)",
@@ -849,6 +882,9 @@ class Studio:
         self.sample_btn.click(friendly(self.load_sample, "Could not load the sample gallery"),
                               [self.state], every, api_name="load_sample",
                               show_progress_on=[self.gallery_status])
+        self.objects_btn.click(friendly(self.load_objects, "Could not load the objects sample"),
+                               [self.state], every, api_name="load_objects",
+                               show_progress_on=[self.gallery_status])
         up = self.upload_btn.click(friendly(self.upload_gallery, "Could not use this upload"),
                                    [self.state, self.upload], every + [self.upload],
                                    api_name="upload_gallery", show_progress_on=[self.gallery_status],

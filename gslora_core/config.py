@@ -345,6 +345,10 @@ class StudioConfig:
 
     sample_gallery: str = "assets/sample_gallery"
     sample_recognizer: str = "checkpoints/sample_recognizer.safetensors"
+    # The second sample: 10 object classes of CIFAR-10 (40 test-set pictures each) with the
+    # shipped classifier (scripts/train_objects.py), the paper's image-classification setting.
+    objects_gallery: str = "assets/sample_objects"
+    objects_recognizer: str = "checkpoints/objects_classifier.safetensors"
     backbone: str = "checkpoints/backbone.safetensors"
     sessions_root: str = ""  # "" = <system temp>/gslora_sessions
     session_ttl_s: float = 2 * 3600.0

@@ -146,6 +146,17 @@ def to_image(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(x.permute(1, 2, 0).numpy())
 
 
+# Retraining is re-enrolling from the face backbone; an object classifier has no such backbone
+# here, and training it again is scripts/train_objects.py's 40 epochs (2.9 min each, 2 cores).
+OBJECTS_RETRAIN = ("retraining the object classifier without a class means training it again on "
+                   "CIFAR-10's 45,000 pictures (about 2 h on 2 CPU cores: scripts/train_objects.py);"
+                   " compare deletion and GS-LoRA without it")
+
+# The bundled samples: (gallery folder, model) as StudioConfig field names.
+SAMPLES = {"faces": ("sample_gallery", "sample_recognizer"),
+           "objects": ("objects_gallery", "objects_recognizer")}
+
+
 class Workspace:
     """A gallery, its recognizer (and the recognizer as it was before any forgetting), the task
     reports, and at most one running job."""
@@ -158,7 +169,7 @@ class Workspace:
         CropCache(upload_faces_root(cfg)).sweep(cfg.session_ttl_s)
         self.dir = root / uuid.uuid4().hex  # never derived from anything a visitor sends
         self.dir.mkdir()
-        self.source: str | None = None  # "sample" or "upload"
+        self.source: str | None = None  # "sample", "objects" or "upload"
         self.gallery: Gallery | None = None
         self.model: Recognizer | None = None
         self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
@@ -206,16 +217,25 @@ class Workspace:
         return self.model
 
     # ----- gallery and recognizer --------------------------------------------------------------
-    def load_sample(self, on_progress: Callable[[dict], None] | None = None) -> dict:
-        """The bundled gallery with its shipped recognizer: ready at once, nothing to train.
-        ``on_progress`` hears the reading and aligning counts (``data.load_gallery``)."""
+    def load_sample(self, on_progress: Callable[[dict], None] | None = None,
+                    kind: str = "faces") -> dict:
+        """A bundled gallery with its shipped model: ready at once, nothing to train.
+        ``kind``: "faces" (20 LFW people and their recognizer) or "objects" (10 CIFAR-10
+        classes and the object classifier). ``on_progress`` hears the reading, aligning and
+        measuring counts."""
         self._idle("load a gallery")
         self.touch()
-        model = load_recognizer(project_path(self.cfg.sample_recognizer))
-        gallery = load_gallery(project_path(self.cfg.sample_gallery), model.cfg.img_size,
+        if kind not in SAMPLES:
+            raise ValueError(f"unknown sample {kind!r} (choose {' or '.join(SAMPLES)})")
+        folder, weights = (getattr(self.cfg, name) for name in SAMPLES[kind])
+        if not project_path(weights).exists():
+            raise ValueError(f"the {kind} sample's model ({weights}) is not in this copy of the "
+                             "project; its README says how it is made")
+        model = load_recognizer(project_path(weights))
+        gallery = load_gallery(project_path(folder), model.cfg.img_size,
                                model.data_config, names=model.class_names, ingest=self.cfg.ingest,
                                on_progress=on_progress)
-        self._set(gallery, model, "sample", on_progress)
+        self._set(gallery, model, "sample" if kind == "faces" else "objects", on_progress)
         self._pending = None
         return self.overview()
 
@@ -394,6 +414,8 @@ class Workspace:
 
         self._idle("compare")
         model, gallery = self._ready(), self._gallery()
+        if retrain and model.data_config.preprocess == "whole":
+            raise ValueError(OBJECTS_RETRAIN)
         forgotten = model.forgotten()
         if not forgotten:
             raise ValueError("forget someone first: the comparison is about the people a task "

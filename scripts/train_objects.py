@@ -38,6 +38,10 @@ from gslora_core.metrics import embed_all, fraction_correct  # noqa: E402
 from gslora_core.model import Recognizer, resolve_device, save_recognizer  # noqa: E402
 from gslora_core.training import fix_threshold, lr_at  # noqa: E402
 
+# How a gallery of object classes is read and split by the shipped classifier (its checkpoint
+# keeps it): whole pictures, a quarter of each class held back for test, as the face galleries.
+GALLERY_SPLIT = DataConfig(preprocess="whole")
+
 
 @dataclass(frozen=True)
 class ObjectsRecipe:
@@ -64,7 +68,7 @@ class ObjectsRecipe:
 def model_for(r: ObjectsRecipe) -> Recognizer:
     cfg = ModelConfig(img_size=32, patch_size=r.patch, embed_dim=r.width, depth=r.depth,
                       num_heads=max(1, r.width // 64), cosface_s=r.s, cosface_m=r.m, stem=r.stem)
-    return Recognizer(cfg, CLASSES, DataConfig(preprocess="whole", test_fraction=0.0))
+    return Recognizer(cfg, CLASSES, GALLERY_SPLIT)
 
 
 def crop_flip(images: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -168,6 +172,7 @@ def finish(out: Path, ship: Path) -> dict:
 
     data = load()
     model = load_recognizer(out / "best.safetensors")
+    model.data_config = GALLERY_SPLIT  # (runs before 2026-12-05 wrote test_fraction 0 here)
     history = json.loads((out / "history.json").read_text())
     gallery = Gallery(names=list(CLASSES), train_x=data["train_x"][:0],
                       train_y=data["train_y"][:0], test_x=data["test_x"], test_y=data["test_y"],
@@ -179,9 +184,42 @@ def finish(out: Path, ship: Path) -> dict:
               "train_hours": sum(e["seconds"] for e in history["epochs"]) / 3600,
               "threshold": model.threshold.to_dict() if model.threshold else None,
               "recipe": history["recipe"]}
+    scores["date"] = time.strftime("%Y-%m-%d")
+    scores["finished"] = len(history["epochs"]) >= history["recipe"]["epochs"]
     save_recognizer(model, ship)
     ship.with_suffix(".json").write_text(json.dumps(scores, indent=1) + "\n")
+    ship.with_suffix(".md").write_text(model_card(scores, history, ship))
     return scores
+
+
+def model_card(scores: dict, history: dict, ship: Path) -> str:
+    """What the shipped classifier is, how it was made and what it scores (from its run)."""
+    r = scores["recipe"]
+    state = ("the finished run" if scores["finished"] else
+             f"**interim**: the best of the first {scores['epochs_run']} of {r['epochs']} epochs "
+             "(the run goes on; this file is replaced when it ends)")
+    curve = ", ".join(f"{e['epoch']}: {100 * e['val_accuracy']:.1f}" for e in history["epochs"])
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in r.items())
+    return f"""# {ship.name}: the object classifier (CIFAR-10)
+
+The studio's second setting (issue 36): forgetting a class of objects. The same `Recognizer`
+as the face model — a timm ViT ({r['depth']} blocks, width {r['width']}, a convolutional stem
+making {(32 // r['patch']) ** 2} tokens of {r['patch']}x{r['patch']} pixels) with a CosFace head (s
+{r['s']}, m {r['m']}) — so every block carries LoRA exactly as the face model's do. Pictures are
+used whole (`DataConfig(preprocess="whole")`), 32x32.
+
+- **Data**: CIFAR-10 (Krizhevsky 2009, the JPEG export in ../shared/datasets/cifar10): 45,000
+  training pictures, 5,000 validation pictures (500 a class, by file-name hash;
+  `bench/cifar10.py`) that chose the checkpoint, 10,000 test pictures scored once.
+- **Made by** (2 CPU cores, resumable): `python scripts/train_objects.py --out runs/objects/main
+  {flags}` then `--finish`. AdamW, linear warm-up and cosine decay, random crop (4 px, reflected)
+  and flip.
+- **State**: {state}; {scores['train_hours']:.1f} h of training so far; {scores['date']}.
+- **Scores**: test top-1 **{100 * scores['test_accuracy']:.1f} %** (epoch {scores['best_epoch']},
+  validation {100 * scores['val_accuracy']:.1f} %). Open-set threshold fixed on the validation
+  pictures: cosine {scores['threshold']['tau']:.3f}.
+- **Validation accuracy by epoch**: {curve}.
+"""
 
 
 def probe(sizes: list[tuple[int, int, int]], batches: int = 5) -> list[dict]:

@@ -5,6 +5,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +57,53 @@ def test_a_run_split_over_two_sittings_equals_one_run(tmp_path: Path) -> None:
     sb = torch.load(split / "state.pt", weights_only=True)["model"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert (split / "best.safetensors").exists()
+
+
+CLASSIFIER = ROOT / "checkpoints" / "objects_classifier.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CLASSIFIER.exists(), reason="the object classifier is not shipped yet "
+                    "(issue 36: scripts/train_objects.py is training it)")
+def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path) -> None:
+    """The app's second sample through the workspace: CIFAR-10 pictures used whole with the
+    shipped classifier; forgetting "cat" makes its held-back pictures "not recognized" (the
+    open-set answer) while the other classes stay; Compare runs without a retrain, which is
+    refused in words."""
+    from gslora_core.config import StudioConfig
+    from gslora_core.workspace import Workspace
+
+    ws = Workspace(StudioConfig(sessions_root=str(tmp_path / "sessions")))
+    ws.load_sample(kind="objects")
+    assert ws.source == "objects" and ws.gallery.names == CIFAR
+    assert set(ws.gallery.methods.values()) == {"whole"} and not ws.gallery.rejected
+    before = ws.recognizer_report
+    job = ws.start_forget(["cat"], ws.forget_config())
+    assert job.wait(300) and job.error is None, job.error
+    rep = ws.reports[-1]
+    assert rep["acc_f_after"] == 0.0 and rep["blocks_used"] <= 2
+    assert rep["acc_r_after"] >= rep["acc_r_before"] - 0.05
+    assert rep["open_set"]["after"]["forgotten"]["unknown"] >= 0.9
+    with pytest.raises(ValueError, match="about 2 h"):
+        ws.start_inspect(retrain=True)
+    job = ws.start_inspect(retrain=False)
+    assert job.wait(300) and job.error is None, job.error
+    assert before["acc_all"] is not None
+    ws.close()
+
+
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_an_unknown_or_unshipped_sample_is_refused_in_words(tmp_path: Path) -> None:
+    from gslora_core.config import StudioConfig
+    from gslora_core.workspace import Workspace
+
+    ws = Workspace(StudioConfig(sessions_root=str(tmp_path / "s"),
+                                objects_recognizer=str(tmp_path / "none.safetensors")))
+    with pytest.raises(ValueError, match="unknown sample 'dogs'"):
+        ws.load_sample(kind="dogs")
+    with pytest.raises(ValueError, match="objects sample's model .* is not in this copy"):
+        ws.load_sample(kind="objects")
+    assert ws.gallery is None  # nothing half-loaded
+    ws.close()
