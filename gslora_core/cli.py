@@ -33,7 +33,8 @@ MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": 
                "tiny": ModelConfig.tiny()}
 
 
-def _print_json(data: dict, path: str | None) -> None:
+def print_json(data: dict, path: str | None) -> None:
+    """Print a command's JSON answer, and write it to ``path`` too when given."""
     text = json.dumps(data, indent=2)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     report.update(checkpoint=str(a.out), backbone=a.backbone, identities=len(gallery.names),
                   counts=gallery.summary(), rejected=gallery.rejected, excluded=gallery.excluded,
                   notes=gallery.notes)
-    _print_json(report, a.report)
+    print_json(report, a.report)
     return 0
 
 
@@ -130,13 +131,13 @@ def cmd_forget(a: argparse.Namespace) -> int:
     if a.report:
         Path(a.report).parent.mkdir(parents=True, exist_ok=True)
         Path(a.report).write_text(json.dumps(report, indent=2) + "\n")
-    _print_json(without_curve(report), None)
+    print_json(without_curve(report), None)
     return 0
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     model = load_recognizer(a.checkpoint, resolve_device(a.device))
-    _print_json(evaluate(model, _gallery_for(model, a.gallery)), a.report)
+    print_json(evaluate(model, _gallery_for(model, a.gallery)), a.report)
     return 0
 
 
@@ -156,7 +157,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if a.map:
         out["embedding_map"] = probes.embedding_map(probes.untouched_copy(model), model, gallery,
                                                     model.forgotten())
-    _print_json(out, a.report)
+    print_json(out, a.report)
     return 0
 
 
@@ -164,7 +165,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
     model = load_recognizer(a.checkpoint)
     name = rollback(model)
     save_recognizer(model, a.out)
-    _print_json({"rolled_back": name, "checkpoint": str(a.out),
+    print_json({"rolled_back": name, "checkpoint": str(a.out),
                  "remaining_tasks": [t.name for t in model.tasks]}, None)
     return 0
 
@@ -172,7 +173,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     model = merged_copy(load_recognizer(a.checkpoint))
     save_recognizer(model, a.out)
-    _print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
+    print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
     return 0
 
 
@@ -185,7 +186,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         result = top_k(model, photo, k=a.k)
         result.pop("crop")
         out.append({"photo": photo, **result})
-    _print_json({"forgotten": model.forgotten(), "predictions": out}, a.report)
+    print_json({"forgotten": model.forgotten(), "predictions": out}, a.report)
     return 0
 
 
@@ -199,7 +200,7 @@ def cmd_threshold(a: argparse.Namespace) -> int:
         raise ValueError("fix the threshold before any forgetting (on the recognizer as enrolled)")
     threshold = fix_threshold(model, _gallery_for(model, a.gallery), a.keep)
     save_recognizer(model, a.out or a.checkpoint)
-    _print_json({"checkpoint": str(a.out or a.checkpoint), **threshold.to_dict()}, None)
+    print_json({"checkpoint": str(a.out or a.checkpoint), **threshold.to_dict()}, None)
     return 0
 
 

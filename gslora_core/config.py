@@ -278,6 +278,7 @@ class ForgetConfig:
             (self.shots is None or self.shots >= 1, "shots must be at least 1"),
             (self.prototype_weight >= 0, "prototype_weight must be 0 or more"),
             (self.eval_every >= 0, "eval_every must be 0 or more"),
+            (self.keep_views in (1, 2), "keep_views must be 1 or 2"),
         ]
         for ok, message in checks:
             if not ok:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gslora_core.cli import MODEL_SIZES, _print_json, add_knob_flags, config_from_args
+from gslora_core.cli import MODEL_SIZES, add_knob_flags, config_from_args, print_json
 from gslora_core.model import load_recognizer, save_recognizer
 
 from .config import PretrainConfig
@@ -96,7 +96,7 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
                          on_progress=progress, init=init, resume=a.resume, photo_views=photo,
                          teacher=teacher, bank=bank)
     report["checkpoint"] = str(a.out)
-    _print_json(report, a.report)
+    print_json(report, a.report)
     return 0
 
 
@@ -125,7 +125,7 @@ def cmd_average(a: argparse.Namespace) -> int:
         report["validation"]["average"] = score_views(avg, views, pairs)["score"]
         report["validation_views"] = a.validation_views
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    _print_json(report, None)
+    print_json(report, None)
     return 0
 
 
