@@ -167,6 +167,9 @@ class Walk:
         self.shoot("5_try_a_photo")
         if example:
             self.page.locator(".gallery-item, [data-testid='examples'] button").last.click()
+            # The example is fetched into the photo input first; asking before it is there
+            # asks about no photo (on a busy machine that took seconds).
+            self.page.locator("#photo-input img").first.wait_for(timeout=60_000)
             self.page.get_by_role("button", name="Who is this?").click()
             status.get_by_text("Asked about your photo").first.wait_for()
             self.texts["try an example"] = status.inner_text()
