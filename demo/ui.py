@@ -7,6 +7,7 @@ a generator, streams progress to the page; cancel is a separate, instant event.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -182,27 +183,6 @@ def friendly(fn: Callable, title: str) -> Callable:
     return call
 
 
-def photo_input(**kwargs: Any) -> gr.Image:
-    """gr.Image for "Try a photo" whose undecodable files get a sentence that says what to do:
-    gr.Image decodes an upload before any handler runs, and gradio shows a failure there as a
-    bare "Error". (Wrapped on the instance: a gr.Image subclass would make gradio write a .pyi
-    stub beside this file at import.)"""
-    image = gr.Image(**kwargs)
-    decode = image.preprocess
-
-    def preprocess(payload):
-        try:
-            return decode(payload)
-        except gr.Error:
-            raise
-        except Exception as err:
-            raise gr.Error("This file could not be read as a picture (it is damaged, cut short or "
-                           "not an image): choose a JPEG or PNG photo, or pick a held-back test "
-                           "picture instead.", title="Could not read this photo") from err
-    image.preprocess = preprocess
-    return image
-
-
 def close_workspace(ws: Workspace | None) -> None:
     """Stop the session's job and delete its files (closing twice is harmless)."""
     if ws is not None and hasattr(ws, "close"):
@@ -212,42 +192,57 @@ def close_workspace(ws: Workspace | None) -> None:
 def nouns(ws: Workspace) -> tuple[str, str]:
     """What the gallery's classes are, in words: ("class", "classes") for a gallery of object
     classes (pictures used whole), else ("person", "people")."""
-    objects = ws.model is not None and ws.model.data_config.preprocess == "whole"
-    return ("class", "classes") if objects else ("person", "people")
+    return ("class", "classes") if ws.kind == "objects" else ("person", "people")
 
 
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def _without_stub(define: Callable[[], type]) -> type:
-    """Define a gradio component subclass without gradio writing a ``.pyi`` stub beside this
+@contextlib.contextmanager
+def _no_pyi_stub():
+    """Define gradio component subclasses without gradio writing a ``.pyi`` stub beside this
     file (its metaclass does that for every component class; the page must write nothing into
     the source tree)."""
     write_stub = component_meta.create_or_modify_pyi
     component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
     try:
-        return define()
+        yield
     finally:
         component_meta.create_or_modify_pyi = write_stub
 
 
-def _name_picker_class() -> type:
+# Two inputs whose gradio check would answer a visitor with a bare "Error" or a message about
+# the widget; both are drawn by their parent's front end (``is_template``).
+with _no_pyi_stub():
     class NamePicker(gr.CheckboxGroup):
         """The forget list. A name that is no longer a choice (forgotten since the page drew
         the list, or sent by a script through the API) goes on to the engine, whose refusal
         says why in a sentence ("already forgotten in an earlier task: …"), instead of
-        gradio's own check ("Value … is not in the list of choices"). Drawn by the checkbox
-        group's front end (``is_template``)."""
+        gradio's own check ("Value … is not in the list of choices")."""
 
         is_template = True
 
         def preprocess(self, payload: list[str] | None) -> list[str]:
             return [str(v) for v in payload or []]
-    return NamePicker
 
+    class PhotoInput(gr.Image):
+        """The Try-a-photo input: an undecodable file gets a sentence that says what to do.
+        gr.Image decodes an upload before any handler runs, and gradio shows a failure there
+        as a bare "Error"."""
 
-NamePicker = _without_stub(_name_picker_class)
+        is_template = True
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                raise
+            except Exception as err:
+                raise gr.Error("This file could not be read as a picture (it is damaged, cut "
+                               "short or not an image): choose a JPEG or PNG photo, or pick a "
+                               "held-back test picture instead.",
+                               title="Could not read this photo") from err
 
 
 class Studio:
@@ -318,17 +313,18 @@ class Studio:
         """Who can be chosen: every face (forgotten people greyed and marked), the names that
         can still be ticked, and the retrain estimate of this gallery."""
         faces = ws.thumbnails()
-        est = ws.retrain_estimate() if ws.model is not None else None
-        label = "also retrain without them"
-        if est:
-            how = "measured on this gallery" if est["measured"] else "estimated from its size"
-            label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures × "
-                      f"{est['epochs']} epochs, {how})")
-        retrain = gr.Checkbox(label=label, interactive=True)
-        if nouns(ws)[0] == "class":
+        if ws.kind == "objects":
             retrain = gr.Checkbox(label="also retrain without them (not here: the classifier "
                                         "would train again on CIFAR-10, about 2 h on 2 cores)",
                                   value=False, interactive=False)
+        else:
+            est = ws.retrain_estimate() if ws.model is not None else None
+            label = "also retrain without them"
+            if est:
+                how = "measured on this gallery" if est["measured"] else "estimated from its size"
+                label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures "
+                          f"× {est['epochs']} epochs, {how})")
+            retrain = gr.Checkbox(label=label, interactive=True)
         return {self.thumbs: faces,
                 self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[],
                                              label=f"Forget these {nouns(ws)[1]}"),
@@ -388,19 +384,20 @@ class Studio:
     # ---------------------------------------------------------------- handlers
     def load_sample(self, ws: Workspace | None, request: gr.Request,
                     progress=gr.Progress()) -> dict:
-        ws = self._ws(ws, request)
-        progress(0, desc="Reading the sample gallery (faces are aligned once, then reused)")
-        ws.load_sample(on_progress=ingest_progress(progress))
-        return self.everything(ws) | {
-            self.gallery_status: "Loaded. Next: choose people to erase in **3 · Forget**."}
+        return self._load_sample(self._ws(ws, request), "faces", progress, "Reading the sample "
+                                 "gallery (faces are aligned once, then reused)")
 
     def load_objects(self, ws: Workspace | None, request: gr.Request,
                      progress=gr.Progress()) -> dict:
-        ws = self._ws(ws, request)
-        progress(0, desc="Reading the objects sample (CIFAR-10 pictures, used whole)")
-        ws.load_sample(on_progress=ingest_progress(progress), kind="objects")
+        return self._load_sample(self._ws(ws, request), "objects", progress,
+                                 "Reading the objects sample (CIFAR-10 pictures, used whole)")
+
+    def _load_sample(self, ws: Workspace, kind: str, progress, desc: str) -> dict:
+        progress(0, desc=desc)
+        ws.load_sample(on_progress=ingest_progress(progress), kind=kind)
         return self.everything(ws) | {
-            self.gallery_status: "Loaded. Next: choose classes to erase in **3 · Forget**."}
+            self.gallery_status: f"Loaded. Next: choose {nouns(ws)[1]} to erase in "
+                                 "**3 · Forget**."}
 
     def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
                        progress=gr.Progress()) -> dict:
@@ -838,9 +835,9 @@ class Studio:
                         self.report_json = gr.JSON()
                 with gr.Tab("5 · Try a photo", id="photo"):
                     with gr.Row():
-                        self.photo = photo_input(type="filepath", label="Upload any photo",
-                                                 sources=["upload"], height=260,
-                                                 elem_id="photo-input")
+                        self.photo = PhotoInput(type="filepath", label="Upload any photo",
+                                                sources=["upload"], height=260,
+                                                elem_id="photo-input")
                         with gr.Column():
                             self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
                                                          choices=[], filterable=True,

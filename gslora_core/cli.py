@@ -166,7 +166,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
     name = rollback(model)
     save_recognizer(model, a.out)
     print_json({"rolled_back": name, "checkpoint": str(a.out),
-                 "remaining_tasks": [t.name for t in model.tasks]}, None)
+                "remaining_tasks": [t.name for t in model.tasks]}, None)
     return 0
 
 

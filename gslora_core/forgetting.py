@@ -308,10 +308,9 @@ def _anchor(run: _Run) -> tuple[torch.Tensor, torch.Tensor | None]:
     ``keep_views`` is 2)."""
     model = run.model
     model.eval()
-    views = []
-    for flip in (False, True)[:max(1, run.cfg.keep_views)]:
+    views, pool = [], run.retain_pool
+    for flip in (False, True)[:run.cfg.keep_views]:
         out = torch.zeros(len(run.gallery.train_y), model.cfg.embed_dim)
-        pool = run.retain_pool
         for i in range(0, len(pool), 256):
             idx = pool[i:i + 256]
             out[idx] = F.normalize(_embed_batch(run, idx, flip), dim=-1).float().cpu()

@@ -364,6 +364,14 @@ class Workspace:
         return {"seconds": pictures * epochs * rate, "pictures": pictures, "epochs": epochs,
                 "measured": self.train_rate is not None}
 
+    @property
+    def kind(self) -> str:
+        """What the gallery's classes are: "objects" when its model uses pictures whole
+        (``DataConfig.preprocess``), else "faces"."""
+        model = self.model
+        return "objects" if model is not None and model.data_config.preprocess == "whole" \
+            else "faces"
+
     def candidates(self) -> list[str]:
         """Identities that can still be forgotten."""
         if self.model is None:
@@ -414,7 +422,7 @@ class Workspace:
 
         self._idle("compare")
         model, gallery = self._ready(), self._gallery()
-        if retrain and model.data_config.preprocess == "whole":
+        if retrain and self.kind == "objects":
             raise ValueError(OBJECTS_RETRAIN)
         forgotten = model.forgotten()
         if not forgotten:
