@@ -83,6 +83,29 @@ def load(cache: Path = CACHE) -> dict[str, torch.Tensor]:
     return load_file(str(build(cache=cache)))
 
 
+def first_per_class(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` pictures of each class (all of them for k <= 0), in class order."""
+    per_class = [torch.nonzero(y == c).flatten() for c in range(len(CLASSES))]
+    idx = torch.cat([p[:k] if k > 0 else p for p in per_class])
+    return x[idx], y[idx]
+
+
+def gallery(train_per_class: int, test_per_class: int = 0, val_per_class: int = 0,
+            arrays: dict[str, torch.Tensor] | None = None):
+    """CIFAR-10 as a gallery of classes for the forgetting engine: ``train_per_class`` pictures
+    a class of the training part (the task's forget and retain pools), the test part (all, or
+    ``test_per_class`` a class) scored, the validation part (``val_per_class``; 0 = all) kept
+    for choosing recipes (``Gallery.scored_on("val")``)."""
+    from gslora_core.data import Gallery
+
+    d = arrays if arrays is not None else load()
+    tx, ty = first_per_class(d["train_x"], d["train_y"], train_per_class)
+    ex, ey = first_per_class(d["test_x"], d["test_y"], test_per_class)
+    vx, vy = first_per_class(d["val_x"], d["val_y"], val_per_class)
+    return Gallery(names=list(CLASSES), train_x=tx, train_y=ty, test_x=ex, test_y=ey,
+                   val_x=vx, val_y=vy)
+
+
 def write_sample(out: Path, per_class: int, part: str = "test", archive: Path = ARCHIVE) -> int:
     """``per_class`` JPEGs a class from the archive's ``part`` (the first by name hash), as a
     gallery folder (one folder per class) the app loads like a face gallery."""

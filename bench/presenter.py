@@ -239,6 +239,24 @@ def walk(page, out: Path, upload: Path | None = None, widths: tuple[int, ...] = 
     return w
 
 
+def walk_objects(page, out: Path) -> Walk:
+    """The objects sample (issue 36): load it, forget "cat", look at the heatmap and the
+    per-class bars, and try a held-back picture of a cat (named before, not recognized now)."""
+    w = Walk(page, out)
+    page.locator("#objects-btn").click()
+    w.watch("load objects", lambda: page.get_by_text("The objects sample (CIFAR-10)").count() > 0,
+            "o1a_loading")
+    w.texts["load objects"] = page.get_by_text("The objects sample (CIFAR-10)").first.inner_text()
+    w.shoot("o1_gallery")
+    w.forget(["cat"], "o3")
+    w.tab("4 · Results")
+    w.shoot("o4_results")
+    picture = next(o for o in _test_pictures(page) if o.startswith("cat/"))
+    w.try_photo(picture, "not recognized", example=False)
+    w.shoot("o5_try_a_cat")
+    return w
+
+
 def _test_pictures(page) -> list[str]:
     """The held-back pictures the Try-a-photo list offers (opened once to read them)."""
     w = page.locator("#test-pick input")

@@ -339,7 +339,7 @@ class Studio:
                  "objects": "the shipped object classifier, trained on CIFAR-10 "
                             "(`checkpoints/objects_classifier.safetensors`)"}.get(
             ws.source, f"trained on your gallery from the shipped backbone in "
-                       f"{rep.get('seconds', 0):.0f} s")
+                       f"{rep.get('seconds') or 0:.0f} s")
         md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} {nouns(ws)[1]}: "
               f"**{pct(rep['acc_all'])}** (top-1 on held-back pictures).")
         if rep.get("forgotten"):

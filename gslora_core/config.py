@@ -172,6 +172,10 @@ def knob(default: Any, help: str, label: str = "") -> Any:
     return field(default=default, metadata={"help": help, "label": label})
 
 
+# The paper's face head has scale s = 64: BND (ForgetConfig.bnd) is in its logits.
+PAPER_HEAD_SCALE = 64.0
+
+
 @dataclass(frozen=True)
 class ForgetConfig:
     """One GS-LoRA forgetting task. The defaults are the default recipe ("fast"), for any size.
@@ -217,7 +221,9 @@ class ForgetConfig:
         1, "views the keep term holds: 1 = the training view; 2 = also the mirrored view (the "
            "recognizer answers with both)", "keep: views")
     bnd: float = knob(45.0, "bound BND on each forget picture's margin: "
-                            "L_f = mean_i ReLU(BND - m_i)", "BND (forget bound)")
+                            "L_f = mean_i ReLU(BND - m_i), in the logits of a scale-64 head "
+                            "(the paper's; a head of scale s uses BND x s / 64)",
+                      "BND (forget bound)")
     steps: int = knob(400, "most optimizer steps (release: the cap; fixed: the count)",
                       "step cap")
     lr: float = knob(1e-2, "learning rate (release: constant; fixed: held during the lasso, "

@@ -176,6 +176,7 @@ class ForgetReport(TypedDict, total=False):
     blocks_used: int  # blocks whose group this task changed
     open_set: dict  # open_set_rows(): answers at the recognizer's threshold
     before_seconds: float  # measuring "before" (0 when the previous task's "after" was kept)
+    kind: str  # "faces" or "objects" (Recognizer.kind): how the report names its classes
 
 
 @dataclass
@@ -229,7 +230,7 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
     zero_groups = sum(n == 0.0 for n in current)
     seed = done.cfg.seed
     return ForgetReport(
-        cancelled=False, task=done.record.name, forgotten=done.record.forgotten,
+        cancelled=False, task=done.record.name, kind=model.kind, forgotten=done.record.forgotten,
         earlier_forgotten=[model.class_names[c] for c in roles.earlier],
         num_retained=len(roles.retain),
         acc_r_before=acc_r_b, acc_r_after=acc_r_a, acc_f_before=acc_f_b, acc_f_after=acc_f_a,

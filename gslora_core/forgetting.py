@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import lora
-from .config import ForgetConfig, TaskRecord
+from .config import PAPER_HEAD_SCALE, ForgetConfig, TaskRecord
 from .data import Gallery
 from .evaluation import (
     ForgetReport,
@@ -194,6 +194,14 @@ def _answer_embedding(run: _Run, idx: torch.Tensor) -> torch.Tensor:
     return (a + b) / 2
 
 
+def forget_bound(cfg: ForgetConfig, s: float) -> float:
+    """BND in the logits of a head of scale ``s``. The knob is in the logits of the paper's
+    scale-64 face head; a head of another scale (the object classifier's is 16) gets the same
+    bound as a cosine gap. Unscaled, 45 is out of reach at s = 16 (no margin can pass it), so
+    the forget term never rests and the stopping rule is never met."""
+    return cfg.bnd * s / PAPER_HEAD_SCALE
+
+
 def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     """One step's loss on freshly drawn batches, and its parts (for the curve)."""
     model, cfg, y_all = run.model, run.cfg, run.gallery.train_y
@@ -216,13 +224,14 @@ def _step_loss(run: _Run, alpha: float) -> tuple[torch.Tensor, dict]:
     release = cfg.schedule == "release"
     emb_f = _answer_embedding(run, fi) if release else _embed_batch(run, fi)
     cos_f = model.head.cosine(emb_f)
-    l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, cfg.bnd)
+    bnd = forget_bound(cfg, model.head.s)
+    l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, bnd)
     l_u = torch.zeros((), device=model.device)
     loss = l_r + cfg.beta * l_f
     if len(oi):  # a term of its own, so this task's pictures keep their full weight in l_f
         emb_o = _answer_embedding(run, oi) if release else _embed_batch(run, oi)
         cos_o = model.head.cosine(emb_o)
-        loss = loss + cfg.beta * bounded_forget_loss(model.head.margin_logits(cos_o, yo), yo, cfg.bnd)
+        loss = loss + cfg.beta * bounded_forget_loss(model.head.margin_logits(cos_o, yo), yo, bnd)
         if release:
             loss = loss + cfg.beta * unknown_loss(cos_o, run.tau - cfg.margin, model.head.s)
     if release:
@@ -255,7 +264,7 @@ def _judge(run: _Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # Half of each margin the loss pushes to: the loss goes past the rule, so the rule is met
     # while the push goes on, and held-back pictures, which follow less far, still clear it.
     head, cfg = model.head, run.cfg
-    apart = max(0.0, cfg.bnd / head.s - head.m) / 2  # BND as a cosine gap, halved
+    apart = max(0.0, forget_bound(cfg, head.s) / head.s - head.m) / 2  # BND as a cosine gap, halved
     done = (other - own > apart) & (best < run.tau - cfg.margin / 2)
     return done, (own >= other) & (own >= run.tau)
 

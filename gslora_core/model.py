@@ -119,6 +119,12 @@ class Recognizer(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
+    @property
+    def kind(self) -> str:
+        """What its classes are: "objects" when it reads pictures whole
+        (``DataConfig.preprocess``), else "faces" (people)."""
+        return "objects" if self.data_config.preprocess == "whole" else "faces"
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W), uint8 or float in [0, 1]."""
         if images.dtype == torch.uint8:

@@ -92,35 +92,46 @@ def comparison_rows(methods: Sequence[dict]) -> list[list[str]]:
     return rows
 
 
+def nouns(report: dict) -> tuple[str, str]:
+    """How a report names its classes: ("class", "classes") for a gallery of objects, else
+    ("person", "people")."""
+    return ("class", "classes") if report.get("kind") == "objects" else ("person", "people")
+
+
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
+    one, many = nouns(report)
+    pictures = "pictures" if one == "class" else "faces"
+    owners = "classes'" if one == "class" else "people's"
     return [
-        ["Acc_r (retained people)", pct(report["acc_r_before"]), pct(report["acc_r_after"])],
-        ["Acc_f (people forgotten now)", pct(report["acc_f_before"]), pct(report["acc_f_after"])],
+        [f"Acc_r (retained {many})", pct(report["acc_r_before"]), pct(report["acc_r_after"])],
+        [f"Acc_f ({many} forgotten now)", pct(report["acc_f_before"]),
+         pct(report["acc_f_after"])],
         ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
          pct(report.get("acc_o"))],
         ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
-        ["membership attack: forgotten people's training pictures called members",
+        [f"membership attack: forgotten {owners} training pictures called members",
          membership_cell(report.get("membership_before")), membership_cell(report.get("membership"))],
-        ["forgotten faces: cosine to their old class centre",
+        [f"forgotten {pictures}: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],
-        *threshold_rows(report.get("open_set") or {}),
+        *threshold_rows(report.get("open_set") or {}, many),
     ]
 
 
-def threshold_rows(open_set: dict) -> list[list[str]]:
+def threshold_rows(open_set: dict, many: str = "people") -> list[list[str]]:
     """[metric, before, after] rows of the answers at the recognizer's threshold."""
     if not open_set:
         return []
     tau = f"{open_set['threshold']:.2f}"
     f, r = open_set["forgotten"], open_set["retained"]
+    other = "someone else" if many == "people" else "another class"
     return [
-        [f"retained people recognized at the threshold (cosine ≥ {tau})",
+        [f"retained {many} recognized at the threshold (cosine ≥ {tau})",
          pct(r["before"]["recognized"]), pct(r["after"]["recognized"])],
-        ["forgotten people: answered \"not recognized\"", pct(f["before"]["unknown"]),
+        [f"forgotten {many}: answered \"not recognized\"", pct(f["before"]["unknown"]),
          pct(f["after"]["unknown"])],
-        ["forgotten people: taken for someone else", pct(f["before"]["other"]),
+        [f"forgotten {many}: taken for {other}", pct(f["before"]["other"]),
          pct(f["after"]["other"])],
     ]
 
@@ -136,8 +147,10 @@ def forgotten_line(report: dict) -> str:
         return f"forgotten: {gone} of {len(rows)}"
     n = f["pictures"]
     unknown, other = round(f["unknown"] * n), round(f["other"] * n)
-    return (f"forgotten: {gone} of {len(rows)} people; of their {n} held-back pictures "
-            f"{unknown} answered \"not recognized\", {other} taken for someone else")
+    many = nouns(report)[1]
+    elsewhere = "someone else" if many == "people" else "another class"
+    return (f"forgotten: {gone} of {len(rows)} {many}; of their {n} held-back pictures "
+            f"{unknown} answered \"not recognized\", {other} taken for {elsewhere}")
 
 
 def task_summary(report: dict) -> str:
@@ -165,7 +178,8 @@ def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report
         norms = task_norms(rep)
         lines += ["", "LoRA group norms, block 1 → " + str(len(norms)) + ": "
                   + ", ".join("0" if n == 0.0 else f"{n:.3g}" for n in norms), "",
-                  "| identity | role | before | after |", "|---|---|---|---|"]
+                  f"| {'class' if nouns(rep)[0] == 'class' else 'identity'} | role | before "
+                  "| after |", "|---|---|---|---|"]
         lines += [f"| {r['identity']} | {r['role']} | {pct(r['before'])} | {pct(r['after'])} |"
                   for r in rep["per_identity"]]
         cfg = rep.get("config", {})

@@ -173,7 +173,8 @@ class Workspace:
         self.gallery: Gallery | None = None
         self.model: Recognizer | None = None
         self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
-        self.recognizer_report: dict | None = None
+        self.enroll_seconds: float | None = None  # the uploaded gallery's training, timed
+        self._report_cache: tuple[int, dict] | None = None  # (model revision, evaluation)
         # The recognizer's current snapshot on the gallery: the next task's "before" (a task
         # then never measures the gallery twice); replaced by each task's "after".
         self.state: Snapshot | None = None
@@ -288,7 +289,7 @@ class Workspace:
             if self.gallery is gallery and not self.closed:
                 progress({"stage": "measuring the recognizer on held-back pictures"})
                 self._set(gallery, model, "upload")
-                self.recognizer_report["seconds"] = report["seconds"]
+                self.enroll_seconds = report["seconds"]
                 self.train_rate = self._rate(time.perf_counter() - t0, len(gallery.train_y))
                 self._pending = None
             return report
@@ -306,8 +307,23 @@ class Workspace:
         self.inspection = None
         self.state = (snapshot(model, gallery, on_progress=on_progress) if model is not None
                       else None)
-        self.recognizer_report = (evaluate(model, gallery, self.state) if model is not None
-                                  else None)
+        self.enroll_seconds = None
+        self._report_cache = None
+
+    @property
+    def recognizer_report(self) -> dict | None:
+        """The recognizer on the gallery as it is now (after every task and rollback), derived
+        on read from the kept snapshot; None before there is a model. While a job trains the
+        model, the last reading (the model is mid-change)."""
+        model = self.model
+        if model is None or self.gallery is None:
+            return None
+        cached = self._report_cache
+        if cached is not None and (cached[0] == model.revision or self.busy()):
+            return cached[1]
+        report = dict(self.evaluate_now(), seconds=self.enroll_seconds)
+        self._report_cache = (model.revision, report)
+        return report
 
     def overview(self) -> dict:
         """Per identity (pictures, faces, train/test) and every file that was not used."""
@@ -366,11 +382,8 @@ class Workspace:
 
     @property
     def kind(self) -> str:
-        """What the gallery's classes are: "objects" when its model uses pictures whole
-        (``DataConfig.preprocess``), else "faces"."""
-        model = self.model
-        return "objects" if model is not None and model.data_config.preprocess == "whole" \
-            else "faces"
+        """What the gallery's classes are (``Recognizer.kind``); "faces" before a model."""
+        return self.model.kind if self.model is not None else "faces"
 
     def candidates(self) -> list[str]:
         """Identities that can still be forgotten."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.presenter import ARGS, CHROMIUM, MOVING, walk
+from bench.presenter import ARGS, CHROMIUM, MOVING, walk, walk_objects
 from gslora_core.workspace import project_path
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def _browser_available() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     missing = _browser_available()
     if missing:
         if os.environ.get("GSLORA_REQUIRE_BROWSER"):
@@ -43,10 +43,18 @@ def page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        yield pg
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab (a session of its own on the page)."""
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(60_000)
+    yield pg
+    if not pg.is_closed():
+        pg.close()
 
 
 def test_a_presenters_walk_through_the_page_in_chromium(page, app_url, studio_root):
@@ -90,3 +98,23 @@ def test_a_presenters_walk_through_the_page_in_chromium(page, app_url, studio_ro
             break
         time.sleep(0.5)
     assert not any(d.exists() for d in mine), "the closed session's files are still there"
+
+
+CLASSIFIER = project_path("checkpoints/objects_classifier.safetensors")
+
+
+@pytest.mark.skipif(not CLASSIFIER.exists(), reason="the object classifier is not shipped yet")
+def test_forgetting_cat_in_the_objects_sample_in_chromium(page, app_url):
+    """Issue 36 on the page: load the objects sample, forget "cat", see the heatmap and the
+    per-class bars, try a held-back cat picture before and after."""
+    out = Path(os.environ.get("GSLORA_SCREENSHOTS") or project_path("artifacts/screenshots"))
+    page.goto(app_url)
+    w = walk_objects(page, out / "objects")
+    assert "10 classes" in w.texts["load objects"]
+    done = w.texts["forget 1"]
+    assert "all 1 forgotten on their training pictures" in done, done
+    assert "taken for another class" in done and "someone else" not in done
+    assert "Now: not recognized" in w.texts["try a picture"]
+    assert "before any forgetting: cat" in w.texts["try a picture"]
+    for name in ("o1_gallery", "o3_results", "o4_results", "o5_try_a_cat"):
+        assert (out / "objects" / f"{name}.png").exists(), name

@@ -83,7 +83,7 @@ def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path)
     rep = ws.reports[-1]
     assert rep["acc_f_after"] == 0.0 and rep["blocks_used"] <= 2
     assert rep["acc_r_after"] >= rep["acc_r_before"] - 0.05
-    assert rep["open_set"]["after"]["forgotten"]["unknown"] >= 0.9
+    assert rep["open_set"]["forgotten"]["after"]["unknown"] >= 0.9
     with pytest.raises(ValueError, match="about 2 h"):
         ws.start_inspect(retrain=True)
     job = ws.start_inspect(retrain=False)
@@ -107,3 +107,55 @@ def test_an_unknown_or_unshipped_sample_is_refused_in_words(tmp_path: Path) -> N
         ws.load_sample(kind="objects")
     assert ws.gallery is None  # nothing half-loaded
     ws.close()
+
+
+def test_the_forget_bound_is_one_cosine_gap_at_any_head_scale() -> None:
+    """BND is in the paper's scale-64 logits: the object classifier's scale-16 head gets the
+    same bound as a cosine gap. Unscaled (45 at s = 16) no forget margin could ever pass it: the
+    logits span only 2 s = 32."""
+    from gslora_core.config import ForgetConfig
+    from gslora_core.forgetting import forget_bound
+
+    cfg = ForgetConfig()
+    assert forget_bound(cfg, 64.0) == cfg.bnd
+    assert forget_bound(cfg, 16.0) / 16.0 == pytest.approx(cfg.bnd / 64.0)
+    assert forget_bound(cfg, 16.0) < 2 * 16.0 < cfg.bnd
+
+
+def test_a_report_on_object_classes_speaks_of_classes() -> None:
+    from gslora_core.report import forgotten_line, metric_rows
+
+    open_set = {"threshold": 0.15,
+                "forgotten": {"before": {"unknown": 0.0, "other": 0.0, "pictures": 10},
+                              "after": {"unknown": 0.9, "other": 0.1, "pictures": 10}},
+                "retained": {"before": {"recognized": 0.9}, "after": {"recognized": 0.9}}}
+    rep = {"acc_r_before": 0.9, "acc_r_after": 0.89, "acc_f_before": 0.8, "acc_f_after": 0.0,
+           "h_mean": 0.8, "open_set": open_set,
+           "per_identity": [{"identity": "cat", "role": "forget", "before": 0.8, "after": 0.0}]}
+    faces = [row[0] for row in metric_rows(rep)]
+    objects = [row[0] for row in metric_rows({**rep, "kind": "objects"})]
+    assert "Acc_r (retained people)" in faces and "Acc_r (retained classes)" in objects
+    assert not any("people" in t or "someone" in t for t in objects), objects
+    assert "taken for another class" in objects[-1]
+    assert forgotten_line({**rep, "kind": "objects"}).startswith("forgotten: 1 of 1 classes")
+
+
+def test_the_objects_bench_forgets_each_class_once_and_pairs_disjoint_classes() -> None:
+    from bench.cifar10 import CLASSES
+    from bench.objects import add_reference_ratios, plans
+
+    todo = plans(["single", "three", "continual"], draws=3, sequences=2, seed=0)
+    single = [t for p, _, t in todo if p == "single"]
+    assert sorted(t[0][0] for t in single) == sorted(CLASSES)
+    assert all(len(t[0]) == 3 for p, _, t in todo if p == "three")
+    for p, _, tasks in todo:
+        if p == "continual":
+            assert len(tasks) == 3 and all(len(t) == 2 for t in tasks)
+            assert len({c for t in tasks for c in t}) == 6  # no class twice in a sequence
+    rows = [{"method": "gslora", "forgotten": ["cat"], "earlier": ["dog"], "seconds": 10.0,
+             "train_seconds": 5.0}, {"method": "untouched", "forgotten": ["cat"], "earlier": [],
+                                     "seconds": 0.0, "train_seconds": 0.0}]
+    add_reference_ratios(rows, {"train_hours": 1.0})
+    assert rows[0]["retrain_reference_seconds"] == pytest.approx(3600 * 0.8)
+    assert rows[0]["speedup_vs_retrain"] == pytest.approx(288.0)
+    assert rows[1]["speedup_vs_retrain"] is None

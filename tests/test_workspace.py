@@ -183,3 +183,24 @@ def test_forgotten_people_are_greyed_in_the_picker_and_cannot_be_chosen_again(cf
     assert click(["Tiger_Woods"], ws.gallery.names.index("Tiger_Woods")) == []
     assert click(["Bill_Clinton", "Tiger_Woods"], 0) == ["Tiger_Woods", ws.gallery.names[0]]
     ws.close()
+
+
+@pytest.mark.slow
+def test_the_recognizer_tab_follows_every_task_and_rollback(cfg):
+    """The recognizer's reading is derived on read (it was kept from the load and went stale)."""
+    ws = Workspace(cfg)
+    ws.load_sample()
+    first = ws.recognizer_report
+    assert first["forgotten"] == [] and first["seconds"] is None
+    job = ws.start_forget(["Bill_Clinton"], ws.forget_config())
+    assert job.wait(120) and job.error is None
+    now = ws.recognizer_report
+    bill = next(r for r in now["per_identity"] if r["identity"] == "Bill_Clinton")
+    assert now["forgotten"] == ["Bill_Clinton"] and bill["role"] == "forgotten"
+    assert bill["accuracy"] == ws.reports[-1]["per_identity"][ws.gallery.names.index(
+        "Bill_Clinton")]["after"]
+    assert now["acc_r"] == pytest.approx(ws.reports[-1]["acc_r_after"])
+    ws.rollback()
+    back = ws.recognizer_report
+    assert back["forgotten"] == [] and back["acc_all"] == pytest.approx(first["acc_all"])
+    ws.close()
