@@ -164,6 +164,7 @@ class Walk:
         status.get_by_text(f"Now: {expect_now}").first.wait_for()
         status.get_by_text("Asked about the held-back picture").first.wait_for()
         self.texts["try a picture"] = status.inner_text()
+        self.texts["try a picture: before"] = self.page.locator("#photo-before").inner_text()
         self.shoot("5_try_a_photo")
         if example:
             self.page.locator(".gallery-item, [data-testid='examples'] button").last.click()
@@ -246,7 +247,7 @@ def walk_objects(page, out: Path) -> Walk:
     page.locator("#objects-btn").click()
     w.watch("load objects", lambda: page.get_by_text("The objects sample (CIFAR-10)").count() > 0,
             "o1a_loading")
-    w.texts["load objects"] = page.get_by_text("The objects sample (CIFAR-10)").first.inner_text()
+    w.texts["load objects"] = page.locator("#gallery-overview").inner_text()
     w.shoot("o1_gallery")
     w.forget(["cat"], "o3")
     w.tab("4 · Results")

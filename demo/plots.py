@@ -95,7 +95,7 @@ def loss_curves(curve: Sequence[dict]) -> go.Figure:
     return fig
 
 
-def identity_bars(per_identity: Sequence[dict]) -> go.Figure:
+def identity_bars(per_identity: Sequence[dict], one: str = "person") -> go.Figure:
     """Per-person test accuracy before and after this task, as dots joined by a line (a bar of
     height 0 would not show): the people forgotten now first (red ✂), then those forgotten in
     earlier tasks (grey ✂), then everyone else. Readable from 2 to 100 people."""
@@ -119,7 +119,7 @@ def identity_bars(per_identity: Sequence[dict]) -> go.Figure:
                             "symbol": ["x" if r["role"] in order else "circle" for r in rows]})
     many = len(rows) > 30
     # Title, key and legend on lines of their own, so none covers another at 1000 px.
-    fig.update_layout(title={"text": "Test accuracy per person, before → after this task<br>"
+    fig.update_layout(title={"text": f"Test accuracy per {one}, before → after this task<br>"
                                      "<sup>✂ red = forgotten now, ✂ grey = forgotten earlier"
                                      "</sup>", "x": 0.01, "xanchor": "left"},
                       yaxis={"range": [-0.05, 1.05], "title": "test accuracy",

@@ -29,6 +29,7 @@ from gslora_core.report import (
     duration,
     forgotten_line,
     metric_rows,
+    nouns,
     pct,
     seconds_left,
     task_summary,
@@ -189,12 +190,6 @@ def close_workspace(ws: Workspace | None) -> None:
         ws.close()
 
 
-def nouns(ws: Workspace) -> tuple[str, str]:
-    """What the gallery's classes are, in words: ("class", "classes") for a gallery of object
-    classes (pictures used whole), else ("person", "people")."""
-    return ("class", "classes") if ws.kind == "objects" else ("person", "people")
-
-
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -291,7 +286,7 @@ class Studio:
         n_test = sum(r[5] for r in rows)
         what = {"sample": "The sample gallery", "objects": "The objects sample (CIFAR-10)"
                 }.get(ov["source"], "Your upload")
-        one, many = nouns(ws)
+        one, many = nouns(ws.kind)
         md = (f"**{what}**: {len(rows)} {many}, {n_train + n_test} "
               f"{'face pictures' if one == 'person' else 'pictures'} "
               f"({n_train} to train, {n_test} held back to test). "
@@ -327,7 +322,7 @@ class Studio:
             retrain = gr.Checkbox(label=label, interactive=True)
         return {self.thumbs: faces,
                 self.names: gr.CheckboxGroup(choices=ws.candidates(), value=[],
-                                             label=f"Forget these {nouns(ws)[1]}"),
+                                             label=f"Forget these {nouns(ws.kind)[1]}"),
                 self.compare_retrain: retrain}
 
     def recognizer_view(self, ws: Workspace) -> dict:
@@ -340,12 +335,14 @@ class Studio:
                             "(`checkpoints/objects_classifier.safetensors`)"}.get(
             ws.source, f"trained on your gallery from the shipped backbone in "
                        f"{rep.get('seconds') or 0:.0f} s")
-        md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} {nouns(ws)[1]}: "
+        md = (f"**Ready**: {where}. Test accuracy over {len(rep['per_identity'])} "
+              f"{nouns(ws.kind)[1]}: "
               f"**{pct(rep['acc_all'])}** (top-1 on held-back pictures).")
         if rep.get("forgotten"):
             md += f" Forgotten so far: {', '.join(rep['forgotten'])}."
         return {self.recog_md: md,
-                self.recog_plot: plots.accuracy_bars(rep["per_identity"], "Test accuracy per person")}
+                self.recog_plot: plots.accuracy_bars(rep["per_identity"],
+                                                     f"Test accuracy per {nouns(ws.kind)[0]}")}
 
     def results_view(self, ws: Workspace) -> dict:
         defaults = asdict(PRESETS["fast"])
@@ -364,7 +361,7 @@ class Studio:
             self.metrics_df: metric_rows(rep),
             self.summary_md: f"**{rep['task']}** forgot {', '.join(rep['forgotten'])}: "
                              f"{task_summary(rep)}. On held-back pictures, {forgotten_line(rep)}.",
-            self.bars: plots.identity_bars(rep["per_identity"]),
+            self.bars: plots.identity_bars(rep["per_identity"], nouns(ws.kind)[0]),
             self.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"],
                                               heatmap_top(ws.reports)),
             self.evidence_md: _evidence(rep),
@@ -396,7 +393,7 @@ class Studio:
         progress(0, desc=desc)
         ws.load_sample(on_progress=ingest_progress(progress), kind=kind)
         return self.everything(ws) | {
-            self.gallery_status: f"Loaded. Next: choose {nouns(ws)[1]} to erase in "
+            self.gallery_status: f"Loaded. Next: choose {nouns(ws.kind)[1]} to erase in "
                                  "**3 · Forget**."}
 
     def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
@@ -651,18 +648,23 @@ class Studio:
             return [[i + 1, ("✂ " if t["identity"] in forgotten else "") + t["identity"],
                      round(t["cosine"], 3)] for i, t in enumerate(top)]
         gone = ", ".join(res["forgotten"]) or "nobody yet"
+        one = nouns(ws.kind)[0]
         asked = ("your photo" if photo else
                  f"the held-back picture {test_picture} (a picture of "
                  f"{test_picture.split('/', 1)[0]})")
-        out = {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
-               self.after_df: table(res["after"]),
+        how = (f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are cosine "
+               "similarities to each person's class" if one == "person" else
+               "Scores are cosine similarities to each class")
+        headers = ["#", one, "score"]
+        out = {self.photo_crop: res["crop"],
+               self.before_df: gr.Dataframe(table(res["before"]), headers=headers),
+               self.after_df: gr.Dataframe(table(res["after"]), headers=headers),
                self.photo_md: f"Asked about {asked}.\n\n"
                               f"**Now: {answer_text(res['answer_after'])}** · before any "
                               f"forgetting: {answer_text(res['answer_before'])}.\n\n"
-                              f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are "
-                              f"cosine similarities to each person's class (higher = more "
-                              f"alike); below the recognizer's threshold the answer is \"not "
-                              f"recognized\". ✂ marks a forgotten person. Forgotten: {gone}."}
+                              f"{how} (higher = more alike); below the recognizer's threshold "
+                              f"the answer is \"not recognized\". ✂ marks a forgotten {one}. "
+                              f"Forgotten: {gone}."}
         if photo:
             out[self.test_pick] = gr.Dropdown(value=None)
         else:
@@ -728,7 +730,7 @@ class Studio:
                                                   elem_id="gallery-upload")
                             self.upload_btn = gr.Button("Use my upload")
                     self.gallery_status = gr.Markdown(elem_id="gallery-status")
-                    self.gallery_md = gr.Markdown(NO_GALLERY)
+                    self.gallery_md = gr.Markdown(NO_GALLERY, elem_id="gallery-overview")
                     self.ident_df = gr.Dataframe(
                         headers=["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
                                  "train", "test"], interactive=False, label="People")
@@ -790,7 +792,8 @@ class Studio:
                                                    interactive=False, label="Before → after",
                                                    wrap=True, column_widths=["64%", "18%", "18%"],
                                                    elem_id="metrics-table")
-                    self.bars = gr.Plot(label="Per-person accuracy (before → after this task)",
+                    self.bars = gr.Plot(label="Accuracy per person or class (before → after "
+                                              "this task)",
                                         elem_id="identity-dots")
                     self.heatmap = gr.Plot(label="Task × block LoRA group norms",
                                            elem_id="results-heatmap")
@@ -853,7 +856,7 @@ class Studio:
                                                    interactive=False)
                         self.before_df = gr.Dataframe(headers=["#", "person", "score"],
                                                       label="Before any forgetting",
-                                                      interactive=False)
+                                                      interactive=False, elem_id="photo-before")
                         self.after_df = gr.Dataframe(headers=["#", "person", "score"],
                                                      label="Now", interactive=False,
                                                      elem_id="photo-now")
@@ -956,12 +959,14 @@ def answer_text(answer: dict | None) -> str:
 def _evidence(rep: dict) -> str:
     """Forgetting beyond accuracy, in words."""
     lines = ["### Evidence beyond accuracy"]
+    faces = nouns(rep.get("kind"))[1] == "people"
+    kept, owners = ("people", "people's") if faces else ("classes", "classes'")
     after = rep.get("membership")
     if after:
         before = rep.get("membership_before") or {}
-        lines.append("- **Membership attack** (calibrated on the people you kept: their training "
+        lines.append(f"- **Membership attack** (calibrated on the {kept} you kept: their training "
                      "pictures are members, their held-back pictures are not; then asked about "
-                     "the forgotten people's training pictures). Before: "
+                     f"the forgotten {owners} training pictures). Before: "
                      f"{before.get('verdict', '–')} After: {after['verdict']}")
         if not after.get("has_power"):
             lines.append("  On a gallery this size the attack has no power, so no number is "
@@ -969,7 +974,8 @@ def _evidence(rep: dict) -> str:
                          "next to a retrained model.")
     cb, ca = rep.get("forgotten_cos_to_prototype_before"), rep.get("forgotten_cos_to_prototype_after")
     if cb is not None and ca is not None:
-        lines.append(f"- **Embedding shift**: the forgotten faces' cosine similarity to where their "
+        lines.append(f"- **Embedding shift**: the forgotten {'faces' if faces else 'pictures'}' "
+                     "cosine similarity to where their "
                      f"class used to be: {cb:.2f} before → **{ca:.2f}** after.")
     return "\n".join(lines)
 

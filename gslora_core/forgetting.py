@@ -513,11 +513,12 @@ def ensure_threshold(model: Recognizer, gallery: Gallery, before: Snapshot) -> f
 
 def _prepare(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
              cfg: ForgetConfig, earlier: Sequence[str] | None,
-             before: Snapshot | None = None) -> _Run:
+             before: Snapshot | None = None, plan: Roles | None = None) -> _Run:
     """Checks, device, seeds, the before snapshot (unless the caller has the model's current
-    one: the state the previous task left) and the retain / forget pools of one task."""
+    one: the state the previous task left) and the retain / forget pools of one task.
+    ``plan``: the task's roles if the caller already planned it (``plan_task``)."""
     check_labels(model, gallery)
-    roles = plan_task(model, gallery, forget_names, earlier)
+    roles = plan if plan is not None else plan_task(model, gallery, forget_names, earlier)
     device = resolve_device(cfg.device)
     model.to(device).eval().requires_grad_(False)
     torch.manual_seed(cfg.seed)
@@ -568,17 +569,18 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
                 cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
                 on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
                 earlier: Sequence[str] | None = None, before: Snapshot | None = None,
-                on_stage: Callable[[str], None] | None = None
+                on_stage: Callable[[str], None] | None = None, plan: Roles | None = None
                 ) -> tuple[ForgetReport, Snapshot | None]:
     """``forget``, also returning the snapshot after the task (None if cancelled). Passing it
     back as the next task's ``before`` is what keeps a task from measuring the gallery twice:
     the "before" of a task is the "after" of the one before it. ``on_progress`` hears every
-    step; ``on_stage`` the work around the steps, in words (a page shows it meanwhile)."""
+    step; ``on_stage`` the work around the steps, in words (a page shows it meanwhile);
+    ``plan``: ``plan_task``'s roles when the caller checked the request already (planned once)."""
     t0 = time.perf_counter()
     if on_stage:
         on_stage("preparing" if before is not None and before.fits(model, gallery)
                  else "measuring the recognizer before the task")
-    run = _prepare(model, gallery, forget_names, cfg, earlier, before)
+    run = _prepare(model, gallery, forget_names, cfg, earlier, before, plan)
     before_seconds = time.perf_counter() - t0 if run.before is not before else 0.0
     task = task_name or f"task{len(model.tasks) + 1}"
     lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)

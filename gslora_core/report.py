@@ -92,15 +92,15 @@ def comparison_rows(methods: Sequence[dict]) -> list[list[str]]:
     return rows
 
 
-def nouns(report: dict) -> tuple[str, str]:
-    """How a report names its classes: ("class", "classes") for a gallery of objects, else
-    ("person", "people")."""
-    return ("class", "classes") if report.get("kind") == "objects" else ("person", "people")
+def nouns(kind: str | None) -> tuple[str, str]:
+    """How a gallery's classes are named, by ``Recognizer.kind``: ("class", "classes") for
+    objects, else ("person", "people")."""
+    return ("class", "classes") if kind == "objects" else ("person", "people")
 
 
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
-    one, many = nouns(report)
+    one, many = nouns(report.get("kind"))
     pictures = "pictures" if one == "class" else "faces"
     owners = "classes'" if one == "class" else "people's"
     return [
@@ -147,7 +147,7 @@ def forgotten_line(report: dict) -> str:
         return f"forgotten: {gone} of {len(rows)}"
     n = f["pictures"]
     unknown, other = round(f["unknown"] * n), round(f["other"] * n)
-    many = nouns(report)[1]
+    many = nouns(report.get("kind"))[1]
     elsewhere = "someone else" if many == "people" else "another class"
     return (f"forgotten: {gone} of {len(rows)} {many}; of their {n} held-back pictures "
             f"{unknown} answered \"not recognized\", {other} taken for {elsewhere}")
@@ -178,7 +178,7 @@ def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report
         norms = task_norms(rep)
         lines += ["", "LoRA group norms, block 1 → " + str(len(norms)) + ": "
                   + ", ".join("0" if n == 0.0 else f"{n:.3g}" for n in norms), "",
-                  f"| {'class' if nouns(rep)[0] == 'class' else 'identity'} | role | before "
+                  f"| {'class' if rep.get('kind') == 'objects' else 'identity'} | role | before "
                   "| after |", "|---|---|---|---|"]
         lines += [f"| {r['identity']} | {r['role']} | {pct(r['before'])} | {pct(r['after'])} |"
                   for r in rep["per_identity"]]

@@ -411,13 +411,14 @@ class Workspace:
         """Check the request now (readable errors at once), then forget in the background."""
         self._idle("start another task")
         model, gallery = self._ready(), self._gallery()
-        plan_task(model, gallery, list(names))
+        plan = plan_task(model, gallery, list(names))  # refused here, in words, or planned once
         self.touch()
 
         def run(progress, cancelled) -> dict:
             report, after = forget_task(model, gallery, list(names), cfg, on_progress=progress,
                                         should_cancel=cancelled, before=self.state,
-                                        on_stage=lambda stage: progress({"stage": stage}))
+                                        on_stage=lambda stage: progress({"stage": stage}),
+                                        plan=plan)
             if not report.get("cancelled"):
                 self.state = after
                 self.reports.append(report)
