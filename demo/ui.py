@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
+import pandas as pd
 from gradio import component_meta
 
 from gslora_core.config import PRESETS, ForgetConfig, StudioConfig
@@ -643,22 +644,23 @@ class Studio:
         ws = self._need(ws)
         res = ws.predict(photo=photo or None, test_picture=None if photo else test_picture)
         forgotten = set(res["forgotten"])
-
-        def table(top: list[dict]) -> list[list]:
-            return [[i + 1, ("✂ " if t["identity"] in forgotten else "") + t["identity"],
-                     round(t["cosine"], 3)] for i, t in enumerate(top)]
-        gone = ", ".join(res["forgotten"]) or "nobody yet"
         one = nouns(ws.kind)[0]
+
+        def table(top: list[dict]) -> pd.DataFrame:
+            """A frame, not a list: its columns name the classes ("person" or "class") and the
+            API still answers {"headers", "data"}."""
+            return pd.DataFrame([[i + 1, ("✂ " if t["identity"] in forgotten else "")
+                                  + t["identity"], round(t["cosine"], 3)]
+                                 for i, t in enumerate(top)], columns=["#", one, "score"])
+        gone = ", ".join(res["forgotten"]) or "nobody yet"
         asked = ("your photo" if photo else
                  f"the held-back picture {test_picture} (a picture of "
                  f"{test_picture.split('/', 1)[0]})")
         how = (f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are cosine "
                "similarities to each person's class" if one == "person" else
                "Scores are cosine similarities to each class")
-        headers = ["#", one, "score"]
-        out = {self.photo_crop: res["crop"],
-               self.before_df: gr.Dataframe(table(res["before"]), headers=headers),
-               self.after_df: gr.Dataframe(table(res["after"]), headers=headers),
+        out = {self.photo_crop: res["crop"], self.before_df: table(res["before"]),
+               self.after_df: table(res["after"]),
                self.photo_md: f"Asked about {asked}.\n\n"
                               f"**Now: {answer_text(res['answer_after'])}** · before any "
                               f"forgetting: {answer_text(res['answer_before'])}.\n\n"

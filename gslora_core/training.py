@@ -18,7 +18,7 @@ ProgressFn = Callable[[dict], None]
 CancelFn = Callable[[], bool]
 
 
-def augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def jitter(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random flip, scale (0.9-1.1) and shift (+-6 %) of a uint8 batch -> float in [0, 1].
 
     Small on purpose: the crops are already face-centred, heavy augmentation only slows learning."""
@@ -94,7 +94,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
                 raise InterruptedError("training cancelled")
             idx = order[i:i + cfg.batch_size]
             x = gallery.train_x[idx]
-            x = augment(x, gen) if cfg.augment else x.float() / 255.0
+            x = jitter(x, gen) if cfg.augment else x.float() / 255.0
             y = gallery.train_y[idx].to(device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup, cfg.lr) * g["scale"]

@@ -105,7 +105,7 @@ def cmd_average(a: argparse.Namespace) -> int:
     import torch
 
     from .pretrain import average_backbones, split_holdout, validation_set
-    from .pretrain import evaluate as score_views
+    from .pretrain import verification_scores
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -120,9 +120,9 @@ def cmd_average(a: argparse.Namespace) -> int:
         if len(set(held.identities)) < 2:
             raise SystemExit("error: the validation people are not in the cache")
         views, pairs = validation_set(held, avg.cfg.img_size, photo_views=photo_views_of(a, held))
-        report["validation"] = {c: score_views(m, views, pairs)["score"]
+        report["validation"] = {c: verification_scores(m, views, pairs)["score"]
                                 for c, m in zip(a.checkpoints, models)}
-        report["validation"]["average"] = score_views(avg, views, pairs)["score"]
+        report["validation"]["average"] = verification_scores(avg, views, pairs)["score"]
         report["validation_views"] = a.validation_views
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     print_json(report, None)

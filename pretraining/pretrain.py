@@ -111,7 +111,7 @@ def validation_views(images: torch.Tensor, seed: int = 0) -> dict[str, torch.Ten
     return {k: (v * 255).round().clamp(0, 255).to(torch.uint8) for k, v in views.items()}
 
 
-def evaluate(model: Recognizer, views: dict[str, torch.Tensor],
+def verification_scores(model: Recognizer, views: dict[str, torch.Tensor],
              pairs: tuple[np.ndarray, np.ndarray]) -> dict:
     """Verification accuracy on every view; ``score`` is their mean (what chooses checkpoints)."""
     accs = {k: verification_accuracy(embed_all(model, v), *pairs)["accuracy"] for k, v in views.items()}
@@ -379,7 +379,7 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
         if bank_source is not None:
             row["bank_faces"] = bank_rows(cfg.batch_size, cfg.p_bank, 2 * n_pairs) * per_epoch
         if views is not None and pairs is not None:
-            ev = evaluate(model, views, pairs)
+            ev = verification_scores(model, views, pairs)
             row["verification"] = {"accuracy": ev["views"]["clean"]}
             row["validation"] = ev
         history.append(row)

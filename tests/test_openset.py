@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_engine_units import tiny_gallery, tiny_model
+from tiny import tiny_gallery, tiny_model
 
 from gslora_core.config import ForgetConfig
 from gslora_core.forgetting import forget_task

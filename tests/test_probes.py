@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_engine_units import NAMES, images, randomise_task, tiny_gallery, tiny_model
+from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig

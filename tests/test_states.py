@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_engine_units import images, randomise_task, tiny_gallery, tiny_model
+from tiny import images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig

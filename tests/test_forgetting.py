@@ -1,81 +1,16 @@
-"""Unit tests of the engine on a tiny random model (milliseconds each)."""
+"""The forgetting task (gslora_core/forgetting.py) on a tiny random model (milliseconds each)."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
 import torch
+from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
-from gslora_core.config import ForgetConfig, ModelConfig, TaskRecord, preset
-from gslora_core.data import Gallery
+from gslora_core.config import ForgetConfig, TaskRecord
 from gslora_core.evaluation import ForgetReport
 from gslora_core.forgetting import forget, rollback
-from gslora_core.losses import bounded_forget_loss, group_lasso, proximal_group_step
-from gslora_core.metrics import h_mean
-from gslora_core.model import Recognizer, load_recognizer, merged_copy, read_metadata, save_recognizer
-
-NAMES = ["ann", "bob", "cid", "dee"]
-
-
-def tiny_model(seed: int = 0) -> Recognizer:
-    torch.manual_seed(seed)
-    return Recognizer(ModelConfig.tiny(), NAMES).eval()
-
-
-def images(n: int = 6, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-
-
-def tiny_gallery(per_class: int = 6, seed: int = 2) -> Gallery:
-    g = torch.Generator().manual_seed(seed)
-    n = per_class * len(NAMES)
-    y = torch.arange(len(NAMES)).repeat_interleave(per_class)
-    return Gallery(names=list(NAMES),
-                   train_x=torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                   train_y=y.clone(),
-                   test_x=torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                   test_y=y.clone())
-
-
-def randomise_task(model: Recognizer, task: str, seed: int = 3) -> None:
-    """Give a task's B matrices non-zero values, as training would."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for group in lora.group_params(model.blocks, task):
-            for p in group:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-
-
-def test_fresh_adapter_leaves_outputs_identical():
-    model = tiny_model()
-    x = images()
-    before = model(x)
-    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
-    assert torch.equal(model(x), before)
-    # A is random, B is zero: the adapter exists but adds nothing.
-    layer = lora.lora_layers(model.blocks[0])[0]
-    assert layer.lora_A["task1"].abs().sum() > 0 and layer.lora_B["task1"].abs().sum() == 0
-
-
-def test_only_current_task_lora_gets_gradients():
-    model = tiny_model()
-    gallery = tiny_gallery()
-    cfg = ForgetConfig(schedule="fixed", steps=2, batch_size=4, eval_every=0,
-                       sparsity_warmup=1.0, refit=0.0)
-    forget(model, gallery, ["ann"], cfg)
-    with_grad: set[str] = set()
-
-    def spy(point: dict) -> None:
-        # Called right after the optimizer step, while this step's gradients are still there.
-        with_grad.update(n for n, p in model.named_parameters()
-                         if p.grad is not None and bool(p.grad.abs().sum() > 0))
-
-    forget(model, gallery, ["bob"], cfg, on_progress=spy)
-    task2 = {n for n, _ in model.named_parameters() if "lora_" in n and n.endswith(".task2")}
-    assert with_grad == task2
 
 
 def test_forget_trains_only_lora_and_keeps_everything_else():
@@ -88,20 +23,6 @@ def test_forget_trains_only_lora_and_keeps_everything_else():
     # depth 3 x rank 8 x (fc1: A 8x32 + B 64x8, fc2: A 8x64 + B 32x8)
     assert report["trainable_params"] == 3 * 8 * (32 + 64 + 64 + 32)
     assert 0 < report["trainable_share"] < 1
-
-
-def test_merged_outputs_equal_unmerged():
-    model = tiny_model()
-    lora.add_task(model.blocks, "task1", 4, 1.0)
-    randomise_task(model, "task1", seed=3)
-    lora.add_task(model.blocks, "task2", 4, 1.0)
-    randomise_task(model, "task2", seed=4)
-    model.tasks = [TaskRecord("task1", ["ann"], 4, 1.0), TaskRecord("task2", ["bob"], 4, 1.0)]
-    x = images()
-    merged = merged_copy(model)
-    assert not lora.has_lora(merged.blocks)
-    assert torch.allclose(merged(x), model(x), atol=1e-5)
-    assert all(t.merged for t in merged.tasks)
 
 
 def test_rollback_restores_earlier_outputs():
@@ -122,77 +43,6 @@ def test_rollback_restores_earlier_outputs():
     assert torch.equal(model(x), base)
     with pytest.raises(ValueError):
         rollback(model)
-
-
-def test_proximal_step_zeroes_small_groups_exactly_and_only_shrinks_large():
-    small = [torch.full((2, 3), 0.01), torch.full((3, 2), 0.01)]  # norm ~0.035
-    large = [torch.full((2, 3), 1.0), torch.full((3, 2), 1.0)]  # norm sqrt(12) ~ 3.46
-    norm_large = float(torch.sqrt(sum(p.pow(2).sum() for p in large)))
-    zero = proximal_group_step([small, large], threshold=0.5)
-    assert zero == [True, False]
-    assert all(torch.count_nonzero(p) == 0 for p in small)
-    new_norm = float(torch.sqrt(sum(p.pow(2).sum() for p in large)))
-    assert new_norm == pytest.approx(norm_large - 0.5, rel=1e-6)
-    # Shrinks, never flips direction.
-    assert all((p > 0).all() for p in large)
-
-
-def test_group_lasso_value():
-    g1 = [torch.tensor([[3.0]]), torch.tensor([[4.0]])]  # norm 5
-    g2 = [torch.tensor([[0.0, 0.0]])]
-    assert float(group_lasso([g1, g2])) == pytest.approx(5.0)
-
-
-def test_bounded_forget_loss_is_flat_past_bnd():
-    labels = torch.tensor([0, 1])
-
-    def loss_and_grad(scale: float) -> tuple[float, torch.Tensor]:
-        logits = (torch.tensor([[-1.0, 1.0], [1.0, -1.0]]) * scale).requires_grad_(True)
-        out = bounded_forget_loss(logits, labels, bnd=5.0)
-        out.backward()
-        return float(out.detach()), logits.grad
-
-    low, grad_low = loss_and_grad(1.0)  # CE ~ 2.1 < BND: loss positive, gradient non-zero
-    high, grad_high = loss_and_grad(10.0)  # CE ~ 20 > BND: loss 0 and flat
-    assert low > 0 and grad_low.abs().sum() > 0
-    assert high == 0.0 and grad_high.abs().sum() == 0
-    # Per picture: one picture far past BND does not end the push on one still below it.
-    mixed = torch.tensor([[-50.0, 50.0], [1.0, -1.0]], requires_grad=True)
-    bounded_forget_loss(mixed, torch.tensor([0, 0]), bnd=5.0).backward()
-    assert mixed.grad[0].abs().sum() == 0 and mixed.grad[1].abs().sum() > 0
-
-
-def test_h_mean_reproduces_paper():
-    assert h_mean(74.16, 74.65) == pytest.approx(74.40, abs=0.005)
-    assert h_mean(0.0, 0.0) == 0.0
-
-
-def test_checkpoint_roundtrips_through_safetensors(tmp_path):
-    model = tiny_model()
-    lora.add_task(model.blocks, "task1", 4, 1.0)
-    randomise_task(model, "task1")
-    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0, {"steps": 3}))
-    path = save_recognizer(model, tmp_path / "rec.safetensors")
-    # The file is plain safetensors, its config readable as JSON metadata.
-    meta = read_metadata(path)
-    assert meta["class_names"] == NAMES and meta["tasks"][0]["forgotten"] == ["ann"]
-    json.dumps(meta)
-    loaded = load_recognizer(path)
-    x = images()
-    assert torch.equal(loaded(x), model(x))
-    assert loaded.forgotten() == ["ann"]
-    merged = merged_copy(loaded)
-    path2 = save_recognizer(merged, tmp_path / "merged.safetensors")
-    reloaded = load_recognizer(path2)
-    assert not lora.has_lora(reloaded.blocks)
-    assert torch.allclose(reloaded(x), model(x), atol=1e-5)
-
-
-def test_load_refuses_foreign_files(tmp_path):
-    from safetensors.torch import save_file
-    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(ValueError, match="not a GS-LoRA"):
-        load_recognizer(tmp_path / "other.safetensors")
 
 
 def test_cancel_leaves_model_exactly_as_before():
@@ -231,16 +81,6 @@ def test_a_failing_task_removes_its_adapters_and_reraises():
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
 
 
-def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
-    model = tiny_model()
-    forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
-    rollback(model)
-    path = save_recognizer(model, tmp_path / "back.safetensors")
-    again = load_recognizer(path)
-    assert again.tasks == [] and not lora.has_lora(again.blocks)
-    assert torch.equal(again(images()), tiny_model()(images()))
-
-
 def test_forget_is_seeded_and_reproducible():
     reports = []
     for _ in range(2):
@@ -277,21 +117,6 @@ def test_report_has_the_promised_keys():
     # A random tiny model on a handful of pictures: the attack has no power, and says so.
     assert report["membership"]["has_power"] is False
     assert "means nothing" in report["membership"]["verdict"]
-
-
-def test_presets_exist_and_unknown_is_refused():
-    assert preset("fast").rank == 8
-    assert preset("fewshot").shots == 4
-    with pytest.raises(ValueError, match="unknown preset"):
-        preset("nope")
-
-
-@pytest.mark.parametrize("bad", [{"rank": 0}, {"steps": 0}, {"lr": -1.0}, {"alpha": -0.1},
-                                 {"data_fraction": 0.0}, {"shots": 0},
-                                 {"sparsity_warmup": 1.5}, {"bnd": 0.0}])
-def test_impossible_forget_settings_are_refused_by_name(bad):
-    with pytest.raises(ValueError, match=list(bad)[0].split("_")[0]):
-        ForgetConfig().with_overrides(**bad)
 
 
 def test_adam_metric_threshold_spares_the_group_with_large_gradients():
@@ -385,26 +210,6 @@ def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypa
         ForgetConfig(replay_forgotten=-1)
 
 
-def test_a_zero_group_keeps_a_live_A_so_the_loss_can_bring_it_back():
-    """B = 0 with A alive: B's gradient is not zero (the group can revive). (A, B) = (0, 0),
-    what zeroing both matrices did before, is a stationary point: no gradient at all."""
-    model = tiny_model()
-    lora.add_task(model.blocks, "task1", rank=4, lora_alpha=1.0)
-    x, y = images(8), torch.arange(8) % len(NAMES)
-    layer = lora.lora_layers(model.blocks[1])[1]
-    A, B = layer.lora_A["task1"], layer.lora_B["task1"]
-    assert float(B.detach().abs().sum()) == 0.0 and lora.delta_norms(model.blocks, "task1")[1] == 0.0
-    A.requires_grad_(True)
-    B.requires_grad_(True)
-    torch.nn.functional.cross_entropy(model(x, y), y).backward()
-    assert float(B.grad.abs().sum()) > 0
-    with torch.no_grad():
-        A.zero_()
-    A.grad = B.grad = None
-    torch.nn.functional.cross_entropy(model(x, y), y).backward()
-    assert float(A.grad.abs().sum()) == 0.0 and float(B.grad.abs().sum()) == 0.0
-
-
 def test_a_zeroed_group_becomes_nonzero_again_when_the_loss_needs_it():
     """During the lasso phase a group pushed to exactly zero (here by hand, after step 2) is
     not stuck: with a small alpha, the next steps' gradients move its B away from zero."""
@@ -463,7 +268,6 @@ def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
         assert torch.allclose(a, b, atol=1e-5)
 
 
-
 def test_lasso_thresholds_are_relative_to_the_task_and_weigh_lower_blocks_more():
     """One alpha for every gallery: the same gradients scaled by 1000 (a recognizer less sure of
     the faces) give the same thresholds; the strongest depth-weighted block's is
@@ -509,20 +313,6 @@ def test_a_lasso_that_zeroes_every_block_leaves_the_strongest_to_finish_the_task
     assert sum(n > 0 for n in seen[-1]) == 1 and rep["zero_groups"] == 2
 
 
-def test_prototype_loss_is_the_bounded_kl_of_embeddings():
-    """GS-LoRA++ per the authors: softmax over embedding dimensions, KL from the prototype."""
-    from gslora_core.losses import prototype_loss
-    g = torch.Generator().manual_seed(0)
-    p = torch.randn(4, 16, generator=g)
-    assert float(prototype_loss(p, p, 5.0)) == pytest.approx(5.0)  # KL 0: full push
-    far = p.clone()
-    far[:, 0] += 100.0  # all softmax mass on one dimension: a large KL
-    assert float(prototype_loss(far, p, 0.5)) == 0.0  # past the bound: no push
-    z = p.clone().requires_grad_(True)
-    prototype_loss(z + 0.01 * torch.randn(4, 16, generator=g), p, 5.0).backward()
-    assert z.grad is not None and float(z.grad.abs().sum()) > 0
-
-
 def test_prototypes_come_from_the_k_shot_pictures_only():
     from gslora_core.forgetting import select_train_indices, shot_prototypes
     model, gallery = tiny_model(), tiny_gallery()
@@ -534,3 +324,4 @@ def test_prototypes_come_from_the_k_shot_pictures_only():
         one = model.embed(gallery.train_x[pool])[0]
     assert torch.allclose(protos[0], one, atol=1e-5)
     assert float(protos[1:].abs().sum()) == 0.0  # no other class has a prototype
+

@@ -1,0 +1,52 @@
+"""The recognizer's checkpoints (gslora_core/model.py): safetensors round trips and refusals."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
+
+from gslora_core import lora
+from gslora_core.config import ForgetConfig, TaskRecord
+from gslora_core.forgetting import forget, rollback
+from gslora_core.model import load_recognizer, merged_copy, read_metadata, save_recognizer
+
+
+def test_checkpoint_roundtrips_through_safetensors(tmp_path):
+    model = tiny_model()
+    lora.add_task(model.blocks, "task1", 4, 1.0)
+    randomise_task(model, "task1")
+    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0, {"steps": 3}))
+    path = save_recognizer(model, tmp_path / "rec.safetensors")
+    # The file is plain safetensors, its config readable as JSON metadata.
+    meta = read_metadata(path)
+    assert meta["class_names"] == NAMES and meta["tasks"][0]["forgotten"] == ["ann"]
+    json.dumps(meta)
+    loaded = load_recognizer(path)
+    x = images()
+    assert torch.equal(loaded(x), model(x))
+    assert loaded.forgotten() == ["ann"]
+    merged = merged_copy(loaded)
+    path2 = save_recognizer(merged, tmp_path / "merged.safetensors")
+    reloaded = load_recognizer(path2)
+    assert not lora.has_lora(reloaded.blocks)
+    assert torch.allclose(reloaded(x), model(x), atol=1e-5)
+
+
+def test_load_refuses_foreign_files(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a GS-LoRA"):
+        load_recognizer(tmp_path / "other.safetensors")
+
+
+def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
+    model = tiny_model()
+    forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
+    rollback(model)
+    path = save_recognizer(model, tmp_path / "back.safetensors")
+    again = load_recognizer(path)
+    assert again.tasks == [] and not lora.has_lora(again.blocks)
+    assert torch.equal(again(images()), tiny_model()(images()))
+
