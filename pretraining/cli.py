@@ -104,8 +104,7 @@ def cmd_average(a: argparse.Namespace) -> int:
     """Average backbone checkpoints; with a cache and validation people, score each and the mean."""
     import torch
 
-    from .pretrain import average_backbones, split_holdout, validation_set
-    from .pretrain import verification_scores
+    from .pretrain import average_backbones, split_holdout, validation_set, verification_scores
 
     if a.threads:
         torch.set_num_threads(a.threads)
