@@ -961,14 +961,13 @@ def answer_text(answer: dict | None) -> str:
 def _evidence(rep: dict) -> str:
     """Forgetting beyond accuracy, in words."""
     lines = ["### Evidence beyond accuracy"]
-    faces = nouns(rep.get("kind"))[1] == "people"
-    kept, owners = ("people", "people's") if faces else ("classes", "classes'")
+    words = nouns(rep.get("kind"))
     after = rep.get("membership")
     if after:
         before = rep.get("membership_before") or {}
-        lines.append(f"- **Membership attack** (calibrated on the {kept} you kept: their training "
-                     "pictures are members, their held-back pictures are not; then asked about "
-                     f"the forgotten {owners} training pictures). Before: "
+        lines.append(f"- **Membership attack** (calibrated on the {words.many} you kept: their "
+                     "training pictures are members, their held-back pictures are not; then asked "
+                     f"about the forgotten {words.owners} training pictures). Before: "
                      f"{before.get('verdict', '–')} After: {after['verdict']}")
         if not after.get("has_power"):
             lines.append("  On a gallery this size the attack has no power, so no number is "
@@ -976,9 +975,8 @@ def _evidence(rep: dict) -> str:
                          "next to a retrained model.")
     cb, ca = rep.get("forgotten_cos_to_prototype_before"), rep.get("forgotten_cos_to_prototype_after")
     if cb is not None and ca is not None:
-        lines.append(f"- **Embedding shift**: the forgotten {'faces' if faces else 'pictures'}' "
-                     "cosine similarity to where their "
-                     f"class used to be: {cb:.2f} before → **{ca:.2f}** after.")
+        lines.append(f"- **Embedding shift**: the forgotten {words.pictures}' cosine similarity to "
+                     f"where their class used to be: {cb:.2f} before → **{ca:.2f}** after.")
     return "\n".join(lines)
 
 

@@ -264,7 +264,7 @@ def _judge(run: _Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # Half of each margin the loss pushes to: the loss goes past the rule, so the rule is met
     # while the push goes on, and held-back pictures, which follow less far, still clear it.
     head, cfg = model.head, run.cfg
-    apart = max(0.0, forget_bound(cfg, head.s) / head.s - head.m) / 2  # BND as a cosine gap, halved
+    apart = max(0.0, cfg.bnd / PAPER_HEAD_SCALE - head.m) / 2  # BND as a cosine gap, halved
     done = (other - own > apart) & (best < run.tau - cfg.margin / 2)
     return done, (own >= other) & (own >= run.tau)
 

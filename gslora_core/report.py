@@ -4,7 +4,7 @@ The JSON report is the record; this page is a faithful rendering of it, so the n
 in the exported Markdown and from ``python -m gslora_core report`` are the same numbers."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 
 def pct(value: float | None) -> str:
@@ -92,17 +92,42 @@ def comparison_rows(methods: Sequence[dict]) -> list[list[str]]:
     return rows
 
 
-def nouns(kind: str | None) -> tuple[str, str]:
+class Nouns(NamedTuple):
+    """How a gallery's classes are named; unpacks as (one, many)."""
+
+    one: str
+    many: str
+
+    @property
+    def faces(self) -> bool:
+        return self.one == "person"
+
+    @property
+    def owners(self) -> str:
+        """"people's" / "classes'"."""
+        return "people's" if self.faces else "classes'"
+
+    @property
+    def pictures(self) -> str:
+        """What a forgotten picture shows: "faces" / "pictures"."""
+        return "faces" if self.faces else "pictures"
+
+    @property
+    def other(self) -> str:
+        """Whom a forgotten picture can be taken for: "someone else" / "another class"."""
+        return "someone else" if self.faces else "another class"
+
+
+def nouns(kind: str | None) -> Nouns:
     """How a gallery's classes are named, by ``Recognizer.kind``: ("class", "classes") for
     objects, else ("person", "people")."""
-    return ("class", "classes") if kind == "objects" else ("person", "people")
+    return Nouns("class", "classes") if kind == "objects" else Nouns("person", "people")
 
 
 def metric_rows(report: dict) -> list[list[str]]:
     """[metric, before, after] rows of one task, in the paper's names."""
-    one, many = nouns(report.get("kind"))
-    pictures = "pictures" if one == "class" else "faces"
-    owners = "classes'" if one == "class" else "people's"
+    words = nouns(report.get("kind"))
+    many = words.many
     return [
         [f"Acc_r (retained {many})", pct(report["acc_r_before"]), pct(report["acc_r_after"])],
         [f"Acc_f ({many} forgotten now)", pct(report["acc_f_before"]),
@@ -110,28 +135,28 @@ def metric_rows(report: dict) -> list[list[str]]:
         ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
          pct(report.get("acc_o"))],
         ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
-        [f"membership attack: forgotten {owners} training pictures called members",
+        [f"membership attack: forgotten {words.owners} training pictures called members",
          membership_cell(report.get("membership_before")), membership_cell(report.get("membership"))],
-        [f"forgotten {pictures}: cosine to their old class centre",
+        [f"forgotten {words.pictures}: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],
-        *threshold_rows(report.get("open_set") or {}, many),
+        *threshold_rows(report.get("open_set") or {}, words),
     ]
 
 
-def threshold_rows(open_set: dict, many: str = "people") -> list[list[str]]:
+def threshold_rows(open_set: dict, words: Nouns = nouns("faces")) -> list[list[str]]:
     """[metric, before, after] rows of the answers at the recognizer's threshold."""
     if not open_set:
         return []
     tau = f"{open_set['threshold']:.2f}"
     f, r = open_set["forgotten"], open_set["retained"]
-    other = "someone else" if many == "people" else "another class"
+    many = words.many
     return [
         [f"retained {many} recognized at the threshold (cosine ≥ {tau})",
          pct(r["before"]["recognized"]), pct(r["after"]["recognized"])],
         [f"forgotten {many}: answered \"not recognized\"", pct(f["before"]["unknown"]),
          pct(f["after"]["unknown"])],
-        [f"forgotten {many}: taken for {other}", pct(f["before"]["other"]),
+        [f"forgotten {many}: taken for {words.other}", pct(f["before"]["other"]),
          pct(f["after"]["other"])],
     ]
 
@@ -147,10 +172,9 @@ def forgotten_line(report: dict) -> str:
         return f"forgotten: {gone} of {len(rows)}"
     n = f["pictures"]
     unknown, other = round(f["unknown"] * n), round(f["other"] * n)
-    many = nouns(report.get("kind"))[1]
-    elsewhere = "someone else" if many == "people" else "another class"
-    return (f"forgotten: {gone} of {len(rows)} {many}; of their {n} held-back pictures "
-            f"{unknown} answered \"not recognized\", {other} taken for {elsewhere}")
+    words = nouns(report.get("kind"))
+    return (f"forgotten: {gone} of {len(rows)} {words.many}; of their {n} held-back pictures "
+            f"{unknown} answered \"not recognized\", {other} taken for {words.other}")
 
 
 def task_summary(report: dict) -> str:
@@ -178,7 +202,7 @@ def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report
         norms = task_norms(rep)
         lines += ["", "LoRA group norms, block 1 → " + str(len(norms)) + ": "
                   + ", ".join("0" if n == 0.0 else f"{n:.3g}" for n in norms), "",
-                  f"| {'class' if rep.get('kind') == 'objects' else 'identity'} | role | before "
+                  f"| {'identity' if nouns(rep.get('kind')).faces else 'class'} | role | before "
                   "| after |", "|---|---|---|---|"]
         lines += [f"| {r['identity']} | {r['role']} | {pct(r['before'])} | {pct(r['after'])} |"
                   for r in rep["per_identity"]]
