@@ -28,19 +28,33 @@ import json
 import platform
 import sys
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
+from gslora_core.cli import KNOB_TYPES
+from gslora_core.config import ForgetConfig
 from gslora_core.model import load_recognizer
 
 from .cifar10 import CLASSES, gallery
-from .forgetting import forget_sets, markdown, methods, observe, run_sequence, summarise
+from .forgetting import (
+    forget_sets,
+    gslora,
+    markdown,
+    methods,
+    observe,
+    run_sequence,
+    summarise,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIER = ROOT / "checkpoints" / "objects_classifier.safetensors"
 PROTOCOLS = ["single", "three", "continual"]
 METHODS = ["untouched", "gslora", "lora", "full"]
+# Comparisons run on request: the default recipe with its forget pictures also pushed to "not
+# recognized" (as for faces; ForgetConfig.unknown), where the classes' default is chosen.
+EXTRA = ["gslora-unknown"]
 
 
 def plans(protocols: list[str], draws: int, sequences: int, seed: int) -> list[tuple]:
@@ -54,6 +68,18 @@ def plans(protocols: list[str], draws: int, sequences: int, seed: int) -> list[t
     if "continual" in protocols:
         out += [("continual", d, forget_sets(CLASSES, 0.2, 3, seed + 1000 + d))
                 for d in range(sequences)]
+    return out
+
+
+def recipe(pairs: list[str]) -> dict:
+    """``["bnd=60", "unknown=on"]`` -> ForgetConfig overrides, typed as the knobs are."""
+    types = {f.name: KNOB_TYPES[f.type] for f in fields(ForgetConfig) if f.type in KNOB_TYPES}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types:
+            raise SystemExit(f"--recipe: {key!r} is not a ForgetConfig knob")
+        out[key] = types[key](value)
     return out
 
 
@@ -84,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--classifier", default=str(CLASSIFIER))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--protocols", nargs="*", choices=PROTOCOLS, default=PROTOCOLS)
-    ap.add_argument("--methods", nargs="*", choices=METHODS, default=METHODS)
+    ap.add_argument("--methods", nargs="*", choices=METHODS + EXTRA, default=METHODS)
     ap.add_argument("--draws", type=int, default=3, help="draws of 3 classes at once")
     ap.add_argument("--sequences", type=int, default=3, help="continual draws (3 tasks of 2)")
     ap.add_argument("--train-per-class", type=int, default=200,
@@ -95,6 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="val: score the validation part (where recipes are chosen)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 2 single draws, 1 of each other protocol, short caps")
+    ap.add_argument("--recipe", nargs="*", default=[], metavar="KNOB=VALUE",
+                    help="change the default recipe's knobs (ForgetConfig) for GS-LoRA and its "
+                         "variants, e.g. bnd=60 (for choosing on --part val)")
     ap.add_argument("--label", default="")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -106,6 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{a.classifier} is not a CIFAR-10 classifier: {base.class_names}")
     g = gallery(a.train_per_class, a.test_per_class, a.test_per_class).scored_on(a.part)
     table = methods(a.quick, (0.0, 1.0))
+    default = replace(ForgetConfig.from_dict(table["gslora"].config), **recipe(a.recipe))
+    table["gslora"] = gslora("gslora", default)
+    table["lora"] = gslora("lora", replace(default, start_blocks=0))
+    table["gslora-unknown"] = gslora("gslora-unknown", replace(default, unknown="on"))
     base_view = observe(base, g)
     todo = plans(a.protocols, a.draws, a.sequences, a.seed)
     if a.quick:

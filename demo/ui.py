@@ -80,6 +80,11 @@ EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_W
                   "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (_wire)
 ADVANCED = ("rank", "beta", "bnd", "margin", "stage_steps", "steps", "lr", "shots")
+# The gallery table's columns: faces (True; how each face was found) or object classes (False:
+# pictures are used whole).
+IDENT_COLUMNS = {True: ["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
+                        "train", "test"],
+                 False: ["class", "pictures used", "train", "test"]}
 PRESET_LABELS = {"fast": "default (any number of people)",
                  "dense": "dense: LoRA in every block from the start (no sparsity)",
                  "paper": "paper-faithful: group lasso, a fixed 300 steps",
@@ -278,13 +283,15 @@ class Studio:
     # ---------------------------------------------------------------- views (data -> widgets)
     def gallery_view(self, ws: Workspace) -> dict:
         ov = ws.overview()
-        rows = [[r["identity"], r["faces"], r["aligned"], r["as_is"], r["train"], r["test"]]
-                for r in ov["identities"]]
+        faces = nouns(ws.kind).faces
+        rows = pd.DataFrame([[r["identity"], r["faces"]] + ([r["aligned"], r["as_is"]] if faces
+                                                            else []) + [r["train"], r["test"]]
+                             for r in ov["identities"]], columns=IDENT_COLUMNS[faces])
         unused = ([[f, why] for f, why in ov["rejected"]]
                   + [[f"{who} (whole identity)", why] for who, why in ov["excluded"]])
         notes = [[f, why] for f, why in ov["notes"]]
-        n_train = sum(r[4] for r in rows)
-        n_test = sum(r[5] for r in rows)
+        n_train = sum(r["train"] for r in ov["identities"])
+        n_test = sum(r["test"] for r in ov["identities"])
         what = {"sample": "The sample gallery", "objects": "The objects sample (CIFAR-10)"
                 }.get(ov["source"], "Your upload")
         one, many = nouns(ws.kind)
@@ -705,9 +712,10 @@ class Studio:
             self.state = gr.State(None, time_to_live=self.cfg.session_ttl_s,
                                   delete_callback=self._state_deleted)
             gr.Markdown("# GS-LoRA Forgetting Studio\nErase chosen people from a face recognizer "
-                        "while everyone else stays recognized: **GS-LoRA** continual forgetting "
-                        "(Zhao et al., CVPR 2024), running live on real faces. "
-                        "Steps: **1** load a gallery → **3** pick people and press *Forget* → "
+                        "(or classes from an object classifier) while the rest stay recognized: "
+                        "**GS-LoRA** continual forgetting (Zhao et al., CVPR 2024), running live "
+                        "on real pictures. "
+                        "Steps: **1** load a gallery → **3** pick who or what and press *Forget* → "
                         "**4** see what changed → **5** try a photo.")
             with gr.Tabs() as self.tabs:
                 with gr.Tab("1 · Gallery", id="gallery"):
@@ -734,9 +742,9 @@ class Studio:
                     self.gallery_status = gr.Markdown(elem_id="gallery-status")
                     self.gallery_md = gr.Markdown(NO_GALLERY, elem_id="gallery-overview")
                     self.ident_df = gr.Dataframe(
-                        headers=["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
-                                 "train", "test"], interactive=False, label="People")
-                    self.crops = gr.Gallery(label="Aligned faces, as the recognizer sees them",
+                        headers=IDENT_COLUMNS[True], interactive=False,
+                        label="People or classes")
+                    self.crops = gr.Gallery(label="Pictures as the recognizer sees them (faces aligned)",
                                             columns=10, height=300, object_fit="contain")
                     with gr.Column(visible=False) as self.unused_box:
                         self.unused_df = gr.Dataframe(headers=["file", "why it was not used"],
@@ -745,9 +753,9 @@ class Studio:
                         self.notes_df = gr.Dataframe(headers=["file", "note"], interactive=False)
                 with gr.Tab("2 · Recognizer", id="recognizer"):
                     self.recog_md = gr.Markdown("Load a gallery first.", elem_id="recognizer-status")
-                    self.recog_plot = gr.Plot(label="Per-person test accuracy")
+                    self.recog_plot = gr.Plot(label="Test accuracy per person or class")
                 with gr.Tab("3 · Forget", id="forget"):
-                    gr.Markdown("Click faces (or tick names) to choose who to forget.")
+                    gr.Markdown("Click pictures (or tick names) to choose who or what to forget.")
                     self.thumbs = gr.Gallery(label="People (click to choose; greyed ✂ = "
                                                    "forgotten already)", columns=10,
                                              height="auto", allow_preview=False,
@@ -800,12 +808,12 @@ class Studio:
                     self.heatmap = gr.Plot(label="Task × block LoRA group norms",
                                            elem_id="results-heatmap")
                     self.evidence_md = gr.Markdown()
-                    gr.Markdown("### Is the person gone from the model, or only from its answers?\n"
-                                "The same people forgotten three ways, measured alike: *delete* "
+                    gr.Markdown("### Is it gone from the model, or only from its answers?\n"
+                                "The same people (or classes) forgotten three ways, measured alike: *delete* "
                                 "drops their rows from the recognizer's answer sheet (instant), "
                                 "GS-LoRA is what you ran, *retrain* enrolls everyone else again "
                                 "from the backbone (the gold standard, slower). Then: do two "
-                                "held-back pictures of a forgotten person still match each "
+                                "held-back pictures of what was forgotten still match each "
                                 "other, and does a little relearning bring them back?")
                     with gr.Row():
                         self.compare_retrain = gr.Checkbox(
@@ -828,7 +836,7 @@ class Studio:
                         column_widths=["8%", "32%", "9%", "9%", "9%", "9%", "11%", "13%"],
                         elem_id="history-table")
                     with gr.Row():
-                        self.again_btn = gr.Button("Forget more people (next task)")
+                        self.again_btn = gr.Button("Forget more (next task)")
                         self.rollback_btn = gr.Button("Roll back the last task")
                         self.export_btn = gr.Button("Export merged model + report")
                     self.history_md = gr.Markdown()
@@ -854,7 +862,7 @@ class Studio:
                                     label="Example photos (sample-gallery people, pictures the "
                                           "recognizer never saw: click one, then Who is this?)")
                     with gr.Row():
-                        self.photo_crop = gr.Image(label="Aligned face", height=160,
+                        self.photo_crop = gr.Image(label="As the recognizer sees it", height=160,
                                                    interactive=False)
                         self.before_df = gr.Dataframe(headers=["#", "person", "score"],
                                                       label="Before any forgetting",

@@ -172,8 +172,12 @@ def knob(default: Any, help: str, label: str = "") -> Any:
     return field(default=default, metadata={"help": help, "label": label})
 
 
-# The paper's face head has scale s = 64: BND (ForgetConfig.bnd) is in its logits.
+# Whether a task pushes its forget pictures to "not recognized" (ForgetConfig.unknown).
+UNKNOWN = ("auto", "on", "off")
+
+# The paper's face head (CosFace s = 64, m = 0.35): BND (ForgetConfig.bnd) is in its logits.
 PAPER_HEAD_SCALE = 64.0
+PAPER_HEAD_MARGIN = 0.35
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,12 @@ class ForgetConfig:
         0.1, "release: how far below the recognizer's threshold a forget picture's best cosine "
              "must go (its push to 'not recognized' and the stopping rule's margin)",
         "margin below the threshold")
+    unknown: str = knob(
+        "auto", "release: also push each forget picture below the open-set threshold, so it is "
+                "answered 'not recognized', and ask that of the stopping rule: on, off, or auto "
+                "(on for faces, where a forgotten person must come out unknown; off for object "
+                "classes, whose measure is Acc_f: a forgotten class may be taken for another)",
+        "forgotten = not recognized")
     check_every: int = knob(5, "release: steps between checks of the stopping rule")
     max_seconds: float = knob(0.0, "cap on the task's training seconds (0 = none)",
                               "time cap (s, 0 = none)")
@@ -221,8 +231,8 @@ class ForgetConfig:
         1, "views the keep term holds: 1 = the training view; 2 = also the mirrored view (the "
            "recognizer answers with both)", "keep: views")
     bnd: float = knob(45.0, "bound BND on each forget picture's margin: "
-                            "L_f = mean_i ReLU(BND - m_i), in the logits of a scale-64 head "
-                            "(the paper's; a head of scale s uses BND x s / 64)",
+                            "L_f = mean_i ReLU(BND - m_i), in the logits of the paper's face "
+                            "head (s 64, m 0.35); another head gets the same cosine gap",
                       "BND (forget bound)")
     steps: int = knob(400, "most optimizer steps (release: the cap; fixed: the count)",
                       "step cap")
@@ -265,6 +275,7 @@ class ForgetConfig:
             (self.start_blocks >= 0, "start_blocks must be 0 (every block) or more"),
             (self.stage_steps >= 1, "stage_steps must be at least 1"),
             (self.margin >= 0, "margin must be 0 or more"),
+            (self.unknown in UNKNOWN, f"unknown must be one of {', '.join(UNKNOWN)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),
             (self.lora_alpha > 0, "lora_alpha must be positive"),

@@ -325,3 +325,23 @@ def test_prototypes_come_from_the_k_shot_pictures_only():
     assert torch.allclose(protos[0], one, atol=1e-5)
     assert float(protos[1:].abs().sum()) == 0.0  # no other class has a prototype
 
+
+
+def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default():
+    from gslora_core.config import DataConfig
+    from gslora_core.forgetting import pushes_unknown
+    cfg = ForgetConfig()
+    assert pushes_unknown(cfg, "faces") and not pushes_unknown(cfg, "objects")
+    assert pushes_unknown(replace(cfg, unknown="on"), "objects")
+    assert not pushes_unknown(replace(cfg, unknown="off"), "faces")
+    assert not pushes_unknown(replace(cfg, schedule="fixed", unknown="on"), "faces")
+    with pytest.raises(ValueError, match="unknown must be one of"):
+        ForgetConfig(unknown="maybe")
+    # In a task: the unknown term trains for faces, and is never computed for object classes.
+    quick = ForgetConfig(steps=4, batch_size=4, eval_every=0, check_every=2)
+    faces = forget(tiny_model(), tiny_gallery(), ["ann"], quick)
+    objects = tiny_model()
+    objects.data_config = DataConfig(preprocess="whole")
+    classes = forget(objects, tiny_gallery(), ["ann"], quick)
+    assert any(p["unknown"] > 0 for p in faces["curve"])
+    assert all(p["unknown"] == 0 for p in classes["curve"])

@@ -67,9 +67,10 @@ CLASSIFIER = ROOT / "checkpoints" / "objects_classifier.safetensors"
                     "(issue 36: scripts/train_objects.py is training it)")
 def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path) -> None:
     """The app's second sample through the workspace: CIFAR-10 pictures used whole with the
-    shipped classifier; forgetting "cat" makes its held-back pictures "not recognized" (the
-    open-set answer) while the other classes stay; Compare runs without a retrain, which is
-    refused in words."""
+    shipped classifier; forgetting "cat" stops by the rule with no held-back cat answered
+    "cat" while the other classes stay (a forgotten class may be taken for another: the
+    default pushes object classes by the gap only, ``forgetting.pushes_unknown``); Compare runs
+    without a retrain, which is refused in words."""
     from gslora_core.config import StudioConfig
     from gslora_core.workspace import Workspace
 
@@ -81,9 +82,13 @@ def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path)
     job = ws.start_forget(["cat"], ws.forget_config())
     assert job.wait(300) and job.error is None, job.error
     rep = ws.reports[-1]
-    assert rep["acc_f_after"] == 0.0 and rep["blocks_used"] <= 2
-    assert rep["acc_r_after"] >= rep["acc_r_before"] - 0.05
-    assert rep["open_set"]["forgotten"]["after"]["unknown"] >= 0.9
+    assert rep["stop"]["reason"] == "done", rep["stop"]
+    assert rep["blocks_used"] <= 2 and rep["acc_r_after"] >= rep["acc_r_before"] - 0.02
+    gone = rep["open_set"]["forgotten"]["after"]  # the answers the page gives (at the threshold)
+    assert gone["recognized"] == 0.0 and gone["unknown"] + gone["other"] == pytest.approx(1.0)
+    # top-1 without the threshold: at most one of the ~13 held-back cats (the benchmark judges
+    # Acc_f <= 1 % on 300 pictures a class: docs/objects.md)
+    assert rep["acc_f_after"] <= 0.1, rep["acc_f_after"]
     with pytest.raises(ValueError, match="about 2 h"):
         ws.start_inspect(retrain=True)
     job = ws.start_inspect(retrain=False)
@@ -109,17 +114,23 @@ def test_an_unknown_or_unshipped_sample_is_refused_in_words(tmp_path: Path) -> N
     ws.close()
 
 
-def test_the_forget_bound_is_one_cosine_gap_at_any_head_scale() -> None:
-    """BND is in the paper's scale-64 logits: the object classifier's scale-16 head gets the
-    same bound as a cosine gap. Unscaled (45 at s = 16) no forget margin could ever pass it: the
-    logits span only 2 s = 32."""
+def test_the_forget_bound_asks_one_cosine_gap_of_any_head() -> None:
+    """BND is in the logits of the paper's face head (s 64, m 0.35): the face head keeps 45, and
+    the object classifier's head (s 16, m 0.1) gets the bound that asks the same gap between a
+    forget picture's best other class and its own. Unscaled (45 at s = 16) no forget margin
+    could ever pass it: the logits span only 2 s = 32."""
     from gslora_core.config import ForgetConfig
-    from gslora_core.forgetting import forget_bound
+    from gslora_core.forgetting import forget_bound, forget_gap
 
     cfg = ForgetConfig()
-    assert forget_bound(cfg, 64.0) == cfg.bnd
-    assert forget_bound(cfg, 16.0) / 16.0 == pytest.approx(cfg.bnd / 64.0)
-    assert forget_bound(cfg, 16.0) < 2 * 16.0 < cfg.bnd
+    assert forget_bound(cfg, 64.0, 0.35) == pytest.approx(cfg.bnd)
+    assert forget_gap(cfg) == pytest.approx(45 / 64 - 0.35)
+    s, m = 16.0, 0.1
+    bound = forget_bound(cfg, s, m)
+    assert bound < 2 * s < cfg.bnd
+    # a picture whose best other class leads its own by exactly the gap sits on the bound
+    own, other = 0.2, 0.2 + forget_gap(cfg)
+    assert s * (other - (own - m)) == pytest.approx(bound)
 
 
 def test_a_report_on_object_classes_speaks_of_classes() -> None:
