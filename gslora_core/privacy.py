@@ -196,10 +196,10 @@ def membership_attack(member_cos: torch.Tensor, nonmember_cos: torch.Tensor, tar
     rate, cal_m, cal_n = _rate(att, ft), _rate(att, fm), _rate(att, fn)
     band = f"AUC {power['auc']:.2f} [{power['low']:.2f}, {power['high']:.2f}]"
     if not has_power:
-        verdict = (f"The attack cannot tell members from non-members even on retained people ({band}), "
-                   "so its reading on forgotten people means nothing.")
+        verdict = (f"The attack cannot tell members from non-members even on what was kept ({band}), "
+                   "so its reading on what was forgotten means nothing.")
     else:
-        verdict = (f"The attack ({band} on retained people) calls {rate:.0%} of the forgotten people's "
+        verdict = (f"The attack ({band} on what was kept) calls {rate:.0%} of the forgotten "
                    f"training pictures members, against {cal_m:.0%} of retained training and {cal_n:.0%} "
                    "of retained test pictures.")
     return MembershipResult(power=power, has_power=has_power, member_rate=rate,
