@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from gslora_core.cli import KNOB_TYPES
-from gslora_core.config import ForgetConfig
+from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.model import load_recognizer
 
 from .cifar10 import CLASSES, gallery
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = methods(a.quick, (0.0, 1.0))
     default = replace(ForgetConfig.from_dict(table["gslora"].config), **recipe(a.recipe))
     table["gslora"] = gslora("gslora", default)
-    table["lora"] = gslora("lora", replace(default, start_blocks=0))
+    table["lora"] = gslora("lora", replace(default, start_blocks=PRESETS["dense"].start_blocks))
     table["gslora-unknown"] = gslora("gslora-unknown", replace(default, unknown="on"))
     base_view = observe(base, g)
     todo = plans(a.protocols, a.draws, a.sequences, a.seed)

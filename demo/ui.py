@@ -283,10 +283,11 @@ class Studio:
     # ---------------------------------------------------------------- views (data -> widgets)
     def gallery_view(self, ws: Workspace) -> dict:
         ov = ws.overview()
-        faces = nouns(ws.kind).faces
-        rows = pd.DataFrame([[r["identity"], r["faces"]] + ([r["aligned"], r["as_is"]] if faces
-                                                            else []) + [r["train"], r["test"]]
-                             for r in ov["identities"]], columns=IDENT_COLUMNS[faces])
+        words = nouns(ws.kind)
+        rows = pd.DataFrame([[r["identity"], r["faces"]] + ([r["aligned"], r["as_is"]]
+                                                            if words.faces else [])
+                             + [r["train"], r["test"]] for r in ov["identities"]],
+                            columns=IDENT_COLUMNS[words.faces])
         unused = ([[f, why] for f, why in ov["rejected"]]
                   + [[f"{who} (whole identity)", why] for who, why in ov["excluded"]])
         notes = [[f, why] for f, why in ov["notes"]]
@@ -294,9 +295,8 @@ class Studio:
         n_test = sum(r["test"] for r in ov["identities"])
         what = {"sample": "The sample gallery", "objects": "The objects sample (CIFAR-10)"
                 }.get(ov["source"], "Your upload")
-        one, many = nouns(ws.kind)
-        md = (f"**{what}**: {len(rows)} {many}, {n_train + n_test} "
-              f"{'face pictures' if one == 'person' else 'pictures'} "
+        md = (f"**{what}**: {len(rows)} {words.many}, {n_train + n_test} "
+              f"{'face pictures' if words.faces else 'pictures'} "
               f"({n_train} to train, {n_test} held back to test). "
               + (f"**{len(unused)} file{'s' if len(unused) != 1 else ''} not used** (reasons "
                  "below)." if unused else "Every file was used."))
