@@ -129,13 +129,11 @@ def _stats(values: list[float]) -> dict:
 
 
 def run(visitors: int, within_s: float, workdir: Path, url: str | None = None) -> dict:
-    from demo.ui import ADVANCED
-    from gslora_core.config import PRESETS
+    from demo.request import recipe_inputs
 
     zip_path = make_zip(workdir / "class.zip")
     people = [p.name for p in SAMPLE.iterdir() if p.is_dir()]
-    cfg = PRESETS["fast"]
-    forget_args = ["fast", *[getattr(cfg, k) or 0 for k in ADVANCED]]
+    forget_args = recipe_inputs()
     server = None if url else subprocess.Popen(
         [sys.executable, "-m", "bench.classroom", "--serve", str(workdir)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -15,7 +15,6 @@ import json
 import platform
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from gslora_core.config import PRESETS
@@ -27,9 +26,8 @@ PEOPLE = ["Bill_Clinton", "Serena_Williams", "Kofi_Annan", "Vladimir_Putin", "Ti
 
 def forget_args(steps: int) -> list:
     """The /forget endpoint's settings: the fast preset's own values, ``steps`` replaced."""
-    from demo.ui import ADVANCED
-    cfg = replace(PRESETS["fast"], steps=steps)
-    return ["fast", *[getattr(cfg, k) or 0 for k in ADVANCED]]  # shots None -> 0 (all)
+    from demo.request import recipe_inputs
+    return recipe_inputs(steps=steps)
 
 
 def one_client(url: str, person: str, steps: int, out: dict) -> None:

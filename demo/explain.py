@@ -76,7 +76,8 @@ RUN = """
 - Acc_f went from **{f_before}** to **{f_after}**; Acc_r from **{r_before}** to **{r_after}**;
   H-Mean **{h:.1f}**.
 - It took **{seconds:.1f} s** on {device}, training {trainable} numbers ({share} of the model).
-- {stop}. **{zeros} of {groups}** adapter groups ended exactly zero: blocks used **{blocks}**.
+- {stop}. **{zeros} of {groups}** adapter groups ended exactly zero: the task changed
+  **{blocks}**.
   The "dense" recipe (advanced panel) trains every block from the start; the plot below shows
   how many blocks the default needed as tasks grow (LFW-100).
 - On the held-back pictures, {forgotten}.

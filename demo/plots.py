@@ -29,7 +29,7 @@ def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[s
     task used. The colour scale runs from 0 to ``zmax`` (default ``scale_top`` of the shown
     norms): nearly equal norms look nearly alike."""
     blocks = [f"block {i + 1}" for i in range(len(group_norms[0]) if group_norms else 0)]
-    rows = [f"{name} · blocks {blocks_text(norms)}" for name, norms in zip(task_names, group_norms)]
+    rows = [f"{name} · {blocks_text(norms)}" for name, norms in zip(task_names, group_norms)]
     z_live = [[None if v == 0.0 else v for v in row] for row in group_norms]
     z_zero = [[0 if v == 0.0 else None for v in row] for row in group_norms]
     text = [["0" if v == 0.0 else f"{v:.2g}" for v in row] for row in group_norms]

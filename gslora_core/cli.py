@@ -223,7 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_enroll, _add_forget, _add_measuring, _add_checkpoint_tools):
+        add(sub)
+    return p
 
+
+def _add_enroll(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("enroll", help="train a recognizer on a gallery folder (one folder per identity)")
     e.add_argument("--gallery", required=True,
                    help="folder with one sub-folder per identity, or a .zip of such folders")
@@ -254,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report", help="also write the JSON report here")
     e.set_defaults(func=cmd_enroll)
 
+
+def _add_forget(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("forget", help="run one GS-LoRA forgetting task (again on its output = next task)")
     f.add_argument("--checkpoint", required=True, help="recognizer checkpoint (.safetensors)")
     f.add_argument("--gallery", required=True, help="the recognizer's gallery folder")
@@ -264,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_knob_flags(f, ForgetConfig)
     f.set_defaults(func=cmd_forget)
 
+
+def _add_measuring(sub: argparse._SubParsersAction) -> None:
+    """evaluate, inspect (is the person gone?) and threshold (the open-set operating point)."""
     v = sub.add_parser("evaluate", help="accuracy per identity on the gallery's test split")
     v.add_argument("--checkpoint", required=True)
     v.add_argument("--gallery", required=True)
@@ -286,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--report", help="also write the JSON here")
     i.set_defaults(func=cmd_inspect)
 
+
+def _add_checkpoint_tools(sub: argparse._SubParsersAction) -> None:
+    """predict, rollback, export and report: what one does with a checkpoint afterwards."""
     q = sub.add_parser("predict", help="top-k identities for photos (aligned like the gallery)")
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--photo", nargs="+", required=True, help="one or more image files")
@@ -318,7 +331,6 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", nargs="+", required=True, help="JSON reports, in task order")
     m.add_argument("--out", help="write the Markdown here too")
     m.set_defaults(func=cmd_report)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

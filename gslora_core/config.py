@@ -6,6 +6,7 @@ Names follow the paper: ``alpha`` weighs the group-sparsity loss, ``beta`` the f
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 
@@ -164,6 +165,15 @@ class TrainConfig:
     def from_backbone(cls) -> "TrainConfig":
         """Enrollment on a pretrained backbone: the head starts at the class means, few epochs."""
         return cls(epochs=8, lr=1e-3, warmup_epochs=1, backbone_lr_scale=0.1)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(path: str) -> Path:
+    """A shipped file: relative paths are taken from the project root, not the working dir."""
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_ROOT / p
 
 
 def knob(default: Any, help: str, label: str = "") -> Any:

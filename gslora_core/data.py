@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ from PIL import Image, ImageOps
 
 from .config import PREPROCESS, DataConfig, IngestConfig
 from .ingest import Picture, Rejection, collect, decode_all
+from .progress import ProgressFn
 
-ProgressFn = Callable[[dict], None]  # told how far a long step is ({"stage", "done", "total"})
 ALIGN_VERSION = "arcface112-v1"  # part of the cache key: a new aligner must not reuse old crops
 
 
@@ -299,14 +299,8 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
         wanted = set(names)
         files = [f for f in files if f.identity in wanted]
     if cfg.max_per_identity:  # cap before decoding: a 530-picture identity is not aligned in full
-        ranked = sorted(files, key=lambda f: rank_key(f.label, cfg.split_seed))
-        count: dict[str, int] = {}
-        keep = set()
-        for f in ranked:
-            if count.get(f.identity, 0) < cfg.max_per_identity:
-                count[f.identity] = count.get(f.identity, 0) + 1
-                keep.add(id(f))
-        files = [f for f in files if id(f) in keep]
+        files = _capped(files, cfg)
+
     def read(k: int) -> None:
         if on_progress:
             on_progress({"stage": "reading", "done": k, "total": len(files)})
@@ -320,14 +314,41 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
         methods[pic.label] = method
     excluded: list[Rejection] = []
     if names is None:
-        seen = sorted({f.identity for f in files})
-        names = [n for n in seen if len(by_id.get(n, {})) >= cfg.min_images]
-        excluded = [(n, f"only {len(by_id.get(n, {}))} usable pictures (need {cfg.min_images})")
-                    for n in seen if n not in names]
+        names, excluded = _enrolled(sorted({f.identity for f in files}), by_id, cfg.min_images)
     else:
         missing = [n for n in names if n not in by_id]
         if missing:
             raise KeyError(f"identities with no usable picture in {source}: {', '.join(missing)}")
+    return _split(names, by_id, methods, notes, rejected, excluded, cfg, image_size)
+
+
+def _capped(files: list, cfg: DataConfig) -> list:
+    """At most ``cfg.max_per_identity`` files an identity, the same ones for every run (ranked
+    by the split's hash of their names)."""
+    ranked = sorted(files, key=lambda f: rank_key(f.label, cfg.split_seed))
+    count: dict[str, int] = {}
+    keep = set()
+    for f in ranked:
+        if count.get(f.identity, 0) < cfg.max_per_identity:
+            count[f.identity] = count.get(f.identity, 0) + 1
+            keep.add(id(f))
+    return [f for f in files if id(f) in keep]
+
+
+def _enrolled(seen: list[str], by_id: dict[str, dict[str, Image.Image]],
+              min_images: int) -> tuple[list[str], list[Rejection]]:
+    """The identities with enough usable pictures, and the others with the reason."""
+    names = [n for n in seen if len(by_id.get(n, {})) >= min_images]
+    excluded = [(n, f"only {len(by_id.get(n, {}))} usable pictures (need {min_images})")
+                for n in seen if n not in names]
+    return names, excluded
+
+
+def _split(names: Sequence[str], by_id: dict[str, dict[str, Image.Image]],
+           methods: dict[str, str], notes: list, rejected: list[Rejection],
+           excluded: list[Rejection], cfg: DataConfig, image_size: int) -> Gallery:
+    """Each identity's crops into train, val and test (``split_labels``), labelled in
+    ``names`` order, with the notes and alignment methods of the pictures used."""
     parts = ("train", "val", "test")
     xs: dict[str, list[torch.Tensor]] = {p: [] for p in parts}
     ys: dict[str, list[int]] = {p: [] for p in parts}

@@ -135,12 +135,20 @@ class IdentityRow(TypedDict):
     after: float | None
 
 
+class Cancelled(TypedDict):
+    """A task cancelled before its end: its adapters were removed, the model is as before."""
+
+    cancelled: bool  # always True
+    task: str
+    step: int  # steps trained before the cancel
+    seconds: float
+
+
 class ForgetReport(TypedDict, total=False):
-    """One finished (or cancelled) task: the one key contract of the CLI, page and benchmarks.
+    """One finished task: the one key contract of the CLI, page and benchmarks. (A cancelled
+    task reports ``Cancelled`` instead; both say ``cancelled``.)"""
 
-    A cancelled task has only ``cancelled``, ``task``, ``step`` and ``seconds``."""
-
-    cancelled: bool
+    cancelled: bool  # False
     task: str
     step: int
     forgotten: list[str]

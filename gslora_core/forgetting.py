@@ -31,6 +31,7 @@ from . import lora
 from .config import PAPER_HEAD_MARGIN, PAPER_HEAD_SCALE, ForgetConfig, TaskRecord
 from .data import Gallery
 from .evaluation import (
+    Cancelled,
     ForgetReport,
     Roles,
     Snapshot,
@@ -52,6 +53,7 @@ from .losses import (
 from .metrics import class_prototypes, embed_all, subset_accuracy
 from .model import Recognizer, count_parameters, resolve_device
 from .openset import own_and_other
+from .progress import CancelFn, ForgetStep, ProgressFn
 from .states import StateCache, embed_states
 from .training import check_labels, fix_threshold
 
@@ -59,8 +61,6 @@ __all__ = ["adam_group_scale", "depth_weights", "lasso_thresholds", "forget", "f
            "finetune_forget", "plan_task", "pushes_unknown", "rollback",
            "select_train_indices", "shot_prototypes"]
 
-ProgressFn = Callable[[dict], None]
-CancelFn = Callable[[], bool]
 # Every this many checks all the task's pictures are judged again (between them only those not
 # yet past the rule): progress, the release of a block and the stop go by these full checks.
 FULL_CHECK_EVERY = 4
@@ -365,9 +365,9 @@ def _use_block(run: _Run, first: int) -> None:
 
 
 def _point(run: _Run, step: int, lr: float, alpha: float, parts: dict,
-           blocks: int) -> dict:
+           blocks: int) -> ForgetStep:
     """One step of the curve (what the page plots live)."""
-    point = {"step": step, "steps": run.cfg.steps, "lr": lr, "alpha": alpha, "blocks": blocks,
+    point: ForgetStep = {"step": step, "steps": run.cfg.steps, "lr": lr, "alpha": alpha, "blocks": blocks,
              "seconds": time.perf_counter() - run.started, **parts}
     if run.groups:
         point["group_norms"] = lora.delta_norms(run.model.blocks, run.task)
@@ -578,7 +578,8 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
            on_progress: ProgressFn | None = None,
            should_cancel: CancelFn | None = None,
-           earlier: Sequence[str] | None = None, before: Snapshot | None = None) -> ForgetReport:
+           earlier: Sequence[str] | None = None, before: Snapshot | None = None
+           ) -> ForgetReport | Cancelled:
     """Run one forgetting task on ``model`` in place and return its report.
 
     ``earlier``: the people forgotten before (default: the model's task history); ``before``:
@@ -594,7 +595,7 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
                 on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
                 earlier: Sequence[str] | None = None, before: Snapshot | None = None,
                 on_stage: Callable[[str], None] | None = None, plan: Roles | None = None
-                ) -> tuple[ForgetReport, Snapshot | None]:
+                ) -> tuple[ForgetReport | Cancelled, Snapshot | None]:
     """``forget``, also returning the snapshot after the task (None if cancelled). Passing it
     back as the next task's ``before`` is what keeps a task from measuring the gallery twice:
     the "before" of a task is the "after" of the one before it. ``on_progress`` hears every
@@ -633,8 +634,8 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
     release()
     if stop is None:
         lora.remove_task(model.blocks, task)
-        return ForgetReport(cancelled=True, task=task, step=len(curve),
-                            seconds=time.perf_counter() - t0), None
+        return Cancelled(cancelled=True, task=task, step=len(curve),
+                         seconds=time.perf_counter() - t0), None
     record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     if on_stage:

@@ -53,8 +53,12 @@ def blocks_used(norms: Sequence[float]) -> list[int]:
 
 
 def blocks_text(norms: Sequence[float]) -> str:
-    """"5, 6", or "none" for a task that changed no block."""
-    return ", ".join(map(str, blocks_used(norms))) or "none"
+    """Which blocks a task changed, by number, and of how many: "block 6 of 6", "blocks 5, 6
+    of 6", "none of 6" (a bare "6" read as a count of blocks)."""
+    used = blocks_used(norms)
+    which = (f"block{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}" if used
+             else "none")
+    return f"{which} of {len(norms)}"
 
 
 def membership_cell(result: dict | None) -> str:
@@ -185,7 +189,7 @@ def task_summary(report: dict) -> str:
             f"{report['trainable_params']:,} trainable parameters "
             f"({100 * report['trainable_share']:.1f} % of the model), "
             f"{report['zero_groups']} of {len(task_norms(report))} LoRA groups exactly zero "
-            f"(blocks used: {blocks_text(task_norms(report))})")
+            f"(changed: {blocks_text(task_norms(report))})")
 
 
 def to_markdown(reports: Sequence[dict], title: str = "GS-LoRA forgetting report") -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,9 +12,7 @@ from .data import Gallery
 from .metrics import class_prototypes, embed_all, fraction_correct, per_identity_accuracy
 from .model import Recognizer, resolve_device
 from .openset import Threshold, calibrate
-
-ProgressFn = Callable[[dict], None]
-CancelFn = Callable[[], bool]
+from .progress import CancelFn, ProgressFn
 
 
 def jitter(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -76,13 +73,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device).train().requires_grad_(True)
-    groups = []
-    for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
-        params = [p for p in part.parameters() if p.requires_grad]
-        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay,
-                    "scale": scale},
-                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "scale": scale}]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+    opt = _optimizer(model, cfg)
     n = len(gallery.train_y)
     per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
@@ -115,6 +106,25 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
                      "seconds": time.perf_counter() - t0})
     model.eval().requires_grad_(False)
     model.revision += 1
+    return _measured(model, gallery, cfg, t0, losses)
+
+
+def _optimizer(model: Recognizer, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over every weight: the backbone at ``backbone_lr_scale`` of the head's rate (each
+    group's ``scale``), weight decay on matrices only."""
+    groups = []
+    for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
+        params = [p for p in part.parameters() if p.requires_grad]
+        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay,
+                    "scale": scale},
+                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "scale": scale}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+
+
+def _measured(model: Recognizer, gallery: Gallery, cfg: TrainConfig, t0: float,
+              losses: list[float]) -> dict:
+    """The trained recognizer on the held-back pictures: accuracy, per identity, and its
+    open-set threshold (fixed here); ``t0`` the training's start, for the seconds."""
     train_seconds = time.perf_counter() - t0
     test_cos = model.head.cosine(embed_all(model, gallery.test_x).to(model.device)).cpu()
     fix_threshold(model, gallery, cfg.open_set_keep, test_cos=test_cos)
@@ -126,7 +136,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         "seconds": time.perf_counter() - t0,
         "train_seconds": train_seconds,
         "final_loss": losses[-1] if losses else None,
-        "steps": step,
+        "steps": len(losses),
         "config": cfg.to_dict(),
         "threshold": model.threshold.to_dict() if model.threshold else None,
     }

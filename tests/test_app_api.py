@@ -8,24 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from demo.ui import ADVANCED
-from gslora_core.config import PRESETS
+from demo.request import recipe_inputs
+from gslora_core.config import project_path
 from gslora_core.data import load_gallery
 from gslora_core.evaluation import evaluate
 from gslora_core.lora import has_lora
 from gslora_core.model import load_recognizer
-from gslora_core.workspace import project_path
 
 pytestmark = pytest.mark.slow
 gradio_client = pytest.importorskip("gradio_client")
 
 # preset, rank, α, β, BND, steps, lr, shots: the page's defaults, what a visitor sends
-FAST = ("fast", *[getattr(PRESETS["fast"], k) or 0 for k in ADVANCED])
+FAST = tuple(recipe_inputs())
 
 
 def knobs(**changed) -> tuple:
     """The /forget endpoint's recipe and knobs (the page's defaults) with some changed."""
-    return ("fast", *[changed.get(k, getattr(PRESETS["fast"], k) or 0) for k in ADVANCED])
+    return tuple(recipe_inputs(**changed))
 
 
 def find_report(outputs) -> dict:

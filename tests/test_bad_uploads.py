@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gslora_core.config import DataConfig, IngestConfig, StudioConfig, TrainConfig
+from demo.workspace import Workspace
+from gslora_core.config import DataConfig, IngestConfig, StudioConfig, TrainConfig, project_path
 from gslora_core.data import load_gallery
-from gslora_core.workspace import Workspace, project_path
 
 SAMPLE = project_path("assets/sample_gallery")
 
@@ -212,10 +212,9 @@ def test_two_visitors_with_different_uploads_never_see_each_other(app_url, studi
 
     with ThreadPoolExecutor(2) as pool:  # both at once
         res = dict(zip(people, pool.map(flow, people)))
-    from demo.ui import ADVANCED
-    from gslora_core.config import PRESETS
+    from demo.request import recipe_inputs
 
-    knobs = [5 if k == "steps" else getattr(PRESETS["fast"], k) or 0 for k in ADVANCED]
+    knobs = recipe_inputs(steps=5)[1:]
     for key, other in (("a", "b"), ("b", "a")):
         seen = " ".join(str(o) for o in res[key]["upload"])
         assert all(p in seen for p in people[key])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.presenter import ARGS, CHROMIUM, MOVING, walk, walk_objects
-from gslora_core.workspace import project_path
+from gslora_core.config import project_path
 
 pytestmark = pytest.mark.slow
 

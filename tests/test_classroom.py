@@ -103,9 +103,9 @@ def test_gradio_sees_the_request_parameter_of_every_handler_that_needs_one():
     import gradio as gr
     from gradio import utils
 
-    from demo.ui import Studio, friendly
+    from demo.handlers import Handlers, friendly
 
-    studio = Studio()
+    studio = Handlers()  # the page's handlers (demo.ui.Studio wires them)
     for name in ("load_sample", "upload_gallery", "train_recognizer"):
         assert utils.get_type_hints(friendly(getattr(studio, name), "t")).get("request") \
             is gr.Request, name
@@ -223,10 +223,9 @@ def test_every_error_a_visitor_can_reach_is_a_sentence_they_can_act_on(app_url, 
     """Sweep the app's error paths: each message says what failed and what to do; no bare
     "Error", no errno, no traceback, no exception class name standing for an explanation."""
     gradio_client = pytest.importorskip("gradio_client")
-    from demo.ui import ADVANCED
-    from gslora_core.config import PRESETS
+    from demo.request import recipe_inputs
 
-    fast = ["fast", *[getattr(PRESETS["fast"], k) or 0 for k in ADVANCED]]
+    fast = recipe_inputs()
     not_image = tmp_path / "notes.txt"
     not_image.write_text("not a picture")
     fake_jpg = tmp_path / "Ana_Lima_0001.jpg"
@@ -312,10 +311,9 @@ def test_a_full_room_turns_a_new_visitor_away_plainly_and_loses_nobodys_work(tmp
         with pytest.raises(Exception) as refused:
             c.predict(api_name="/load_sample")
         assert _message(refused.value).startswith("The studio is full: 2 visitors")
-        from demo.ui import ADVANCED
-        from gslora_core.config import PRESETS
+        from demo.request import recipe_inputs
 
-        knobs = [10 if k == "steps" else getattr(PRESETS["fast"], k) or 0 for k in ADVANCED]
+        knobs = recipe_inputs(steps=10)[1:]
         out = a.predict(["Bill_Clinton"], "fast", *knobs, api_name="/forget")
         assert next(o for o in out if isinstance(o, dict) and "acc_f_after" in o)["forgotten"] \
             == ["Bill_Clinton"]
@@ -363,11 +361,10 @@ def test_zerogpu_wraps_training_and_forgetting_and_the_default_task_fits(monkeyp
     gradio_client = pytest.importorskip("gradio_client")
     fake = FakeSpaces()
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    spec = importlib.util.spec_from_file_location(
-        "demo._ui_zerogpu", Path(__file__).resolve().parents[1] / "demo" / "ui.py")
-    ui = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "demo._ui_zerogpu", ui)
-    spec.loader.exec_module(ui)
+    for name in ("demo.ui", "demo.handlers"):  # imported again, now with spaces (restored after)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    ui = importlib.import_module("demo.ui")
+    from demo.request import recipe_inputs
     assert set(fake.wrapped) == {"train_recognizer", "forget", "compare"}
 
     from gslora_core.config import StudioConfig
@@ -376,7 +373,7 @@ def test_zerogpu_wraps_training_and_forgetting_and_the_default_task_fits(monkeyp
     try:
         c = gradio_client.Client(url, verbose=False, download_files=False)
         c.predict(api_name="/load_sample")
-        fast = ["fast", *[getattr(ui.PRESETS["fast"], k) or 0 for k in ui.ADVANCED]]
+        fast = recipe_inputs()
         out = c.predict(["Bill_Clinton", "Serena_Williams"], *fast, api_name="/forget")
         report = next(o for o in out if isinstance(o, dict) and "acc_f_after" in o)
         assert report["acc_f_after"] == 0.0  # the wrapped function really ran the task

@@ -71,8 +71,8 @@ def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path)
     "cat" while the other classes stay (a forgotten class may be taken for another: the
     default pushes object classes by the gap only, ``forgetting.pushes_unknown``); Compare runs
     without a retrain, which is refused in words."""
+    from demo.workspace import Workspace
     from gslora_core.config import StudioConfig
-    from gslora_core.workspace import Workspace
 
     ws = Workspace(StudioConfig(sessions_root=str(tmp_path / "sessions")))
     ws.load_sample(kind="objects")
@@ -101,8 +101,8 @@ CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
 
 
 def test_an_unknown_or_unshipped_sample_is_refused_in_words(tmp_path: Path) -> None:
+    from demo.workspace import Workspace
     from gslora_core.config import StudioConfig
-    from gslora_core.workspace import Workspace
 
     ws = Workspace(StudioConfig(sessions_root=str(tmp_path / "s"),
                                 objects_recognizer=str(tmp_path / "none.safetensors")))

@@ -36,3 +36,12 @@ def test_how_it_works_quotes_the_run():
     text = how_it_works(REPORT, asdict(PRESETS["fast"]))
     assert "**2 of 3** adapter groups ended exactly zero" in text
     assert "Acc_f went from **100.0 %** to **0.0 %**" in text and "0.88 → 0.27" in text
+
+
+def test_blocks_text_names_the_blocks_changed_and_of_how_many():
+    """"6" under "blocks used" read as six blocks; the text says which, of how many."""
+    from gslora_core.report import blocks_text
+
+    assert blocks_text([0.0] * 5 + [4.2]) == "block 6 of 6"
+    assert blocks_text([0.0] * 4 + [1.0, 4.2]) == "blocks 5, 6 of 6"
+    assert blocks_text([0.0] * 6) == "none of 6"

@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gslora_core.config import StudioConfig, TrainConfig
-from gslora_core.workspace import (
-    Job,
-    Workspace,
-    project_path,
-    readable_error,
-    sessions_root,
-    sweep,
-    upload_faces_root,
-)
+from demo.jobs import Job, readable_error
+from demo.sessions import sessions_root, sweep, upload_faces_root
+from demo.workspace import Workspace
+from gslora_core.config import StudioConfig, TrainConfig, project_path
 
 SAMPLE = project_path("assets/sample_gallery")
 
@@ -157,7 +151,7 @@ def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg,
 def test_forgotten_people_are_greyed_in_the_picker_and_cannot_be_chosen_again(cfg):
     import gradio as gr
 
-    from demo.ui import Studio
+    from demo.handlers import Handlers
 
     ws = Workspace(cfg)
     ws.load_sample()
@@ -174,7 +168,7 @@ def test_forgotten_people_are_greyed_in_the_picker_and_cannot_be_chosen_again(cf
     assert ws.retrain_estimate()["pictures"] == est["pictures"] - int((ws.gallery.train_y == bill).sum())
     # Clicking his face changes nothing (no name outside the choices: gradio would refuse the
     # next click with a bare error); clicking another face ticks and unticks that person.
-    studio = Studio(cfg)
+    studio = Handlers(cfg)
 
     def click(current, index):
         return studio.toggle(ws, current, gr.SelectData(None, {"index": index, "value": {}}))

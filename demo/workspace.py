@@ -11,134 +11,25 @@ import copy
 import json
 import os
 import shutil
-import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from PIL import Image, ImageOps
 
-from .config import DataConfig, ForgetConfig, StudioConfig, preset
-from .data import CropCache, Gallery, load_gallery
-from .evaluation import Snapshot, evaluate, snapshot
-from .forgetting import forget_task, plan_task, rollback
-from .inference import top_k, top_k_crop, verdict
-from .model import Recognizer, load_recognizer, merged_copy, save_recognizer
-from .report import task_norms, to_markdown
-from .training import from_backbone, train_recognizer
+from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, preset, project_path
+from gslora_core.data import CropCache, Gallery, load_gallery
+from gslora_core.evaluation import Snapshot, evaluate, snapshot
+from gslora_core.forgetting import forget_task, plan_task, rollback
+from gslora_core.inference import top_k, top_k_crop, verdict
+from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
+from gslora_core.report import task_norms, to_markdown
+from gslora_core.training import from_backbone, train_recognizer
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def project_path(path: str) -> Path:
-    """A shipped file: relative paths are taken from the project root, not the working dir."""
-    p = Path(path)
-    return p if p.is_absolute() else PROJECT_ROOT / p
-
-
-def readable_error(err: BaseException) -> str:
-    """What went wrong, in words a visitor can act on."""
-    if isinstance(err, torch.OutOfMemoryError):
-        return "out of memory: try fewer steps, a smaller batch or a smaller rank"
-    if isinstance(err, KeyError) and err.args:
-        return str(err.args[0])
-    if isinstance(err, FileNotFoundError):  # never "[Errno 2] ..." with a server path
-        name = Path(err.filename).name if err.filename else "a file it needs"
-        return (f"{name} is no longer on the server (it expired or was removed): load the "
-                "gallery again, or choose your files again")
-    if isinstance(err, OSError):
-        why = (err.strerror or "input/output error").lower()
-        return (f"the server could not read or write a file ({why}): wait a moment and try "
-                "again, or load the sample gallery")
-    if isinstance(err, (ValueError, InterruptedError)):
-        return str(err)
-    return (f"something unexpected went wrong on the server ({type(err).__name__}: {err}); "
-            "nothing you had was changed: try again, or reload the page if it repeats")
-
-
-@dataclass
-class Job:
-    """A background thread running one engine call, with its progress and outcome.
-
-    ``fn(on_progress, should_cancel)`` does the work; the page polls ``points`` while it runs."""
-
-    kind: str  # "enroll" or "forget"
-    fn: Callable[[Callable[[dict], None], Callable[[], bool]], object]
-    points: list[dict] = field(default_factory=list)
-    result: object = None
-    error: str | None = None
-    cancelled: bool = False
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-
-    def __post_init__(self) -> None:
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"gslora-{self.kind}", daemon=True)
-
-    def start(self) -> "Job":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self.result = self.fn(self.points.append, self._cancel.is_set)
-            if isinstance(self.result, dict) and self.result.get("cancelled"):
-                self.cancelled = True
-        except InterruptedError:
-            self.cancelled = True
-        except BaseException as err:  # reported on the page; the session goes on
-            self.error = readable_error(err)
-        finally:
-            self.finished = time.time()
-
-    @property
-    def done(self) -> bool:
-        return self.finished is not None
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
-
-    def elapsed(self) -> float:
-        return (self.finished or time.time()) - self.started
-
-
-def sessions_root(cfg: StudioConfig) -> Path:
-    if cfg.sessions_root:
-        return Path(cfg.sessions_root)
-    return Path(tempfile.gettempdir()) / "gslora_sessions"
-
-
-def upload_faces_root(cfg: StudioConfig) -> Path:
-    """Aligned crops of uploaded pictures, shared by every session and keyed by the picture's
-    content hash: the 2nd to 20th visitor uploading a teacher's zip reuse the 1st's alignment.
-    Only a visitor who sends the very same bytes can get a crop back; entries are deleted
-    ``session_ttl_s`` after their last use. Beside the sessions root, not in it."""
-    root = sessions_root(cfg)
-    return root.with_name(root.name + "_faces")
-
-
-def sweep(root: Path, max_age_s: float) -> list[str]:
-    """Remove session directories not used for ``max_age_s`` (a crashed or abandoned session)."""
-    removed = []
-    if not root.is_dir():
-        return removed
-    now = time.time()
-    for d in root.iterdir():
-        try:
-            if d.is_dir() and now - d.stat().st_mtime > max_age_s:
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(d.name)
-        except FileNotFoundError:
-            continue
-    return removed
+from .jobs import Job
+from .sessions import sessions_root, sweep, upload_faces_root
 
 
 def to_image(x: torch.Tensor) -> Image.Image:
@@ -432,7 +323,7 @@ class Workspace:
         """Is the forgotten person gone from the model? Deletion, GS-LoRA (the tasks run so far)
         and, if asked, retraining without them, measured alike (``probes.compare``), plus the
         embedding map; in the background. The result is kept as ``inspection``."""
-        from .probes import compare, embedding_map, retrain_without
+        from gslora_core.probes import compare, embedding_map, retrain_without
 
         self._idle("compare")
         model, gallery = self._ready(), self._gallery()
