@@ -90,7 +90,9 @@ def retrain_reference(card: Path) -> dict | None:
     if not scores.exists():
         return None
     s = json.loads(scores.read_text())
-    return {"train_hours": s["train_hours"], "epochs": s["epochs_run"], "file": str(scores)}
+    where = scores.resolve()  # inside the project: recorded from its root, as every result path
+    file = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
+    return {"train_hours": s["train_hours"], "epochs": s["epochs_run"], "file": str(file)}
 
 
 def add_reference_ratios(rows: list[dict], ref: dict | None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gslora_core.progress import Progress
+from gslora_core.progress import CancelFn, Progress, ProgressFn
 
 
 def readable_error(err: BaseException) -> str:
@@ -44,7 +44,7 @@ class Job:
     ``fn(on_progress, should_cancel)`` does the work; the page polls ``points`` while it runs."""
 
     kind: str  # "enroll" or "forget"
-    fn: Callable[[Callable[[dict], None], Callable[[], bool]], object]
+    fn: Callable[[ProgressFn, CancelFn], object]
     points: list[Progress] = field(default_factory=list)  # gslora_core.progress shapes
     result: object = None
     error: str | None = None

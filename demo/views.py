@@ -22,6 +22,7 @@ from gslora_core.report import (
     nouns,
     pct,
     seconds_left,
+    task_norms,
     task_summary,
     time_left,
     without_curve,
@@ -130,9 +131,9 @@ def recognizer_view(page: Page, ws: Workspace) -> dict:
 def results_view(page: Page, ws: Workspace) -> dict:
     defaults = asdict(PRESETS[DEFAULT_RECIPE])
     rep = ws.reports[-1] if ws.reports else None
-    history = [[h["task"], ", ".join(h["forgotten"]), pct(h["acc_r"]), pct(h["acc_f"]),
-                pct(h["acc_o"]), f"{100 * h['h_mean']:.1f}", f"{h['seconds']:.1f}",
-                blocks_text(h["group_norms"])] for h in ws.history()]
+    history = [[r["task"], ", ".join(r["forgotten"]), pct(r["acc_r_after"]), pct(r["acc_f_after"]),
+                pct(r["acc_o"]), f"{100 * r['h_mean']:.1f}", f"{r['seconds']:.1f}",
+                blocks_text(task_norms(r))] for r in ws.reports]  # the reports' own keys
     out = {page.history_df: history, page.explain_md: how_it_works(rep, defaults),
            page.report_json: without_curve(rep) if rep else {}, **inspection_view(page, ws),
            page.export_files: None, page.export_box: gr.Column(visible=False)}

@@ -25,7 +25,7 @@ from gslora_core.evaluation import Snapshot, evaluate, snapshot
 from gslora_core.forgetting import forget_task, plan_task, rollback
 from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
-from gslora_core.report import task_norms, to_markdown
+from gslora_core.report import to_markdown
 from gslora_core.training import from_backbone, train_recognizer
 
 from .jobs import Job
@@ -379,13 +379,6 @@ class Workspace:
         if self.reports and self.reports[-1]["task"] == name:
             self.reports.pop()
         return name
-
-    def history(self) -> list[dict]:
-        """Tasks so far, oldest first, with their headline numbers."""
-        return [{"task": r["task"], "forgotten": r["forgotten"], "acc_r": r["acc_r_after"],
-                 "acc_f": r["acc_f_after"], "acc_o": r["acc_o"], "h_mean": r["h_mean"],
-                 "seconds": r["seconds"], "zero_groups": r["zero_groups"],
-                 "group_norms": task_norms(r)} for r in self.reports]
 
     def evaluate_now(self) -> dict:
         """The recognizer on the gallery now (from the kept snapshot when it is current)."""
