@@ -54,7 +54,7 @@ import torch
 from gslora_core.config import PRESETS, ForgetConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery
 from gslora_core.evaluation import Roles, Snapshot, membership, snapshot
-from gslora_core.forgetting import finetune_forget, forget_task
+from gslora_core.forgetting import finetune_forget, forget
 from gslora_core.metrics import accuracy_by_name, h_mean
 from gslora_core.model import Recognizer, count_parameters, load_recognizer
 from gslora_core.openset import answer
@@ -192,7 +192,7 @@ class Method:
 
 def gslora(name: str, cfg: ForgetConfig) -> Method:
     def run(model, gallery, names, earlier, ctx):
-        rep, after = forget_task(model, gallery, names, replace(cfg, seed=ctx["seed"]),
+        rep, after = forget(model, gallery, names, replace(cfg, seed=ctx["seed"]),
                                  earlier=earlier, before=ctx.get("before"))
         return model, {"after": after, "train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"],

@@ -36,7 +36,7 @@ import torch
 
 from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.evaluation import snapshot
-from gslora_core.forgetting import forget_task
+from gslora_core.forgetting import forget
 
 from .forgetting import write_figure
 from .stats import interval
@@ -84,7 +84,7 @@ def run_tasks(model, gallery, before, tasks: list[list[str]], cfg: ForgetConfig)
     rows = []
     for t, names in enumerate(tasks, 1):
         t0 = time.perf_counter()
-        rep, before = forget_task(model, gallery, names, replace(cfg, seed=cfg.seed + t - 1),
+        rep, before = forget(model, gallery, names, replace(cfg, seed=cfg.seed + t - 1),
                                   before=before)
         wall = time.perf_counter() - t0
         row = {"task": t, "wall_seconds": wall, **task_row(rep)}

@@ -49,7 +49,7 @@ def forget_seconds(model: Recognizer, gallery: Gallery, draws: list[list[str]],
     """The default task on each draw, each on an untouched copy: wall and training seconds."""
     rows = []
     for names in draws:
-        rep = forget(copy.deepcopy(model), gallery, names, cfg)
+        rep = forget(copy.deepcopy(model), gallery, names, cfg).report
         rows.append({"forgotten": names, "seconds": rep["seconds"],
                      "train_seconds": rep["train_seconds"], "zero_groups": rep["zero_groups"],
                      "acc_f_after": rep["acc_f_after"], "acc_r_after": rep["acc_r_after"]})

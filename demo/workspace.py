@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, preset, project_path
 from gslora_core.data import CropCache, Gallery, load_gallery
 from gslora_core.evaluation import Snapshot, evaluate, snapshot
-from gslora_core.forgetting import forget_task, plan_task, rollback
+from gslora_core.forgetting import forget, plan_task, rollback
 from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from gslora_core.report import to_markdown
@@ -306,7 +306,7 @@ class Workspace:
         self.touch()
 
         def run(progress, cancelled) -> dict:
-            report, after = forget_task(model, gallery, list(names), cfg, on_progress=progress,
+            report, after = forget(model, gallery, list(names), cfg, on_progress=progress,
                                         should_cancel=cancelled, before=self.state,
                                         on_stage=lambda stage: progress({"stage": stage}),
                                         plan=plan)

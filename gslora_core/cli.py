@@ -125,7 +125,7 @@ def cmd_forget(a: argparse.Namespace) -> int:
             print(f"step {p['step']} (cap {p['steps']}) loss {p['loss']:.3f}{left}{acc} "
                   f"blocks {p.get('blocks', '-')}{released}", file=sys.stderr)
 
-    report = forget(model, gallery, a.forget, cfg, on_progress=progress)
+    report = forget(model, gallery, a.forget, cfg, on_progress=progress).report
     save_recognizer(model, a.out)
     report["checkpoint"] = str(a.out)
     if a.report:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,7 @@ from .progress import CancelFn, ForgetStep, ProgressFn
 from .states import StateCache, embed_states
 from .training import check_labels, fix_threshold
 
-__all__ = ["adam_group_scale", "depth_weights", "lasso_thresholds", "forget", "forget_task",
+__all__ = ["adam_group_scale", "depth_weights", "lasso_thresholds", "forget", "TaskResult",
            "finetune_forget", "plan_task", "pushes_unknown", "rollback",
            "select_train_indices", "shot_prototypes"]
 
@@ -574,33 +574,29 @@ def _measure_after(run: _Run) -> Snapshot:
     return snapshot(model, run.gallery)
 
 
+class TaskResult(NamedTuple):
+    """What one forgetting task gives back: its report, and the recognizer's snapshot after
+    it (None if cancelled), the next task's ``before``."""
+
+    report: ForgetReport | Cancelled
+    after: Snapshot | None
+
+
 def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
            cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
-           on_progress: ProgressFn | None = None,
-           should_cancel: CancelFn | None = None,
-           earlier: Sequence[str] | None = None, before: Snapshot | None = None
-           ) -> ForgetReport | Cancelled:
-    """Run one forgetting task on ``model`` in place and return its report.
+           on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
+           earlier: Sequence[str] | None = None, before: Snapshot | None = None,
+           on_stage: Callable[[str], None] | None = None, plan: Roles | None = None
+           ) -> TaskResult:
+    """Run one forgetting task on ``model`` in place: ``forget(...).report`` is its report.
 
-    ``earlier``: the people forgotten before (default: the model's task history); ``before``:
-    the model's current snapshot on this gallery, if the caller kept it (see ``forget_task``).
-    A cancelled task removes its adapters, leaving the model exactly as before; the report then
-    has ``cancelled: True``."""
-    return forget_task(model, gallery, forget_names, cfg, task_name, on_progress, should_cancel,
-                       earlier, before)[0]
-
-
-def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-                cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
-                on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-                earlier: Sequence[str] | None = None, before: Snapshot | None = None,
-                on_stage: Callable[[str], None] | None = None, plan: Roles | None = None
-                ) -> tuple[ForgetReport | Cancelled, Snapshot | None]:
-    """``forget``, also returning the snapshot after the task (None if cancelled). Passing it
-    back as the next task's ``before`` is what keeps a task from measuring the gallery twice:
-    the "before" of a task is the "after" of the one before it. ``on_progress`` hears every
-    step; ``on_stage`` the work around the steps, in words (a page shows it meanwhile);
-    ``plan``: ``plan_task``'s roles when the caller checked the request already (planned once)."""
+    A cancelled task removes its adapters, leaving the model exactly as before; the report is
+    then ``Cancelled``. ``earlier``: the people forgotten before (default: the model's task
+    history). ``before``: the model's snapshot on this gallery, if the caller kept the previous
+    task's ``after``: the "before" of a task is the "after" of the one before it, so the
+    gallery is not measured twice. ``on_progress`` hears every step; ``on_stage`` the work
+    around the steps, in words (a page shows it meanwhile); ``plan``: ``plan_task``'s roles when
+    the caller checked the request already (planned once)."""
     t0 = time.perf_counter()
     if on_stage:
         on_stage("preparing" if before is not None and before.fits(model, gallery)
@@ -634,8 +630,8 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
     release()
     if stop is None:
         lora.remove_task(model.blocks, task)
-        return Cancelled(cancelled=True, task=task, step=len(curve),
-                         seconds=time.perf_counter() - t0), None
+        return TaskResult(Cancelled(cancelled=True, task=task, step=len(curve),
+                                    seconds=time.perf_counter() - t0), None)
     record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
                         rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     if on_stage:
@@ -649,7 +645,7 @@ def forget_task(model: Recognizer, gallery: Gallery, forget_names: Sequence[str]
         seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,
         stop=stop.to_dict(), tau=run.tau))
     report["before_seconds"] = before_seconds
-    return report, after
+    return TaskResult(report, after)
 
 
 def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],

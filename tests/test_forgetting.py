@@ -16,7 +16,7 @@ from gslora_core.forgetting import forget, rollback
 def test_forget_trains_only_lora_and_keeps_everything_else():
     model = tiny_model()
     frozen = {k: v.clone() for k, v in model.state_dict().items()}
-    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4, eval_every=0))
+    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4, eval_every=0)).report
     for k, v in model.state_dict().items():
         if "lora_" not in k:
             assert torch.equal(v, frozen[k.replace(".base.", ".")]), k
@@ -57,7 +57,7 @@ def test_cancel_leaves_model_exactly_as_before():
         return calls["n"] > 2
 
     report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
-                    should_cancel=cancel)
+                    should_cancel=cancel).report
     assert report["cancelled"] and report["step"] == 2
     assert model.tasks == [] and not lora.task_names(model.blocks)
     assert torch.equal(model(x), out_before)
@@ -86,7 +86,7 @@ def test_forget_is_seeded_and_reproducible():
     for _ in range(2):
         model = tiny_model()
         reports.append(forget(model, tiny_gallery(), ["ann"],
-                              ForgetConfig(steps=4, batch_size=4, eval_every=2, seed=7)))
+                              ForgetConfig(steps=4, batch_size=4, eval_every=2, seed=7)).report)
     assert reports[0]["group_norms"] == reports[1]["group_norms"]
     assert [p["loss"] for p in reports[0]["curve"]] == [p["loss"] for p in reports[1]["curve"]]
 
@@ -107,7 +107,7 @@ def test_forget_validates_requests():
 
 def test_report_has_the_promised_keys():
     model = tiny_model()
-    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4))
+    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4)).report
     for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o", "h_mean",
                 "seconds", "trainable_params", "total_params", "group_norms", "zero_groups",
                 "membership", "membership_before"]:
@@ -308,7 +308,7 @@ def test_a_lasso_that_zeroes_every_block_leaves_the_strongest_to_finish_the_task
                         p.zero_()
         seen.append(lora.delta_norms(model.blocks, "task1"))
 
-    rep = forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    rep = forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy).report
     assert seen[3] == [0.0, 0.0, 0.0]
     assert sum(n > 0 for n in seen[-1]) == 1 and rep["zero_groups"] == 2
 
@@ -339,9 +339,9 @@ def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default(
         ForgetConfig(unknown="maybe")
     # In a task: the unknown term trains for faces, and is never computed for object classes.
     quick = ForgetConfig(steps=4, batch_size=4, eval_every=0, check_every=2)
-    faces = forget(tiny_model(), tiny_gallery(), ["ann"], quick)
+    faces = forget(tiny_model(), tiny_gallery(), ["ann"], quick).report
     objects = tiny_model()
     objects.data_config = DataConfig(preprocess="whole")
-    classes = forget(objects, tiny_gallery(), ["ann"], quick)
+    classes = forget(objects, tiny_gallery(), ["ann"], quick).report
     assert any(p["unknown"] > 0 for p in faces["curve"])
     assert all(p["unknown"] == 0 for p in classes["curve"])

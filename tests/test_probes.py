@@ -80,7 +80,7 @@ def test_three_ways_to_forget_on_real_faces():
     gallery = load_gallery(ROOT / "assets" / "sample_gallery", 112, model.data_config,
                            names=model.class_names)
     forgotten = ["Bill_Clinton", "Serena_Williams"]
-    rep = forget(model, gallery, forgotten, ForgetConfig())
+    rep = forget(model, gallery, forgotten, ForgetConfig()).report
     backbone = load_recognizer(ROOT / "checkpoints" / "backbone.safetensors")
     retrained = retrain_without(backbone, gallery, forgotten, data_config=model.data_config)
     rows = {r["method"]: r for r in compare(model, gallery, rep["seconds"], retrained,

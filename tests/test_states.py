@@ -12,7 +12,7 @@ from tiny import images, randomise_task, tiny_gallery, tiny_model
 from gslora_core import lora
 from gslora_core.config import ForgetConfig
 from gslora_core.evaluation import snapshot
-from gslora_core.forgetting import forget_task
+from gslora_core.forgetting import forget
 from gslora_core.metrics import embed_all
 from gslora_core.states import StateCache, embed_states, mid_states
 
@@ -71,7 +71,7 @@ def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch
     real = fg.snapshot
     monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
     cfg = replace(CFG, stage_steps=100)  # never releases a second block
-    report, after = forget_task(model, gallery, ["ann"], cfg, before=before)
+    report, after = forget(model, gallery, ["ann"], cfg, before=before)
     assert report["blocks_used"] == 1 and report["before_seconds"] == 0.0
     assert passes == [], "neither before nor after ran a full pass"
     full = snapshot(model, gallery)
@@ -88,7 +88,7 @@ def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch
     passes = []
     real = fg.snapshot
     monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
-    report, after = forget_task(model, gallery, ["ann"], CFG, before=before)
+    report, after = forget(model, gallery, ["ann"], CFG, before=before)
     assert report["blocks_used"] == 3 and report["stop"]["reason"] == "step cap"
     assert report["stop"]["text"].startswith("stopped at the cap (16 steps): ")
     assert passes == [1]
@@ -101,7 +101,7 @@ def test_training_from_cached_states_equals_the_full_forward():
     runs = []
     for cache in (False, True):
         model, gallery = tiny_model(), tiny_gallery()
-        report, _ = forget_task(model, gallery, ["dee"], replace(CFG, cache_hidden=cache))
+        report, _ = forget(model, gallery, ["dee"], replace(CFG, cache_hidden=cache))
         params = [p.detach().clone() for p in lora.iter_task_parameters(model.blocks, "task1")]
         runs.append(([p["loss"] for p in report["curve"]],
                      [p.get("released") for p in report["curve"]], params))
@@ -122,7 +122,7 @@ def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one()
         seen.append({n.split(".")[2] for n, p in model.named_parameters()
                      if "lora_" in n and p.grad is not None and bool(p.grad.abs().sum() > 0)})
 
-    report, _ = forget_task(model, gallery, ["ann"], CFG, on_progress=spy)
+    report, _ = forget(model, gallery, ["ann"], CFG, on_progress=spy)
     assert seen[0] == {"2"}
     assert set().union(*seen) == {"0", "1", "2"} and report["blocks_used"] == 3
     released = [p["released"] for p in report["curve"] if "released" in p]
