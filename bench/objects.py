@@ -28,12 +28,12 @@ import json
 import platform
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from gslora_core.cli import KNOB_TYPES
+from gslora_core.cli import knob_overrides
 from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.model import load_recognizer
 
@@ -68,18 +68,6 @@ def plans(protocols: list[str], draws: int, sequences: int, seed: int) -> list[t
     if "continual" in protocols:
         out += [("continual", d, forget_sets(CLASSES, 0.2, 3, seed + 1000 + d))
                 for d in range(sequences)]
-    return out
-
-
-def recipe(pairs: list[str]) -> dict:
-    """``["bnd=60", "unknown=on"]`` -> ForgetConfig overrides, typed as the knobs are."""
-    types = {f.name: KNOB_TYPES[f.type] for f in fields(ForgetConfig) if f.type in KNOB_TYPES}
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in types:
-            raise SystemExit(f"--recipe: {key!r} is not a ForgetConfig knob")
-        out[key] = types[key](value)
     return out
 
 
@@ -137,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"{a.classifier} is not a CIFAR-10 classifier: {base.class_names}")
     g = gallery(a.train_per_class, a.test_per_class, a.test_per_class).scored_on(a.part)
     table = methods(a.quick, (0.0, 1.0))
-    default = replace(ForgetConfig.from_dict(table["gslora"].config), **recipe(a.recipe))
+    default = replace(ForgetConfig.from_dict(table["gslora"].config),
+                      **knob_overrides(a.recipe, flag="--recipe"))
     table["gslora"] = gslora("gslora", default)
     table["lora"] = gslora("lora", replace(default, start_blocks=PRESETS["dense"].start_blocks))
     table["gslora-unknown"] = gslora("gslora-unknown", replace(default, unknown="on"))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from gslora_core.cli import knob_overrides
 from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.evaluation import snapshot
 from gslora_core.forgetting import forget
@@ -240,13 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(a.threads)
     if a.quick:
         a.galleries, a.draws, a.parts = ["sample"], 1, ["sample", "continual"]
-    changes = {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        default = getattr(ForgetConfig(), key, None)
-        if default is None and key != "shots" or not value:
-            raise SystemExit(f"error: --set {item!r}: give NAME=VALUE with a ForgetConfig field")
-        changes[key] = type(default)(value) if default is not None else int(value)
+    changes = knob_overrides(a.set)
     table = {k: replace(v, **changes) for k, v in recipes().items() if k in a.recipes}
     rows: list[dict] = []
     t_start = time.perf_counter()

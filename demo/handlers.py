@@ -24,7 +24,7 @@ from gslora_core.report import nouns, time_left
 from . import views
 from .jobs import readable_error
 from .layout import Page
-from .request import PAGE_KNOBS, ForgetRequest, panel_values
+from .request import PAGE_KNOBS, ForgetRequest
 from .room import Room, RoomFull
 from .uploads import UploadJanitor
 
@@ -150,11 +150,6 @@ class Handlers:
         self.page: Page | None = None
         self.room = Room(cfg.max_sessions, cfg.max_wait_s)
         self.janitor = UploadJanitor(cfg.upload_grace_s)
-
-    @staticmethod
-    def panel(recipe: str) -> list:
-        """Choosing a recipe fills the Advanced panel with its values."""
-        return panel_values(recipe)
 
     def _ws(self, ws: Workspace | None, request: gr.Request | None) -> Workspace:
         """This visitor's workspace, created on their first load (refused if the room is full)."""

@@ -20,7 +20,7 @@ from gslora_core.report import COMPARISON_HEADERS
 
 from . import plots
 from .explain import how_it_works
-from .request import DEFAULT_RECIPE, PAGE_KNOBS, panel_values
+from .request import DEFAULT_RECIPE, INT_KNOBS, PAGE_KNOBS, panel_values
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choose a .zip (one "
@@ -39,12 +39,11 @@ PRESET_LABELS = {"fast": "default (any number of people)",
                  "paper": "paper-faithful: group lasso, a fixed 300 steps",
                  "fewshot": "few-shot GS-LoRA++ (4 pictures a person)"}
 
-# The Advanced panel's fields beyond their label and help: integer knobs, lower bounds, ids.
+# The Advanced panel's fields beyond their label, help and integer-ness: lower bounds, ids.
 KNOB_FIELDS: dict[str, dict] = {
-    "rank": {"precision": 0, "minimum": 1}, "beta": {"minimum": 0}, "bnd": {},
-    "margin": {"minimum": 0}, "stage_steps": {"precision": 0, "minimum": 1},
-    "steps": {"precision": 0, "minimum": 1, "elem_id": "forget-steps"}, "lr": {},
-    "shots": {"precision": 0, "minimum": 0}}
+    "rank": {"minimum": 1}, "beta": {"minimum": 0}, "bnd": {}, "margin": {"minimum": 0},
+    "stage_steps": {"minimum": 1}, "steps": {"minimum": 1, "elem_id": "forget-steps"},
+    "lr": {}, "shots": {"minimum": 0}}
 KNOBS_PER_ROW = 4
 
 SIZES_RESULT = ROOT / "bench" / "results" / "sizes.json"
@@ -220,7 +219,9 @@ class Page:
             for start in range(0, len(PAGE_KNOBS), KNOBS_PER_ROW):
                 with gr.Row():
                     for k in PAGE_KNOBS[start:start + KNOBS_PER_ROW]:
-                        setattr(self, k, gr.Number(values[k], **knob_text(k), **KNOB_FIELDS[k]))
+                        whole = {"precision": 0} if k in INT_KNOBS else {}
+                        setattr(self, k, gr.Number(values[k], **knob_text(k), **whole,
+                                                   **KNOB_FIELDS[k]))
         with gr.Row():
             self.forget_btn = gr.Button("Forget", variant="primary",
                                         elem_classes="gslora-big")

@@ -7,7 +7,7 @@ here: a script can build the endpoint's inputs without the page.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Sequence
 
 from gslora_core.config import ForgetConfig, preset
@@ -15,7 +15,8 @@ from gslora_core.config import ForgetConfig, preset
 # The knobs under Advanced settings, in the order the /forget endpoint takes them after
 # (names, recipe). Integers are sent as numbers (a gr.Number gives floats) and cast back.
 PAGE_KNOBS = ("rank", "beta", "bnd", "margin", "stage_steps", "steps", "lr", "shots")
-INT_KNOBS = frozenset({"rank", "stage_steps", "steps", "shots"})
+INT_KNOBS = frozenset(f.name for f in fields(ForgetConfig)  # from the knobs' own types
+                      if f.name in PAGE_KNOBS and f.type in ("int", "int | None"))
 DEFAULT_RECIPE = "fast"
 
 

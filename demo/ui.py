@@ -10,6 +10,7 @@ from gslora_core.config import StudioConfig
 
 from .handlers import Handlers, forget_endpoint, friendly, preload_engine
 from .layout import CSS, Page
+from .request import panel_values
 
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (Studio)
 
@@ -50,14 +51,14 @@ class Studio:
                 p.compare_df, p.map_plot, p.export_files, p.examples_box,
                 p.compare_retrain, p.unused_box, p.compared_box, p.export_box]
 
-    def _lines(self) -> tuple[dict, dict]:
-        """The queue lines of their own: training recognizers, and forgetting (or comparing)."""
-        return ({"concurrency_id": "train", "concurrency_limit": self.cfg.train_concurrency},
-                {"concurrency_id": "forget", "concurrency_limit": self.cfg.forget_concurrency})
+    def _line(self, name: str) -> dict:
+        """A queue line of its own ("train": recognizers; "forget": forgetting and comparing),
+        as many at a time as ``StudioConfig.<name>_concurrency``."""
+        return {"concurrency_id": name,
+                "concurrency_limit": getattr(self.cfg, f"{name}_concurrency")}
 
     def _wire_gallery(self) -> None:
         p, h, every = self.page, self.handlers, self._every()
-        train, _ = self._lines()
         p.sample_btn.click(friendly(h.load_sample, "Could not load the sample gallery"),
                            [p.state], every, api_name="load_sample",
                            show_progress_on=[p.gallery_status])
@@ -70,32 +71,33 @@ class Studio:
                                 concurrency_id="ingest",
                                 concurrency_limit=self.cfg.ingest_concurrency)
         up.success(friendly(h.train_recognizer, "Could not train the recognizer"), [p.state],
-                   every, api_name="train_recognizer", show_progress_on=[p.recog_md], **train)
+                   every, api_name="train_recognizer", show_progress_on=[p.recog_md],
+                   **self._line("train"))
 
     def _wire_forget(self) -> None:
         p, h = self.page, self.handlers
-        _, forget = self._lines()
         p.thumbs.select(h.toggle, [p.state, p.names], [p.names], api_name=False)
         p.suggest_btn.click(friendly(h.suggest, "No suggestion"), [p.state], [p.names],
                             api_name="suggest")
-        p.preset.change(h.panel, [p.preset], p.knobs, api_name=False)
+        # Choosing a recipe fills the Advanced panel with its values.
+        p.preset.change(panel_values, [p.preset], p.knobs, api_name=False)
         p.forget_btn.click(
             friendly(forget_endpoint(h.forget), "Forgetting did not run"),
             [p.state, p.names, p.preset, *p.knobs],
             self._every() + [p.forget_md, p.live_curves, p.live_heatmap, p.tabs],
-            api_name="forget", show_progress_on=[p.forget_md], **forget)
+            api_name="forget", show_progress_on=[p.forget_md], **self._line("forget"))
         p.cancel_btn.click(h.cancel, [p.state], [p.forget_md], api_name="cancel")
 
     def _wire_results(self) -> None:
         p, h = self.page, self.handlers
-        _, forget = self._lines()
         p.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [p.tabs], api_name=False)
         p.rollback_btn.click(friendly(h.rollback, "Could not roll back"), [p.state],
                              self._every() + [p.history_md], api_name="rollback")
         p.compare_btn.click(friendly(h.compare, "Could not compare"),
                             [p.state, p.compare_retrain],
                             [p.compare_md, p.compare_df, p.map_plot, p.compared_box],
-                            api_name="compare", show_progress_on=[p.compare_md], **forget)
+                            api_name="compare", show_progress_on=[p.compare_md],
+                            **self._line("forget"))
         p.export_btn.click(friendly(h.export, "Could not export"), [p.state],
                            [p.export_files, p.history_md, p.export_box], api_name="export")
 

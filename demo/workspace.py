@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image, ImageOps
 
-from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, preset, project_path
+from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, project_path
 from gslora_core.data import CropCache, Gallery, load_gallery
 from gslora_core.evaluation import Snapshot, evaluate, snapshot
 from gslora_core.forgetting import forget, plan_task, rollback
@@ -294,10 +294,6 @@ class Workspace:
         return sorted(can, key=lambda n: (-acc.get(n, 0.0), n))[:count]
 
     # ----- forgetting --------------------------------------------------------------------------
-    def forget_config(self, preset_name: str = "fast", **overrides) -> ForgetConfig:
-        """The preset with the advanced panel's values (None = keep the preset's)."""
-        return preset(preset_name).with_overrides(**overrides)
-
     def start_forget(self, names: Sequence[str], cfg: ForgetConfig) -> Job:
         """Check the request now (readable errors at once), then forget in the background."""
         self._idle("start another task")

@@ -97,6 +97,21 @@ def add_knob_flags(parser: argparse.ArgumentParser, config: type) -> None:
                                 help=f"{f.metadata['help']} (default {f.default})")
 
 
+def knob_overrides(pairs: list[str], config: type = ForgetConfig, flag: str = "--set") -> dict:
+    """``["bnd=60", "unknown=on"]`` -> overrides of ``config``'s knobs, typed as the knobs are
+    (for a benchmark's ``--set``: choosing a recipe on validation pictures). SystemExit names
+    a pair that is not NAME=VALUE with a knob of ``config``."""
+    types = {f.name: KNOB_TYPES[f.type] for f in fields(config) if f.type in KNOB_TYPES}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types or not value:
+            raise SystemExit(f"error: {flag} {pair!r}: give NAME=VALUE with a "
+                             f"{config.__name__} knob")
+        out[key] = types[key](value)
+    return out
+
+
 def config_from_args(base: Any, a: argparse.Namespace) -> Any:
     """``base`` (a knob dataclass) with every knob given on the command line."""
     names = {f.name for f in fields(base)}

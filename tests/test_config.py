@@ -20,3 +20,16 @@ def test_impossible_forget_settings_are_refused_by_name(bad):
     with pytest.raises(ValueError, match=list(bad)[0].split("_")[0]):
         ForgetConfig().with_overrides(**bad)
 
+
+
+def test_knob_overrides_type_each_knob_and_refuse_what_is_not_one():
+    """The benchmarks' --set / --recipe pairs, typed as the knobs are (one parser for both)."""
+    import pytest
+
+    from gslora_core.cli import knob_overrides
+
+    assert knob_overrides(["keep=50", "keep_views=2", "shots=4", "unknown=on"]) == {
+        "keep": 50.0, "keep_views": 2, "shots": 4, "unknown": "on"}
+    for bad in ("nope=1", "keep=", "keep"):
+        with pytest.raises(SystemExit, match=f"--set '{bad}': give NAME=VALUE"):
+            knob_overrides([bad])

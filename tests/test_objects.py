@@ -72,14 +72,14 @@ def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path)
     default pushes object classes by the gap only, ``forgetting.pushes_unknown``); Compare runs
     without a retrain, which is refused in words."""
     from demo.workspace import Workspace
-    from gslora_core.config import StudioConfig
+    from gslora_core.config import PRESETS, StudioConfig
 
     ws = Workspace(StudioConfig(sessions_root=str(tmp_path / "sessions")))
     ws.load_sample(kind="objects")
     assert ws.source == "objects" and ws.gallery.names == CIFAR
     assert set(ws.gallery.methods.values()) == {"whole"} and not ws.gallery.rejected
     before = ws.recognizer_report
-    job = ws.start_forget(["cat"], ws.forget_config())
+    job = ws.start_forget(["cat"], PRESETS["fast"])
     assert job.wait(300) and job.error is None, job.error
     rep = ws.reports[-1]
     assert rep["stop"]["reason"] == "done", rep["stop"]

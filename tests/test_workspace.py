@@ -13,7 +13,7 @@ import pytest
 from demo.jobs import Job, readable_error
 from demo.sessions import sessions_root, sweep, upload_faces_root
 from demo.workspace import Workspace
-from gslora_core.config import StudioConfig, TrainConfig, project_path
+from gslora_core.config import PRESETS, StudioConfig, TrainConfig, project_path
 
 SAMPLE = project_path("assets/sample_gallery")
 
@@ -89,7 +89,7 @@ def test_file_errors_read_as_sentences_without_errno_or_server_paths(tmp_path):
 def test_nothing_runs_before_a_gallery_is_loaded(cfg):
     ws = Workspace(cfg)
     with pytest.raises(ValueError, match="load a gallery first"):
-        ws.start_forget(["Bill_Clinton"], ws.forget_config())
+        ws.start_forget(["Bill_Clinton"], PRESETS["fast"])
     with pytest.raises(ValueError, match="load a gallery first"):
         ws.export()
     with pytest.raises(ValueError, match="upload a gallery first"):
@@ -157,7 +157,7 @@ def test_forgotten_people_are_greyed_in_the_picker_and_cannot_be_chosen_again(cf
     ws.load_sample()
     est = ws.retrain_estimate()
     assert not est["measured"] and est["pictures"] == len(ws.gallery.train_y)
-    job = ws.start_forget(["Bill_Clinton"], ws.forget_config())
+    job = ws.start_forget(["Bill_Clinton"], PRESETS["fast"])
     assert job.wait(120) and job.error is None
     faces = dict((name, img) for img, name in ws.thumbnails())
     assert "✂ Bill_Clinton (forgotten)" in faces and "Bill_Clinton" not in faces
@@ -186,7 +186,7 @@ def test_the_recognizer_tab_follows_every_task_and_rollback(cfg):
     ws.load_sample()
     first = ws.recognizer_report
     assert first["forgotten"] == [] and first["seconds"] is None
-    job = ws.start_forget(["Bill_Clinton"], ws.forget_config())
+    job = ws.start_forget(["Bill_Clinton"], PRESETS["fast"])
     assert job.wait(120) and job.error is None
     now = ws.recognizer_report
     bill = next(r for r in now["per_identity"] if r["identity"] == "Bill_Clinton")
