@@ -69,7 +69,9 @@ class Workspace:
         # The recognizer's current snapshot on the gallery: the next task's "before" (a task
         # then never measures the gallery twice); replaced by each task's "after".
         self.state: Snapshot | None = None
-        self.reports: list[dict] = []
+        # Each finished task's report, by task name; which of them count is the recognizer's
+        # own task list (``reports``), so a rollback or a cancel cannot leave one behind.
+        self._measured: dict[str, dict] = {}
         self.inspection: dict | None = None  # the last delete / GS-LoRA / retrain comparison
         self.job: Job | None = None
         # Seconds per training picture per epoch, measured by this workspace's last training
@@ -93,7 +95,7 @@ class Workspace:
             self.job.wait(30)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.gallery = self.model = self.original = None
-        self.reports = []
+        self._measured = {}
 
     def busy(self) -> bool:
         return self.job is not None and not self.job.done
@@ -194,12 +196,20 @@ class Workspace:
         hears the pictures measured)."""
         self.gallery, self.model, self.source = gallery, model, source
         self.original = copy.deepcopy(model) if model is not None else None
-        self.reports = []
+        self._measured = {}
         self.inspection = None
         self.state = (snapshot(model, gallery, on_progress=on_progress) if model is not None
                       else None)
         self.enroll_seconds = None
         self._report_cache = None
+
+    @property
+    def reports(self) -> list[dict]:
+        """The reports of the recognizer's tasks, in task order: derived on read from the
+        model's own task list (the one owner of task state), so nothing can go stale."""
+        if self.model is None:
+            return []
+        return [self._measured[t.name] for t in self.model.tasks if t.name in self._measured]
 
     @property
     def recognizer_report(self) -> dict | None:
@@ -308,7 +318,7 @@ class Workspace:
                                         plan=plan)
             if not report.get("cancelled"):
                 self.state = after
-                self.reports.append(report)
+                self._measured[report["task"]] = report
                 self.inspection = None  # about the people forgotten before this task
             return report
 
@@ -372,8 +382,7 @@ class Workspace:
         self._idle("roll back")
         name = rollback(self._ready())
         self.inspection = None
-        if self.reports and self.reports[-1]["task"] == name:
-            self.reports.pop()
+        self._measured.pop(name, None)  # a later task may take its name
         return name
 
     def evaluate_now(self) -> dict:

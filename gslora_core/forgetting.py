@@ -604,7 +604,9 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     run = _prepare(model, gallery, forget_names, cfg, earlier, before, plan)
     before_seconds = time.perf_counter() - t0 if run.before is not before else 0.0
     task = task_name or f"task{len(model.tasks) + 1}"
-    lora.add_task(model.blocks, task, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
+    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
+                        rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
+    model.add_task(record, seed=cfg.seed)
     params = run.params = list(lora.iter_task_parameters(model.blocks, task))
     for p in params:
         p.requires_grad_(True)
@@ -624,20 +626,17 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
         curve, stop = loop(run, on_progress, should_cancel)
     except BaseException:
         release()
-        lora.remove_task(model.blocks, task)
+        model.remove_task(task)
         raise
     train_seconds = time.perf_counter() - t_train
     release()
-    if stop is None:
-        lora.remove_task(model.blocks, task)
+    if stop is None:  # the model is exactly as before: its revision (and snapshot) still hold
+        model.remove_task(task)
         return TaskResult(Cancelled(cancelled=True, task=task, step=len(curve),
                                     seconds=time.perf_counter() - t0), None)
-    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
-                        rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
     if on_stage:
         on_stage("measuring the recognizer after the task")
     after = _measure_after(run)
-    model.tasks.append(record)
     model.revision += 1
     after.revision = model.revision
     report = build_report(model, gallery, TaskOutcome(
@@ -686,8 +685,7 @@ def rollback(model: Recognizer) -> str:
     """Remove the last (un-merged) task's adapters: the model behaves as before that task."""
     if not model.tasks or model.tasks[-1].merged:
         raise ValueError("no un-merged task to roll back")
-    rec = model.tasks.pop()
-    lora.remove_task(model.blocks, rec.name)
+    rec = model.remove_task(model.tasks[-1].name)
     model.revision += 1
     return rec.name
 

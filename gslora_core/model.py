@@ -189,6 +189,28 @@ class Recognizer(nn.Module):
         """Every identity forgotten by any task so far, in task order."""
         return [n for t in self.tasks for n in t.forgotten]
 
+    # The recognizer owns its task state: a task's adapters and its record are added and
+    # removed together, here only (as peft keeps an adapter's config beside its layers), so
+    # the history and the layers cannot disagree.
+    def add_task(self, record: TaskRecord, seed: int = 0) -> None:
+        """A task's record and, unless it is merged, its adapters: one LoRA group per block,
+        B = 0, so the outputs (and a kept snapshot) are unchanged until it trains."""
+        if any(t.name == record.name for t in self.tasks):
+            raise ValueError(f"a task named {record.name!r} exists already")
+        if not record.merged:
+            lora.add_task(self.blocks, record.name, record.rank, record.lora_alpha, seed=seed)
+        self.tasks.append(record)
+
+    def remove_task(self, name: str) -> TaskRecord:
+        """Take an un-merged task out: its adapters and its record. (The caller bumps
+        ``revision`` when the task had changed the outputs someone may have measured.)"""
+        rec = next((t for t in self.tasks if t.name == name), None)
+        if rec is None or rec.merged:
+            raise ValueError(f"no un-merged task named {name!r}")
+        lora.remove_task(self.blocks, name)
+        self.tasks.remove(rec)
+        return rec
+
     def metadata(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -230,9 +252,7 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> Rec
     model = Recognizer(ModelConfig.from_dict(meta["model"]), meta["class_names"],
                        DataConfig.from_dict(meta.get("data", {})))
     for rec in (TaskRecord.from_dict(t) for t in meta.get("tasks", [])):
-        if not rec.merged:
-            lora.add_task(model.blocks, rec.name, rec.rank, rec.lora_alpha)
-        model.tasks.append(rec)
+        model.add_task(rec)
     tensors = {}
     with safe_open(str(path), framework="pt") as f:
         for key in f.keys():
@@ -248,11 +268,10 @@ def merged_copy(model: Recognizer) -> Recognizer:
     """A copy with every task folded into plain weights (loads without any LoRA code)."""
     out = Recognizer(model.cfg, model.class_names, model.data_config)
     for rec in model.tasks:
-        if not rec.merged:
-            lora.add_task(out.blocks, rec.name, rec.rank, rec.lora_alpha)
+        out.add_task(rec)
     out.load_state_dict(model.state_dict())
     lora.merge_all(out.blocks)
-    out.tasks = [replace(t, merged=True) for t in model.tasks]
+    out.tasks = [replace(t, merged=True) for t in model.tasks]  # history only, in the weights
     out.threshold = model.threshold
     return out.to(model.device).eval()
 

@@ -26,7 +26,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.decomposition import PCA
 
-from . import lora
 from .config import TrainConfig
 from .data import Gallery
 from .metrics import accuracy_by_name, embed_all, make_pairs, verification_accuracy
@@ -41,8 +40,7 @@ def untouched_copy(model: Recognizer) -> Recognizer:
         raise ValueError("a merged task cannot be taken out: give the checkpoint before export")
     out = copy.deepcopy(model)
     for rec in list(out.tasks):
-        lora.remove_task(out.blocks, rec.name)
-    out.tasks = []
+        out.remove_task(rec.name)
     return out.eval()
 
 

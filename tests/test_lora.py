@@ -41,11 +41,10 @@ def test_only_current_task_lora_gets_gradients():
 
 def test_merged_outputs_equal_unmerged():
     model = tiny_model()
-    lora.add_task(model.blocks, "task1", 4, 1.0)
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0))
     randomise_task(model, "task1", seed=3)
-    lora.add_task(model.blocks, "task2", 4, 1.0)
+    model.add_task(TaskRecord("task2", ["bob"], 4, 1.0))
     randomise_task(model, "task2", seed=4)
-    model.tasks = [TaskRecord("task1", ["ann"], 4, 1.0), TaskRecord("task2", ["bob"], 4, 1.0)]
     x = images()
     merged = merged_copy(model)
     assert not lora.has_lora(merged.blocks)

@@ -15,9 +15,8 @@ from gslora_core.model import load_recognizer, merged_copy, read_metadata, save_
 
 def test_checkpoint_roundtrips_through_safetensors(tmp_path):
     model = tiny_model()
-    lora.add_task(model.blocks, "task1", 4, 1.0)
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0, {"steps": 3}))
     randomise_task(model, "task1")
-    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0, {"steps": 3}))
     path = save_recognizer(model, tmp_path / "rec.safetensors")
     # The file is plain safetensors, its config readable as JSON metadata.
     meta = read_metadata(path)
@@ -50,3 +49,20 @@ def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
     assert again.tasks == [] and not lora.has_lora(again.blocks)
     assert torch.equal(again(images()), tiny_model()(images()))
 
+
+
+def test_a_task_s_adapters_and_record_come_and_go_together():
+    model = tiny_model()
+    x = images()
+    base = model(x)
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0))
+    assert lora.task_names(model.blocks) == ["task1"] and model.forgotten() == ["ann"]
+    assert torch.allclose(model(x), base)  # B = 0: nothing moves until the task trains
+    with pytest.raises(ValueError, match="exists already"):
+        model.add_task(TaskRecord("task1", ["bob"], 4, 1.0))
+    randomise_task(model, "task1")
+    assert model.remove_task("task1").forgotten == ["ann"]
+    assert not model.tasks and not lora.task_names(model.blocks)
+    assert torch.allclose(model(x), base)
+    with pytest.raises(ValueError, match="no un-merged task"):
+        model.remove_task("task1")

@@ -8,7 +8,6 @@ import pytest
 import torch
 from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
 
-from gslora_core import lora
 from gslora_core.config import ForgetConfig
 from gslora_core.probes import (
     compare,
@@ -39,10 +38,9 @@ def test_untouched_copy_removes_every_task():
     model = tiny_model()
     x = images()
     before = model(x)
-    lora.add_task(model.blocks, "task1", 4, 1.0)
-    randomise_task(model, "task1")
     from gslora_core.config import TaskRecord
-    model.tasks.append(TaskRecord("task1", ["ann"], 4, 1.0))
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0))
+    randomise_task(model, "task1")
     assert not torch.allclose(model(x), before)
     clean = untouched_copy(model)
     assert torch.allclose(clean(x), before) and not clean.tasks and model.tasks

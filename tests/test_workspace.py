@@ -14,6 +14,7 @@ from demo.jobs import Job, readable_error
 from demo.sessions import sessions_root, sweep, upload_faces_root
 from demo.workspace import Workspace
 from gslora_core.config import PRESETS, StudioConfig, TrainConfig, project_path
+from gslora_core.forgetting import rollback
 
 SAMPLE = project_path("assets/sample_gallery")
 
@@ -197,4 +198,21 @@ def test_the_recognizer_tab_follows_every_task_and_rollback(cfg):
     ws.rollback()
     back = ws.recognizer_report
     assert back["forgotten"] == [] and back["acc_all"] == pytest.approx(first["acc_all"])
+    assert ws.reports == []  # the task's report went with the task
+    ws.close()
+
+
+@pytest.mark.slow
+def test_the_task_history_is_the_recognizer_s_own(cfg):
+    """The page's history is read from the model's task list: a task removed from the model
+    by any path takes its report with it, and a new task of the same name shows its own."""
+    ws = Workspace(cfg)
+    ws.load_sample()
+    assert ws.start_forget(["Bill_Clinton"], PRESETS["fast"]).wait(120)
+    assert [r["forgotten"] for r in ws.reports] == [["Bill_Clinton"]]
+    rollback(ws.model)  # the engine's rollback, not the workspace's
+    assert ws.reports == []
+    job = ws.start_forget(["Kofi_Annan"], PRESETS["fast"])
+    assert job.wait(120) and job.error is None
+    assert [(r["task"], r["forgotten"]) for r in ws.reports] == [("task1", ["Kofi_Annan"])]
     ws.close()
