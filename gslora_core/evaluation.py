@@ -144,13 +144,15 @@ class Cancelled(TypedDict):
     seconds: float
 
 
-class ForgetReport(TypedDict, total=False):
-    """One finished task: the one key contract of the CLI, page and benchmarks. (A cancelled
-    task reports ``Cancelled`` instead; both say ``cancelled``.)"""
+class ForgetReport(TypedDict):
+    """One finished task: the one key contract of the CLI, page and benchmarks, every key
+    always present. (A cancelled task reports ``Cancelled`` instead; both say ``cancelled``.)
+    A TypedDict, not a dataclass: the CLI prints it, the page shows it and the benchmarks store
+    it as JSON, and stored reports are read back by the same functions (``report``) as fresh
+    ones, so one plain shape serves all of them without a conversion at every edge."""
 
     cancelled: bool  # False
     task: str
-    step: int
     forgotten: list[str]
     earlier_forgotten: list[str]
     num_retained: int
@@ -201,6 +203,7 @@ class TaskOutcome:
     curve: list[dict]
     stop: dict | None = None  # forgetting.Stop.to_dict(): why training ended
     tau: float | None = None  # the open-set threshold the task worked against
+    before_seconds: float = 0.0  # measuring "before" (0: the previous task's "after" was kept)
 
 
 def open_set_rows(before: Snapshot, after: Snapshot, gallery: Gallery, roles: Roles,
@@ -262,6 +265,7 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
         blocks_used=len(current) - zero_groups,
         open_set=(open_set_rows(before, after, gallery, roles, done.tau)
                   if done.tau is not None else {}),
+        before_seconds=done.before_seconds,
     )
 
 

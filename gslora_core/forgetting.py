@@ -642,8 +642,7 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
     report = build_report(model, gallery, TaskOutcome(
         record=record, roles=run.roles, before=run.before, after=after, cfg=cfg,
         seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,
-        stop=stop.to_dict(), tau=run.tau))
-    report["before_seconds"] = before_seconds
+        stop=stop.to_dict(), tau=run.tau, before_seconds=before_seconds))
     return TaskResult(report, after)
 
 

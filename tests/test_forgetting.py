@@ -111,6 +111,7 @@ def test_report_has_the_promised_keys():
                 "membership", "membership_before"]:
         assert key in report, key
     assert set(report) <= set(ForgetReport.__annotations__)  # the typed contract, nothing else
+    assert set(report) == ForgetReport.__required_keys__  # and every key of it, always
     assert len(report["group_norms"]) == 1 and len(report["group_norms"][0]) == 3
     # A random tiny model on a handful of pictures: the attack has no power, and says so.
     assert report["membership"]["has_power"] is False
