@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 FEATURES = ("top1_cosine", "top1_top2_gap", "softmax_entropy")
@@ -104,14 +104,23 @@ def fit_attack(members: np.ndarray, nonmembers: np.ndarray, seed: int = 0,
 
 # ----------------------------------------------------------------------------------------- power
 
+def aucs(scores_pos: np.ndarray, scores_neg: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC of each row: P(a positive score above a negative one), ties counting
+    half. ``scores_pos`` (B, P) and ``scores_neg`` (B, N): B resamples at once, from the mid
+    ranks (a bootstrap of 200 AUCs was 200 calls of a validating scorer, 0.7 s a task)."""
+    pos = np.atleast_2d(np.asarray(scores_pos, dtype=np.float64))
+    neg = np.atleast_2d(np.asarray(scores_neg, dtype=np.float64))
+    n_p, n_n = pos.shape[1], neg.shape[1]
+    if n_p == 0 or n_n == 0:
+        raise ValueError("AUC needs at least one positive and one negative score")
+    ranks = rankdata(np.concatenate([pos, neg], axis=1), axis=1)  # ties: the mean rank
+    wins = ranks[:, :n_p].sum(axis=1) - n_p * (n_p + 1) / 2  # the Mann-Whitney U
+    return wins / (n_p * n_n)
+
+
 def auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     """Mann-Whitney AUC: P(positive scores above negative), ties counting half."""
-    pos = np.asarray(scores_pos, dtype=np.float64).ravel()
-    neg = np.asarray(scores_neg, dtype=np.float64).ravel()
-    if len(pos) == 0 or len(neg) == 0:
-        raise ValueError("AUC needs at least one positive and one negative score")
-    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
-    return float(roc_auc_score(labels, np.concatenate([pos, neg])))
+    return float(aucs(np.ravel(scores_pos), np.ravel(scores_neg))[0])
 
 
 def attack_power(members: np.ndarray, nonmembers: np.ndarray, folds: int = 5, seed: int = 0,
@@ -139,9 +148,12 @@ def attack_power(members: np.ndarray, nonmembers: np.ndarray, folds: int = 5, se
         scores[held] = att.logit(x[held])
     score_m, score_n = scores[:n_m], scores[n_m:]
     value = auc(score_m, score_n)
-    boots = [auc(score_m[rng.integers(0, n_m, n_m)], score_n[rng.integers(0, n_n, n_n)])
-             for _ in range(boot)]
-    low, high = (np.percentile(boots, [2.5, 97.5]) if boots else (value, value))
+    low = high = value
+    if boot:  # the resamples drawn in the same order as one at a time, scored all at once
+        draws = [(rng.integers(0, n_m, n_m), rng.integers(0, n_n, n_n)) for _ in range(boot)]
+        boots = aucs(np.stack([score_m[m] for m, _ in draws]),
+                     np.stack([score_n[n] for _, n in draws]))
+        low, high = np.percentile(boots, [2.5, 97.5])
     return {"auc": value, "low": float(low), "high": float(high),
             "n_members": int(n_m), "n_nonmembers": int(n_n)}
 

@@ -14,6 +14,7 @@ from gslora_core.privacy import (
     attack_features,
     attack_power,
     auc,
+    aucs,
     compare_to_retrain,
     fit_attack,
     membership_attack,
@@ -59,6 +60,19 @@ def test_auc_separated_identical_and_ties():
     assert auc([1.0, 2.0], [1.0]) == 0.75  # one tie (half) + one win, over 2 pairs
     rng = np.random.default_rng(0)
     assert auc(rng.normal(size=2000), rng.normal(size=2000)) == pytest.approx(0.5, abs=0.03)
+
+
+def test_aucs_scores_every_resample_as_one_at_a_time():
+    rng = np.random.default_rng(1)
+    pos, neg = np.round(rng.normal(0.3, 1, (7, 25)), 1), np.round(rng.normal(0, 1, (7, 18)), 1)
+    batched = aucs(pos, neg)
+    assert batched.shape == (7,)
+    # brute force: every (positive, negative) pair, a tie counting half
+    pairs = [((p[:, None] > n[None]).mean() + 0.5 * (p[:, None] == n[None]).mean())
+             for p, n in zip(pos, neg)]
+    assert batched == pytest.approx(pairs, abs=1e-12)
+    with pytest.raises(ValueError, match="at least one"):
+        aucs(np.zeros((2, 0)), neg[:2])
 
 
 def test_fit_attack_is_frozen_and_orders_members_first():
