@@ -29,7 +29,7 @@ from pathlib import Path
 from gslora_core.config import DataConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery
 from gslora_core.model import Recognizer, load_recognizer, save_recognizer
-from gslora_core.training import from_backbone, train_recognizer
+from gslora_core.training import fix_threshold, from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
 
@@ -83,9 +83,24 @@ def gallery_files(name: str, root: Path = ROOT / "runs" / "galleries",
     return folder, ckpt
 
 
+def as_enrolled(model: Recognizer, gallery: Gallery, ckpt: Path) -> Recognizer:
+    """A cached recognizer as enrollment leaves one today: a checkpoint enrolled before
+    recognizers kept their open-set threshold gets the one ``train_recognizer`` fixes (on
+    everyone, on validation pictures where the gallery has them), saved. Without it, every
+    task fixed the same threshold again (1.8 s a task on LFW-100), which a fresh build never
+    pays: the benchmarks' seconds then depended on when their recognizer was built."""
+    if model.threshold is None:
+        fix_threshold(model, gallery, TrainConfig.from_backbone().open_set_keep)
+        save_recognizer(model, ckpt)
+        print(f"{ckpt.name}: open-set threshold fixed as enrollment does "
+              f"({model.threshold.tau:.4f})", flush=True)
+    return model
+
+
 def load(name: str) -> tuple[Recognizer, Gallery, Path]:
     """The gallery's recognizer, its gallery (in the recognizer's class order) and folder."""
     folder, ckpt = gallery_files(name)
     model = load_recognizer(ckpt)
-    return model, load_gallery(folder, model.cfg.img_size, model.data_config,
-                               names=model.class_names), folder
+    gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
+                           names=model.class_names)
+    return as_enrolled(model, gallery, ckpt), gallery, folder

@@ -18,6 +18,7 @@ from gslora_core.model import Recognizer, load_recognizer, save_recognizer
 from gslora_core.training import from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
+from .galleries import as_enrolled
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
@@ -57,5 +58,6 @@ def load(people: int = PEOPLE) -> tuple[Recognizer, Gallery, Path]:
     """LFW-``people``'s recognizer, its gallery (in the recognizer's class order) and folder."""
     folder, ckpt = build(people=people)
     model = load_recognizer(ckpt)
-    return model, load_gallery(folder, model.cfg.img_size, model.data_config,
-                               names=model.class_names), folder
+    gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
+                           names=model.class_names)
+    return as_enrolled(model, gallery, ckpt), gallery, folder
