@@ -574,6 +574,22 @@ def _measure_after(run: _Run) -> Snapshot:
     return snapshot(model, run.gallery)
 
 
+def _start_task(run: _Run, task: str) -> TaskRecord:
+    """Give the model the task (its record and fresh adapters, ``Recognizer.add_task``) and
+    make the adapters what ``run`` trains."""
+    model, cfg = run.model, run.cfg
+    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
+                        rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
+    model.add_task(record, seed=cfg.seed)
+    run.params = list(lora.iter_task_parameters(model.blocks, task))
+    for p in run.params:
+        p.requires_grad_(True)
+    run.groups = lora.group_params(model.blocks, task)
+    run.lasso = lora.lasso_params(model.blocks, task) if cfg.schedule == "fixed" else []
+    run.task = task
+    return record
+
+
 class TaskResult(NamedTuple):
     """What one forgetting task gives back: its report, and the recognizer's snapshot after
     it (None if cancelled), the next task's ``before``."""
@@ -603,20 +619,12 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
                  else "measuring the recognizer before the task")
     run = _prepare(model, gallery, forget_names, cfg, earlier, before, plan)
     before_seconds = time.perf_counter() - t0 if run.before is not before else 0.0
-    task = task_name or f"task{len(model.tasks) + 1}"
-    record = TaskRecord(name=task, forgotten=[model.class_names[c] for c in run.roles.forget],
-                        rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
-    model.add_task(record, seed=cfg.seed)
-    params = run.params = list(lora.iter_task_parameters(model.blocks, task))
-    for p in params:
-        p.requires_grad_(True)
-    run.groups = lora.group_params(model.blocks, task)
-    run.lasso = lora.lasso_params(model.blocks, task) if cfg.schedule == "fixed" else []
-    run.task = task
+    record = _start_task(run, task_name or f"task{len(model.tasks) + 1}")
+    task = record.name
 
     def release() -> None:
         """Drop gradients and freeze: the task's adapters are done training."""
-        for p in params:
+        for p in run.params:
             p.grad = None
         model.eval().requires_grad_(False)
 
