@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -256,6 +256,207 @@ def best_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".best.safetensors")
 
 
+@dataclass
+class _Distill:
+    """One distillation run: what it learns from, what it trains, and where it stands."""
+
+    model: Recognizer
+    proj: nn.Linear  # student embedding -> teacher space
+    opt: torch.optim.Optimizer
+    gen: torch.Generator  # every draw of the run (resumed with it)
+    source: torch.Tensor  # (N, 3, S, S) faces the views are drawn from
+    inner: float  # share of ``source``'s side the aligned face covers
+    center: torch.Tensor  # the teacher embeddings' mean direction
+    targets: torch.Tensor  # centred teacher embeddings
+    bank_source: torch.Tensor | None  # a mix bank's blends (``mixbank``) and their targets
+    bank_targets: torch.Tensor | None
+    groups: PersonGroups | None  # people with two or more pictures (same-person pairs)
+    n_pairs: int  # same-person pairs a batch
+    views: dict[str, torch.Tensor] | None  # validation people's views and pairs
+    pairs: tuple[np.ndarray, np.ndarray] | None
+    meta: dict  # validation views, identities and bank size (saved with every checkpoint)
+    images: int  # training pictures
+    per_epoch: int
+    total: int  # steps of the whole schedule
+    warmup: int
+    device: torch.device
+    epoch: int = 0
+    step: int = 0
+    best: float = -1.0  # best validation score so far
+    history: list[dict] = field(default_factory=list)
+
+
+def _check_inputs(data: DistillSet, cfg: PretrainConfig, teacher: TeacherFn | None,
+                  bank: MixBank | None) -> None:
+    if len(data.images) == 0:
+        raise ValueError("no training pictures")
+    if cfg.p_mix > 0 and teacher is None:
+        raise ValueError("p_mix needs the teacher (pretraining/requirements.txt) to embed the blends")
+    if cfg.p_bank > 0 and bank is None:
+        raise ValueError("p_bank needs a mix bank (--mix-bank, scripts/build_mix_bank.py)")
+
+
+def _bank_parts(bank: MixBank | None, cfg: PretrainConfig, source: torch.Tensor, inner: float,
+                center: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The mix bank's blends as views sources, and their targets centred like the real faces'
+    (None without a bank); a bank of other crops than this cache's is refused."""
+    if bank is None or cfg.p_bank <= 0:
+        return None, None
+    if tuple(bank.images.shape[1:]) != tuple(source.shape[2:]) + (3,) or abs(bank.inner - inner) > 1e-6:
+        raise ValueError(f"the mix bank's faces ({tuple(bank.images.shape[1:3])}, inner "
+                         f"{bank.inner:.3f}) are not this cache's views source "
+                         f"({tuple(source.shape[2:])}, inner {inner:.3f})")
+    return bank.images.permute(0, 3, 1, 2), bank.targets - center
+
+
+def _student(model_cfg: ModelConfig, cfg: PretrainConfig, targets_dim: int,
+             init: Recognizer | None, device: torch.device
+             ) -> tuple[Recognizer, nn.Linear, torch.optim.Optimizer]:
+    """The backbone (fresh, or ``init``'s weights), its projection to the teacher's space and
+    AdamW over both (weight decay on matrices only)."""
+    model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn"))
+    if init is not None:
+        if init.cfg != model_cfg:
+            raise ValueError("--init must be a backbone of the same model size")
+        model.backbone.load_state_dict(init.backbone.state_dict())
+    set_drop_path(model.backbone, cfg.drop_path)
+    model.to(device)
+    proj = nn.Linear(model_cfg.embed_dim, targets_dim, bias=False).to(device)
+    params = list(model.backbone.parameters()) + list(proj.parameters())
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2],
+                              "weight_decay": cfg.weight_decay},
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+                            lr=cfg.lr)
+    return model, proj, opt
+
+
+def _setup(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
+           cfg: PretrainConfig, init: Recognizer | None,
+           photo_views: dict[str, torch.Tensor] | None, bank: MixBank | None) -> _Distill:
+    """Everything a run needs before its first step, made in a fixed order (the random
+    streams, and so a resumed run, depend on it)."""
+    device = resolve_device(cfg.device)
+    source, inner = data.views_source()
+    source = source.permute(0, 3, 1, 2)  # views are drawn from (N, 3, S, S)
+    # Teacher embeddings share one big mean direction (mean cosine between any two faces ~0.83):
+    # matching it teaches nothing. Centred targets keep only what tells faces apart.
+    center = data.targets.mean(0)
+    bank_source, bank_targets = _bank_parts(bank, cfg, source, inner, center)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model, proj, opt = _student(model_cfg, cfg, data.targets.shape[1], init, device)
+    meta = {"validation_views": views_kind(photo_views),
+            "validation_identities": len(set(held.identities)) if held is not None else 0,
+            "mix_bank": len(bank_source) if bank_source is not None else 0}
+    views = pairs = None
+    if held is not None and len(held.images) and len(set(held.identities)) >= 2:
+        views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
+    per_epoch = max(1, len(data.images) // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
+    n_pairs = min(round(cfg.p_pairs * cfg.batch_size / 2), cfg.batch_size // 2)
+    groups = PersonGroups.of(data.identities) if n_pairs else None
+    if groups is not None and len(groups.count) == 0:
+        raise ValueError("p_pairs needs people with at least two training pictures")
+    return _Distill(model=model, proj=proj, opt=opt, gen=gen, source=source, inner=inner,
+                    center=center, targets=data.targets - center, bank_source=bank_source,
+                    bank_targets=bank_targets, groups=groups, n_pairs=n_pairs, views=views,
+                    pairs=pairs, meta=meta, images=len(data.images), per_epoch=per_epoch,
+                    total=cfg.epochs * per_epoch, warmup=cfg.warmup_epochs * per_epoch,
+                    device=device)
+
+
+def _resume(run: _Distill, out: str | Path, model_cfg: ModelConfig) -> float:
+    """Continue from ``out``'s saved state (same run only); the seconds it had spent."""
+    st = torch.load(state_path(out), map_location="cpu", weights_only=True)
+    if st["model_cfg"] != model_cfg.to_dict() or st["images"] != run.images:
+        raise ValueError(f"{state_path(out)} is another run's state (model or data differ)")
+    kind = run.meta["validation_views"]
+    if st.get("validation_views", "aligned") != kind:
+        raise ValueError(f"{state_path(out)} chose its checkpoints on "
+                         f"{st.get('validation_views', 'aligned')} validation views: resume "
+                         "it with the same (--validation-views)")
+    if st.get("mix_bank", run.meta["mix_bank"]) != run.meta["mix_bank"]:
+        raise ValueError(f"{state_path(out)} drew from a mix bank of {st['mix_bank']} blends, "
+                         f"this run from {run.meta['mix_bank']}: resume it with the same bank")
+    run.model.backbone.load_state_dict(st["backbone"])
+    run.proj.load_state_dict(st["proj"])
+    run.opt.load_state_dict(st["opt"])
+    run.gen.set_state(st["gen"])
+    run.epoch, run.step, run.best, run.history = st["epoch"], st["step"], st["best"], st["history"]
+    return run.history[-1]["seconds"] if run.history else 0.0
+
+
+def _batch(run: _Distill, idx: torch.Tensor, cfg: PretrainConfig, model_cfg: ModelConfig,
+           teacher: TeacherFn | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One batch's student views and centred targets (same-person pairs first, mixed and bank
+    faces where the recipe asks), and how many faces the teacher blended."""
+    gen, made = run.gen, 0
+    if run.groups is not None:  # the first 2 * n_pairs rows: same-person pairs
+        idx = torch.cat([same_person_rows(run.groups, run.n_pairs, gen), idx[2 * run.n_pairs:]])
+    src, tgt = run.source[idx], run.targets[idx]
+    if cfg.p_mix > 0 and teacher is not None:
+        src, tgt, made = mixed_faces(src, tgt, run.inner, run.center, teacher, cfg, gen)
+    if run.bank_source is not None and run.bank_targets is not None:
+        src, tgt = bank_faces(src, tgt, run.bank_source, run.bank_targets, cfg.p_bank, gen,
+                              keep=2 * run.n_pairs)
+    x = robust_views(src, model_cfg.img_size, run.inner, cfg, gen).to(run.device)
+    return x, tgt.to(run.device), made
+
+
+def _epoch(run: _Distill, cfg: PretrainConfig, model_cfg: ModelConfig,
+           teacher: TeacherFn | None, t0: float) -> dict:
+    """One epoch of distillation steps; its history row (mean loss parts, seconds, counts)."""
+    run.model.train()
+    order = torch.randperm(run.images, generator=run.gen)
+    sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}  # and every other part of the loss
+    mixed = 0
+    for b in range(run.per_epoch):
+        x, tgt, made = _batch(run, order[b * cfg.batch_size:(b + 1) * cfg.batch_size], cfg,
+                              model_cfg, teacher)
+        mixed += made
+        for g in run.opt.param_groups:
+            g["lr"] = lr_at(run.step, run.total, run.warmup, cfg.lr)
+        loss, parts = distill_loss(run.proj(run.model.embed(x)), tgt, cfg.relation_weight,
+                                   run.n_pairs, cfg.pair_weight)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        run.step += 1
+        sums["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+    run.epoch += 1
+    row = {"epoch": run.epoch, "seconds": round(time.perf_counter() - t0, 1),
+           "lr_end": lr_at(run.step - 1, run.total, run.warmup, cfg.lr),
+           **{k: v / run.per_epoch for k, v in sums.items()}}
+    if cfg.p_mix > 0:
+        row["mixed_faces"] = mixed
+    if run.bank_source is not None:
+        row["bank_faces"] = bank_rows(cfg.batch_size, cfg.p_bank, 2 * run.n_pairs) * run.per_epoch
+    if run.views is not None and run.pairs is not None:
+        ev = verification_scores(run.model, run.views, run.pairs)
+        row["verification"] = {"accuracy": ev["views"]["clean"]}
+        row["validation"] = ev
+    return row
+
+
+def _save(run: _Distill, out: str | Path, cfg: PretrainConfig, model_cfg: ModelConfig) -> None:
+    """After an epoch: the backbone, the best one so far, the epoch's copy if asked, and the
+    state a resumed run continues from."""
+    n, meta, history = run.images, run.meta, run.history
+    save_backbone(run.model, out, history, cfg, model_cfg, images=n, **meta)
+    score = history[-1].get("validation", {}).get("score", -1.0)
+    if score > run.best:
+        run.best = score
+        save_backbone(run.model, best_path(out), history, cfg, model_cfg, images=n, **meta)
+    if cfg.keep_every_epoch:
+        shutil.copyfile(out, Path(out).with_suffix(f".epoch{run.epoch:03d}.safetensors"))
+    save_state(out, {"epoch": run.epoch, "step": run.step, "best": run.best, "history": history,
+                     "backbone": run.model.backbone.state_dict(), "proj": run.proj.state_dict(),
+                     "opt": run.opt.state_dict(), "gen": run.gen.get_state(),
+                     "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n,
+                     "validation_views": meta["validation_views"], "mix_bank": meta["mix_bank"]})
+
+
 def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
              cfg: PretrainConfig = PretrainConfig(), out: str | Path | None = None,
              on_progress: ProgressFn | None = None,
@@ -273,136 +474,22 @@ def pretrain(data: DistillSet, held: DistillSet | None, model_cfg: ModelConfig,
     and ``<out>.state.pt``. ``resume`` continues from that state: same schedule, optimiser,
     random stream and history, as if never stopped (``cfg.epochs`` may be raised). ``init``
     instead starts a fresh schedule from an earlier backbone of the same size."""
-    if len(data.images) == 0:
-        raise ValueError("no training pictures")
-    if cfg.p_mix > 0 and teacher is None:
-        raise ValueError("p_mix needs the teacher (pretraining/requirements.txt) to embed the blends")
-    if cfg.p_bank > 0 and bank is None:
-        raise ValueError("p_bank needs a mix bank (--mix-bank, scripts/build_mix_bank.py)")
-    device = resolve_device(cfg.device)
-    source, inner = data.views_source()
-    source = source.permute(0, 3, 1, 2)  # views are drawn from (N, 3, S, S)
-    # Teacher embeddings share one big mean direction (mean cosine between any two faces ~0.83):
-    # matching it teaches nothing. Centred targets keep only what tells faces apart.
-    center = data.targets.mean(0)
-    targets = data.targets - center
-    bank_source = bank_targets = None
-    if bank is not None and cfg.p_bank > 0:
-        if tuple(bank.images.shape[1:]) != tuple(source.shape[2:]) + (3,) or abs(bank.inner - inner) > 1e-6:
-            raise ValueError(f"the mix bank's faces ({tuple(bank.images.shape[1:3])}, inner "
-                             f"{bank.inner:.3f}) are not this cache's views source "
-                             f"({tuple(source.shape[2:])}, inner {inner:.3f})")
-        bank_source = bank.images.permute(0, 3, 1, 2)
-        bank_targets = bank.targets - center  # the same centre as the real faces' targets
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model = Recognizer(model_cfg, [], DataConfig(preprocess="mtcnn"))
-    if init is not None:
-        if init.cfg != model_cfg:
-            raise ValueError("--init must be a backbone of the same model size")
-        model.backbone.load_state_dict(init.backbone.state_dict())
-    set_drop_path(model.backbone, cfg.drop_path)
-    model.to(device)
-    proj = nn.Linear(model_cfg.embed_dim, data.targets.shape[1], bias=False).to(device)
-    params = list(model.backbone.parameters()) + list(proj.parameters())
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    views = pairs = None
-    kind = views_kind(photo_views)
-    val_meta = {"validation_views": kind,
-                "validation_identities": len(set(held.identities)) if held is not None else 0,
-                "mix_bank": len(bank_source) if bank_source is not None else 0}
-    if held is not None and len(held.images) and len(set(held.identities)) >= 2:
-        views, pairs = validation_set(held, model_cfg.img_size, cfg.seed, photo_views)
-    n = len(data.images)
-    per_epoch = max(1, n // cfg.batch_size)  # no ragged last batch: its relation loss is noisy
-    n_pairs = min(round(cfg.p_pairs * cfg.batch_size / 2), cfg.batch_size // 2)
-    groups = PersonGroups.of(data.identities) if n_pairs else None
-    if groups is not None and len(groups.count) == 0:
-        raise ValueError("p_pairs needs people with at least two training pictures")
-    total, warmup = cfg.epochs * per_epoch, cfg.warmup_epochs * per_epoch
-    history: list[dict] = []
-    start_epoch, step, best, spent = 0, 0, -1.0, 0.0
-    if resume and out is not None and state_path(out).exists():
-        st = torch.load(state_path(out), map_location="cpu", weights_only=True)
-        if st["model_cfg"] != model_cfg.to_dict() or st["images"] != n:
-            raise ValueError(f"{state_path(out)} is another run's state (model or data differ)")
-        if st.get("validation_views", "aligned") != kind:
-            raise ValueError(f"{state_path(out)} chose its checkpoints on "
-                             f"{st.get('validation_views', 'aligned')} validation views: resume "
-                             "it with the same (--validation-views)")
-        if st.get("mix_bank", val_meta["mix_bank"]) != val_meta["mix_bank"]:
-            raise ValueError(f"{state_path(out)} drew from a mix bank of {st['mix_bank']} blends, "
-                             f"this run from {val_meta['mix_bank']}: resume it with the same bank")
-        model.backbone.load_state_dict(st["backbone"])
-        proj.load_state_dict(st["proj"])
-        opt.load_state_dict(st["opt"])
-        gen.set_state(st["gen"])
-        start_epoch, step, best, history = st["epoch"], st["step"], st["best"], st["history"]
-        spent = history[-1]["seconds"] if history else 0.0
+    _check_inputs(data, cfg, teacher, bank)
+    run = _setup(data, held, model_cfg, cfg, init, photo_views, bank)
+    spent = (_resume(run, out, model_cfg)
+             if resume and out is not None and state_path(out).exists() else 0.0)
     t0 = time.perf_counter() - spent
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "point": 0.0, "relation": 0.0}  # and every other part of the loss
-        mixed = 0
-        for b in range(per_epoch):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            if groups is not None:  # the first 2 * n_pairs rows: same-person pairs
-                idx = torch.cat([same_person_rows(groups, n_pairs, gen), idx[2 * n_pairs:]])
-            src, tgt = source[idx], targets[idx]
-            if cfg.p_mix > 0 and teacher is not None:
-                src, tgt, made = mixed_faces(src, tgt, inner, center, teacher, cfg, gen)
-                mixed += made
-            if bank_source is not None and bank_targets is not None:
-                src, tgt = bank_faces(src, tgt, bank_source, bank_targets, cfg.p_bank, gen,
-                                      keep=2 * n_pairs)
-            x = robust_views(src, model_cfg.img_size, inner, cfg, gen).to(device)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, warmup, cfg.lr)
-            loss, parts = distill_loss(proj(model.embed(x)), tgt.to(device),
-                                       cfg.relation_weight, n_pairs, cfg.pair_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            sums["loss"] += float(loss.detach())
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-        row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
-               "lr_end": lr_at(step - 1, total, warmup, cfg.lr),
-               **{k: v / per_epoch for k, v in sums.items()}}
-        if cfg.p_mix > 0:
-            row["mixed_faces"] = mixed
-        if bank_source is not None:
-            row["bank_faces"] = bank_rows(cfg.batch_size, cfg.p_bank, 2 * n_pairs) * per_epoch
-        if views is not None and pairs is not None:
-            ev = verification_scores(model, views, pairs)
-            row["verification"] = {"accuracy": ev["views"]["clean"]}
-            row["validation"] = ev
-        history.append(row)
+    while run.epoch < cfg.epochs:
+        run.history.append(_epoch(run, cfg, model_cfg, teacher, t0))
         if out is not None:
-            save_backbone(model, out, history, cfg, model_cfg, images=n, **val_meta)
-            score = row.get("validation", {}).get("score", -1.0)
-            if score > best:
-                best = score
-                save_backbone(model, best_path(out), history, cfg, model_cfg, images=n, **val_meta)
-            if cfg.keep_every_epoch:
-                shutil.copyfile(out, Path(out).with_suffix(f".epoch{epoch + 1:03d}.safetensors"))
-            save_state(out, {"epoch": epoch + 1, "step": step, "best": best, "history": history,
-                             "backbone": model.backbone.state_dict(), "proj": proj.state_dict(),
-                             "opt": opt.state_dict(), "gen": gen.get_state(),
-                             "model_cfg": model_cfg.to_dict(), "cfg": cfg.to_dict(), "images": n,
-                             "validation_views": kind, "mix_bank": val_meta["mix_bank"]})
+            _save(run, out, cfg, model_cfg)
         if on_progress:
-            on_progress(row)
-    set_drop_path(model.backbone, 0.0)
-    model.eval().requires_grad_(False)
-    return model, {"history": history, "seconds": time.perf_counter() - t0, "images": n,
-                   "best_score": best if best >= 0 else None,
-                   "validation_views": kind}
+            on_progress(run.history[-1])
+    set_drop_path(run.model.backbone, 0.0)
+    run.model.eval().requires_grad_(False)
+    return run.model, {"history": run.history, "seconds": time.perf_counter() - t0,
+                       "images": run.images, "best_score": run.best if run.best >= 0 else None,
+                       "validation_views": run.meta["validation_views"]}
 
 
 def require_backbones(models: Sequence[Recognizer], what: str) -> None:
