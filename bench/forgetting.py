@@ -541,7 +541,7 @@ def load_bench_gallery(name: str, recognizer: str | None) -> tuple[Recognizer, G
                                names=model.class_names), folder
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gallery", choices=["lfw100", "sample"], default="lfw100")
     ap.add_argument("--recognizer", help="another recognizer for the sample gallery")
@@ -566,14 +566,93 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--replot", metavar="JSON", help="only redraw the plots of a saved result")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def replot(path: str) -> dict:
+    """Redraw a saved result's plots, beside it."""
+    saved = json.loads(Path(path).read_text())
+    stem = Path(path).stem
+    plot(saved["summary"], saved["rows"], Path(path).parent, stem)
+    if saved["meta"].get("cost"):
+        plot_cost(saved["meta"]["cost"], Path(path).parent, stem)
+    return saved
+
+
+def task_plans(a: argparse.Namespace, names: list[str]) -> list[tuple[str, int, list]]:
+    """(protocol, draw, the draw's tasks) for every protocol asked, the draws seeded."""
+    plans = []
+    draws = forget_sets(names, a.share, a.draws, a.seed)
+    for protocol in ("single", "fewshot"):
+        if protocol in a.protocols:
+            plans += [(protocol, d, [people]) for d, people in enumerate(draws)]
+    if "continual" in a.protocols:
+        plans += [("continual", d, forget_sets(names, a.share, a.tasks, a.seed + 1000 + d))
+                  for d in range(a.sequences)]
+    return plans
+
+
+def run_plans(a: argparse.Namespace, base: Recognizer, gallery: Gallery, ctx: dict,
+              table: dict[str, Method]) -> list[dict]:
+    """Every method of each protocol on every draw, each from the same untouched recognizer."""
+    only = set(a.methods or METHODS)
+    base_view = observe(base, gallery)
+    rows: list[dict] = []
+    for protocol, draw, tasks in task_plans(a, base.class_names):
+        print(f"{protocol} draw {draw}: {tasks}", flush=True)
+        for m in PROTOCOL_METHODS[protocol]:
+            if m not in only:
+                continue
+            for row in run_sequence(table[m], base, base_view, gallery, tasks,
+                                    {**ctx, "seed": draw}):
+                rows.append({"protocol": protocol, "draw": draw, "gallery": a.gallery, **row})
+    add_time_ratios(rows)
+    return rows
+
+
+def run_meta(a: argparse.Namespace, argv: list[str] | None, base: Recognizer, gallery: Gallery,
+             folder: str, table: dict[str, Method], selection: list[dict], cost: list[dict],
+             t_start: float) -> dict:
+    """What a result file says about its own run: machine, data, exact configs, command."""
+    return {"date": time.strftime("%Y-%m-%d"), "quick": a.quick,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+                       f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}",
+            "gallery": a.gallery, "gallery_folder": folder, "identities": len(base.class_names),
+            "train_pictures": len(gallery.train_y), "validation_pictures": len(gallery.val_y),
+            "test_pictures": len(gallery.test_y), "scored_on": "test",
+            "data_config": base.data_config.to_dict(), "share_per_task": a.share,
+            "single_draws": a.draws, "continual_sequences": a.sequences, "continual_tasks": a.tasks,
+            "configs": {m: table[m].config for m in table},  # exactly what ran
+            "prototype_selection": selection,
+            "anchors": ANCHORS, "cost": cost,
+            "seconds_total": time.perf_counter() - t_start,
+            "command": "python -m bench.forgetting " + " ".join(argv if argv is not None
+                                                                 else sys.argv[1:])}
+
+
+def write_result(a: argparse.Namespace, result: dict) -> None:
+    """The result's JSON, its Markdown table and its plots, named by gallery, label and schedule."""
+    summary, rows, meta = result["summary"], result["rows"], result["meta"]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = ("forgetting_quick" if a.quick else f"forgetting_{a.gallery}") + (
+        f"_{a.label}" if a.label else "")
+    if a.steps or a.batch_size:  # another schedule: its own files, the default's stay
+        name += f"_{a.steps or PRESETS['fast'].steps}x{a.batch_size or PRESETS['fast'].batch_size}"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown(summary, meta))
+    files = plot(summary, rows, out, name) if rows else []
+    if meta["cost"]:
+        files += plot_cost(meta["cost"], out, name)
+    print(markdown(summary, meta))
+    print(f"wrote {out / (name + '.json')} {[str(f) for f in files]} in "
+          f"{meta['seconds_total']:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parser().parse_args(argv)
     if a.replot:
-        saved = json.loads(Path(a.replot).read_text())
-        stem = Path(a.replot).stem
-        plot(saved["summary"], saved["rows"], Path(a.replot).parent, stem)
-        if saved["meta"].get("cost"):
-            plot_cost(saved["meta"]["cost"], Path(a.replot).parent, stem)
-        return saved
+        return replot(a.replot)
     torch.set_num_threads(a.threads)
     if a.quick:
         a.gallery, a.draws, a.sequences, a.tasks = "sample", 1, 1, 2
@@ -591,59 +670,13 @@ def main(argv: list[str] | None = None) -> dict:
                                             a.seed)
         print(f"chosen on validation: prototype weight {proto[0]}, bound {proto[1]}", flush=True)
     table = methods(a.quick, proto, a.steps, a.batch_size)
-    protocol_methods = {p: list(ms) for p, ms in PROTOCOL_METHODS.items()}
-    only = set(a.methods or METHODS)
-    base_view = observe(base, gallery)
-    rows: list[dict] = []
-    plans = []
-    draws = forget_sets(base.class_names, a.share, a.draws, a.seed)
-    for protocol in ("single", "fewshot"):
-        if protocol in a.protocols:
-            plans += [(protocol, d, [names]) for d, names in enumerate(draws)]
-    if "continual" in a.protocols:
-        plans += [("continual", d, forget_sets(base.class_names, a.share, a.tasks,
-                                               a.seed + 1000 + d)) for d in range(a.sequences)]
-    for protocol, draw, tasks in plans:
-        print(f"{protocol} draw {draw}: {tasks}", flush=True)
-        for m in protocol_methods[protocol]:
-            if m not in only:
-                continue
-            for row in run_sequence(table[m], base, base_view, gallery, tasks,
-                                    {**ctx, "seed": draw}):
-                rows.append({"protocol": protocol, "draw": draw, "gallery": a.gallery, **row})
-    add_time_ratios(rows)
+    rows = run_plans(a, base, gallery, ctx, table)
     summary = summarise(rows)
     cost = (cost_vs_size(gallery, ctx, table, [n for n in a.sizes if n <= len(gallery.names)],
                          a.seed) if "cost" in a.protocols else [])
-    meta = {"date": time.strftime("%Y-%m-%d"), "quick": a.quick,
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                       f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}",
-            "gallery": a.gallery, "gallery_folder": folder, "identities": len(base.class_names),
-            "train_pictures": len(gallery.train_y), "validation_pictures": len(gallery.val_y),
-            "test_pictures": len(gallery.test_y), "scored_on": "test",
-            "data_config": base.data_config.to_dict(), "share_per_task": a.share,
-            "single_draws": a.draws, "continual_sequences": a.sequences, "continual_tasks": a.tasks,
-            "configs": {m: table[m].config for m in table},  # exactly what ran
-            "prototype_selection": selection,
-            "anchors": ANCHORS, "cost": cost,
-            "seconds_total": time.perf_counter() - t_start,
-            "command": "python -m bench.forgetting " + " ".join(argv if argv is not None
-                                                                 else sys.argv[1:])}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = ("forgetting_quick" if a.quick else f"forgetting_{a.gallery}") + (
-        f"_{a.label}" if a.label else "")
-    if a.steps or a.batch_size:  # another schedule: its own files, the default's stay
-        name += f"_{a.steps or PRESETS['fast'].steps}x{a.batch_size or PRESETS['fast'].batch_size}"
-    result = {"meta": meta, "summary": summary, "rows": rows}
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(markdown(summary, meta))
-    files = plot(summary, rows, out, name) if rows else []
-    if cost:
-        files += plot_cost(cost, out, name)
-    print(markdown(summary, meta))
-    print(f"wrote {out / (name + '.json')} {[str(f) for f in files]} in "
-          f"{meta['seconds_total']:.0f} s", flush=True)
+    result = {"meta": run_meta(a, argv, base, gallery, folder, table, selection, cost, t_start),
+              "summary": summary, "rows": rows}
+    write_result(a, result)
     return result
 
 
