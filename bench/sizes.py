@@ -211,7 +211,7 @@ def paired(files: list[str], out: Path) -> list[dict]:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--quick", action="store_true",
@@ -235,20 +235,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pair", nargs="+", metavar="JSON",
                     help="only compare default and dense on the same draws in these result files")
-    a = ap.parse_args(argv)
-    if a.pair:
-        return {"pairs": paired(a.pair, Path(a.out))}
-    torch.set_num_threads(a.threads)
-    if a.quick:
-        a.galleries, a.draws, a.parts = ["sample"], 1, ["sample", "continual"]
-    changes = knob_overrides(a.set)
-    table = {k: replace(v, **changes) for k, v in recipes().items() if k in a.recipes}
-    rows: list[dict] = []
-    t_start = time.perf_counter()
-    sizes = [2, 6] if a.quick else a.sizes
-    plans = []  # (part, gallery, people, draw, tasks, recipes)
+    return ap
+
+
+def task_plans(a: argparse.Namespace, recipe_names: list[str]) -> list[tuple]:
+    """(part, gallery, people, draw, tasks, recipes) for every part asked, the draws seeded."""
+    plans: list[tuple] = []
     if "sample" in a.parts:
-        plans += [("sample", g, k, d, [names], list(table))
+        sizes = [2, 6] if a.quick else a.sizes
+        plans += [("sample", g, k, d, [names], recipe_names)
                   for g in a.galleries for k in sizes
                   for d, names in enumerate(draws_of(load_names(g), k, a.draws, a.seed))]
     if "continual" in a.parts:
@@ -260,10 +255,17 @@ def main(argv: list[str] | None = None) -> dict:
         names = load_names("lfw100")
         plans += [("lfw", "lfw100", k, d, [ns], ["default"]) for k in a.lfw_sizes
                   for d, ns in enumerate(draws_of(names, k, a.lfw_draws, a.seed))]
+    return plans
+
+
+def run_plans(plans: list[tuple], table: dict[str, ForgetConfig]) -> list[dict]:
+    """Every plan's tasks with each of its recipes, from the gallery's kept snapshot (one
+    gallery in memory at a time)."""
+    rows: list[dict] = []
     loaded: dict = {}
     for part, gname, k, d, tasks, which in plans:
         if gname not in loaded:
-            loaded.clear()  # one gallery in memory at a time
+            loaded.clear()
             model, gallery = load_gallery_named(gname)
             loaded[gname] = (model, gallery, snapshot(model, gallery))
         model, gallery, before = loaded[gname]
@@ -272,7 +274,34 @@ def main(argv: list[str] | None = None) -> dict:
             for row in run_tasks(model, gallery, before, tasks, table[recipe]):
                 rows.append({"part": part, "gallery": gname, "recipe": recipe, "people": k,
                              "draw": d, "config": table[recipe].to_dict(), **row})
-    summary = summarise(rows)
+    return rows
+
+
+def write_result(a: argparse.Namespace, result: dict) -> None:
+    """The result's JSON, its Markdown tables and its plot."""
+    rows, summary, meta = result["rows"], result["summary"], result["meta"]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = ("sizes_quick" if a.quick else "sizes") + (f"_{a.label}" if a.label else "")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown(rows, summary))
+    files = plot(summary, rows, out, name)
+    print(markdown(rows, summary).split("\n\nPer draw")[0])
+    print(f"wrote {out / (name + '.json')} {[str(f) for f in files]} in "
+          f"{meta['seconds_total']:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parser().parse_args(argv)
+    if a.pair:
+        return {"pairs": paired(a.pair, Path(a.out))}
+    torch.set_num_threads(a.threads)
+    if a.quick:
+        a.galleries, a.draws, a.parts = ["sample"], 1, ["sample", "continual"]
+    changes = knob_overrides(a.set)
+    table = {k: replace(v, **changes) for k, v in recipes().items() if k in a.recipes}
+    t_start = time.perf_counter()
+    rows = run_plans(task_plans(a, list(table)), table)
     meta = {"date": time.strftime("%Y-%m-%d"), "quick": a.quick,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                        f"{'CUDA' if torch.cuda.is_available() else 'CPU'}",
@@ -280,16 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
             "configs": {k: v.to_dict() for k, v in table.items()},
             "command": "python -m bench.sizes " + " ".join(argv if argv is not None
                                                            else sys.argv[1:])}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = ("sizes_quick" if a.quick else "sizes") + (f"_{a.label}" if a.label else "")
-    result = {"meta": meta, "summary": summary, "rows": rows}
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(markdown(rows, summary))
-    files = plot(summary, rows, out, name)
-    print(markdown(rows, summary).split("\n\nPer draw")[0])
-    print(f"wrote {out / (name + '.json')} {[str(f) for f in files]} in "
-          f"{meta['seconds_total']:.0f} s", flush=True)
+    result = {"meta": meta, "summary": summarise(rows), "rows": rows}
+    write_result(a, result)
     return result
 
 
