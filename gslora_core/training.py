@@ -109,15 +109,20 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
     return _measured(model, gallery, cfg, t0, losses)
 
 
+def decay_groups(params: list[torch.Tensor], weight_decay: float, **extra) -> list[dict]:
+    """Optimizer groups with weight decay on matrices only (not on biases, norms, tokens), in
+    that order; ``extra`` keys go into both groups."""
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay, **extra},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, **extra}]
+
+
 def _optimizer(model: Recognizer, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over every weight: the backbone at ``backbone_lr_scale`` of the head's rate (each
     group's ``scale``), weight decay on matrices only."""
     groups = []
     for part, scale in ((model.backbone, cfg.backbone_lr_scale), (model.head, 1.0)):
-        params = [p for p in part.parameters() if p.requires_grad]
-        groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay,
-                    "scale": scale},
-                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "scale": scale}]
+        groups += decay_groups([p for p in part.parameters() if p.requires_grad],
+                               cfg.weight_decay, scale=scale)
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
 
 

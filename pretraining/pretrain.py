@@ -32,7 +32,7 @@ from torch import nn
 from gslora_core.config import DataConfig, ModelConfig
 from gslora_core.metrics import embed_all, make_pairs, verification_accuracy
 from gslora_core.model import Recognizer, resolve_device, save_recognizer
-from gslora_core.training import lr_at
+from gslora_core.training import decay_groups, lr_at
 
 from .augment import (
     brightness_contrast,
@@ -323,10 +323,7 @@ def _student(model_cfg: ModelConfig, cfg: PretrainConfig, targets_dim: int,
     model.to(device)
     proj = nn.Linear(model_cfg.embed_dim, targets_dim, bias=False).to(device)
     params = list(model.backbone.parameters()) + list(proj.parameters())
-    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2],
-                              "weight_decay": cfg.weight_decay},
-                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                            lr=cfg.lr)
+    opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.lr)
     return model, proj, opt
 
 

@@ -36,7 +36,7 @@ from gslora_core.config import DataConfig, ModelConfig, knob  # noqa: E402
 from gslora_core.data import Gallery  # noqa: E402
 from gslora_core.metrics import embed_all, fraction_correct  # noqa: E402
 from gslora_core.model import Recognizer, resolve_device, save_recognizer  # noqa: E402
-from gslora_core.training import fix_threshold, lr_at  # noqa: E402
+from gslora_core.training import decay_groups, fix_threshold, lr_at  # noqa: E402
 
 # How a gallery of object classes is read and split by the shipped classifier (its checkpoint
 # keeps it): whole pictures, a quarter of each class held back for test, as the face galleries.
@@ -103,10 +103,7 @@ def train(r: ObjectsRecipe, out: Path, device: str = "auto", max_minutes: float 
     dev = resolve_device(device)
     torch.manual_seed(r.seed)
     model = model_for(r).to(dev)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": r.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=r.lr)
+    opt = torch.optim.AdamW(decay_groups(list(model.parameters()), r.weight_decay), lr=r.lr)
     gen = torch.Generator().manual_seed(r.seed)
     history: dict = {"recipe": asdict(r), "epochs": []}
     state_file = out / "state.pt"
