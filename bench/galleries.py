@@ -97,10 +97,16 @@ def as_enrolled(model: Recognizer, gallery: Gallery, ckpt: Path) -> Recognizer:
     return model
 
 
-def load(name: str) -> tuple[Recognizer, Gallery, Path]:
-    """The gallery's recognizer, its gallery (in the recognizer's class order) and folder."""
-    folder, ckpt = gallery_files(name)
+def load_built(folder: Path, ckpt: Path) -> tuple[Recognizer, Gallery]:
+    """A built gallery's recognizer (``as_enrolled``) and its gallery in the recognizer's class
+    order."""
     model = load_recognizer(ckpt)
     gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
                            names=model.class_names)
-    return as_enrolled(model, gallery, ckpt), gallery, folder
+    return as_enrolled(model, gallery, ckpt), gallery
+
+
+def load(name: str) -> tuple[Recognizer, Gallery, Path]:
+    """The gallery's recognizer, its gallery (in the recognizer's class order) and folder."""
+    folder, ckpt = gallery_files(name)
+    return (*load_built(folder, ckpt), folder)

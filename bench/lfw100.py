@@ -18,7 +18,7 @@ from gslora_core.model import Recognizer, load_recognizer, save_recognizer
 from gslora_core.training import from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
-from .galleries import as_enrolled
+from .galleries import load_built
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
@@ -57,7 +57,4 @@ def build(root: Path = ROOT / "runs" / "galleries", lfw: Path = LFW,
 def load(people: int = PEOPLE) -> tuple[Recognizer, Gallery, Path]:
     """LFW-``people``'s recognizer, its gallery (in the recognizer's class order) and folder."""
     folder, ckpt = build(people=people)
-    model = load_recognizer(ckpt)
-    gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
-                           names=model.class_names)
-    return as_enrolled(model, gallery, ckpt), gallery, folder
+    return (*load_built(folder, ckpt), folder)
