@@ -382,7 +382,7 @@ class Workspace:
         self._idle("roll back")
         name = rollback(self._ready())
         self.inspection = None
-        self._measured.pop(name, None)  # a later task may take its name
+        self._measured.pop(name, None)  # only frees it: ``reports`` reads the model's tasks
         return name
 
     def evaluate_now(self) -> dict:
