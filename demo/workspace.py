@@ -21,11 +21,12 @@ from PIL import Image, ImageOps
 
 from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, project_path
 from gslora_core.data import CropCache, Gallery, load_gallery
-from gslora_core.evaluation import Snapshot, evaluate, snapshot
+from gslora_core.evaluation import Snapshot, evaluate, kept_snapshot, snapshot
 from gslora_core.forgetting import forget, plan_task, rollback
 from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from gslora_core.report import to_markdown
+from gslora_core.states import states_path
 from gslora_core.training import from_backbone, train_recognizer
 
 from .jobs import Job
@@ -129,7 +130,10 @@ class Workspace:
         gallery = load_gallery(project_path(folder), model.cfg.img_size,
                                model.data_config, names=model.class_names, ingest=self.cfg.ingest,
                                on_progress=on_progress)
-        self._set(gallery, model, "sample" if kind == "faces" else "objects", on_progress)
+        # The states shipped beside the model (``evaluate --keep-states``) spare the measuring
+        # pass; they are used only if they fit these weights and these pictures.
+        kept = kept_snapshot(states_path(project_path(weights)), model, gallery)
+        self._set(gallery, model, "sample" if kind == "faces" else "objects", on_progress, kept)
         self._pending = None
         return self.overview()
 
@@ -191,15 +195,16 @@ class Workspace:
         return self.job
 
     def _set(self, gallery: Gallery, model: Recognizer | None, source: str,
-             on_progress: Callable[[dict], None] | None = None) -> None:
+             on_progress: Callable[[dict], None] | None = None,
+             kept: Snapshot | None = None) -> None:
         """Make ``gallery`` and ``model`` the workspace's, measured once (``on_progress``
-        hears the pictures measured)."""
+        hears the pictures measured) unless ``kept`` is the model's snapshot on it already."""
         self.gallery, self.model, self.source = gallery, model, source
         self.original = copy.deepcopy(model) if model is not None else None
         self._measured = {}
         self.inspection = None
-        self.state = (snapshot(model, gallery, on_progress=on_progress) if model is not None
-                      else None)
+        self.state = (kept if kept is not None else snapshot(model, gallery, on_progress=on_progress)
+                      if model is not None else None)
         self.enroll_seconds = None
         self._report_cache = None
 

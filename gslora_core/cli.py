@@ -23,10 +23,11 @@ from .config import (
     preset,
 )
 from .data import load_gallery
-from .evaluation import evaluate
+from .evaluation import evaluate, keep_snapshot, kept_snapshot, snapshot
 from .forgetting import forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
+from .states import carry_kept, states_path
 from .training import from_backbone, train_recognizer
 
 MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": ModelConfig.small(),
@@ -68,7 +69,9 @@ def cmd_enroll(a: argparse.Namespace) -> int:
             print(f"epoch {p['epoch']}/{p['epochs']} loss {p['loss']:.3f}", file=sys.stderr)
     report = train_recognizer(model, gallery, tcfg, on_progress=progress)
     save_recognizer(model, a.out)
-    report.update(checkpoint=str(a.out), backbone=a.backbone, identities=len(gallery.names),
+    # Measured once here and kept beside the checkpoint: the first forget starts from it.
+    kept = keep_snapshot(states_path(a.out), snapshot(model, gallery), model, gallery)
+    report.update(checkpoint=str(a.out), states=str(kept), backbone=a.backbone, identities=len(gallery.names),
                   counts=gallery.summary(), rejected=gallery.rejected, excluded=gallery.excluded,
                   notes=gallery.notes)
     print_json(report, a.report)
@@ -140,9 +143,14 @@ def cmd_forget(a: argparse.Namespace) -> int:
             print(f"step {p['step']} (cap {p['steps']}) loss {p['loss']:.3f}{left}{acc} "
                   f"blocks {p.get('blocks', '-')}{released}", file=sys.stderr)
 
-    report = forget(model, gallery, a.forget, cfg, on_progress=progress).report
+    # The states the previous command kept (enroll's, or the previous task's "after"): the
+    # task's "before" then costs the top block only.
+    before = kept_snapshot(states_path(a.checkpoint), model, gallery)
+    result = forget(model, gallery, a.forget, cfg, on_progress=progress, before=before)
+    report = result.report
     save_recognizer(model, a.out)
-    report["checkpoint"] = str(a.out)
+    kept = keep_snapshot(states_path(a.out), result.after, model, gallery) if result.after else None
+    report["checkpoint"], report["states"] = str(a.out), str(kept) if kept else None
     if a.report:
         Path(a.report).parent.mkdir(parents=True, exist_ok=True)
         Path(a.report).write_text(json.dumps(report, indent=2) + "\n")
@@ -152,7 +160,13 @@ def cmd_forget(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     model = load_recognizer(a.checkpoint, resolve_device(a.device))
-    print_json(evaluate(model, _gallery_for(model, a.gallery)), a.report)
+    gallery = _gallery_for(model, a.gallery)
+    path = states_path(a.checkpoint)
+    snap = kept_snapshot(path, model, gallery)
+    if snap is None and a.keep_states:  # measure the training pictures too, and keep them
+        snap = snapshot(model, gallery)
+        keep_snapshot(path, snap, model, gallery)
+    print_json(evaluate(model, gallery, snap), a.report)
     return 0
 
 
@@ -180,6 +194,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
     model = load_recognizer(a.checkpoint)
     name = rollback(model)
     save_recognizer(model, a.out)
+    carry_kept(a.checkpoint, a.out, model)
     print_json({"rolled_back": name, "checkpoint": str(a.out),
                 "remaining_tasks": [t.name for t in model.tasks]}, None)
     return 0
@@ -188,6 +203,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     model = merged_copy(load_recognizer(a.checkpoint))
     save_recognizer(model, a.out)
+    carry_kept(a.checkpoint, a.out, model)
     print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
     return 0
 
@@ -215,6 +231,7 @@ def cmd_threshold(a: argparse.Namespace) -> int:
         raise ValueError("fix the threshold before any forgetting (on the recognizer as enrolled)")
     threshold = fix_threshold(model, _gallery_for(model, a.gallery), a.keep)
     save_recognizer(model, a.out or a.checkpoint)
+    carry_kept(a.checkpoint, a.out or a.checkpoint, model)
     print_json({"checkpoint": str(a.out or a.checkpoint), **threshold.to_dict()}, None)
     return 0
 
@@ -294,6 +311,10 @@ def _add_measuring(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--gallery", required=True)
     v.add_argument("--device", default="auto")
     v.add_argument("--report", help="also write the JSON report here")
+    v.add_argument("--keep-states", action="store_true",
+                   help="also measure the training pictures and keep every picture's top-block "
+                        "states beside the checkpoint (x.states.safetensors), so the next forget "
+                        "does not measure the gallery again (enroll and forget keep them already)")
     v.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("inspect", help="is the forgotten person gone from the model? delete vs "

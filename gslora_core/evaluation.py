@@ -6,6 +6,7 @@ the benchmarks read the same keys (``ForgetReport``, ``Evaluation``) from the sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, TypedDict
 
 import torch
@@ -24,7 +25,7 @@ from .metrics import (
 from .model import Recognizer, count_parameters
 from .openset import rates
 from .privacy import membership_attack
-from .states import MidStates, embed_states, mid_states
+from .states import MidStates, embed_states, load_kept, mid_states, save_kept
 from .training import check_labels
 
 ACCURACY_RULE = "argmax of cosine similarity, no margin at test time"
@@ -91,6 +92,23 @@ def snapshot_from(model: Recognizer, test: MidStates, train: MidStates | None) -
         snap.top_train = train if train.block == top else None
     return snap
 
+
+
+def kept_snapshot(path: str | Path, model: Recognizer, gallery: Gallery) -> Snapshot | None:
+    """The model's snapshot on ``gallery`` from the states kept at ``path``
+    (``states.states_path`` of its checkpoint): the top block runs, nothing below it. None
+    when no kept states fit this model and gallery."""
+    kept = load_kept(path, model, gallery)
+    return snapshot_from(model, *kept) if kept is not None else None
+
+
+def keep_snapshot(path: str | Path, snap: Snapshot, model: Recognizer,
+                  gallery: Gallery) -> Path | None:
+    """Keep ``snap``'s top-block states at ``path`` for the next process (None when the
+    snapshot has none to keep: a test-only one, or one of an older revision)."""
+    if snap.top_test is None or snap.top_train is None or not snap.fits(model, gallery):
+        return None
+    return save_kept(path, model, gallery, snap.top_test, snap.top_train)
 
 @dataclass(frozen=True)
 class Roles:

@@ -10,12 +10,19 @@ the full pass's, as tests/test_states.py checks.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from .data import Gallery
 from .model import Recognizer
 
 CHUNK = 128
@@ -99,3 +106,128 @@ class StateCache:
     def states(self, idx: torch.Tensor) -> MidStates:
         """Both views of pictures ``idx`` as ``MidStates`` (for ``embed_states``)."""
         return MidStates(self.block, self(idx, False), self(idx, True))
+
+
+# ------------------------------------------------------------------ states kept beside a checkpoint
+# A recognizer's top-block states on its gallery, saved next to its checkpoint, make the next
+# task's "before" (and ``evaluate``) cost the top block only, across processes too: the CLI's
+# ``forget`` and the page's sample start from them instead of measuring the whole gallery.
+# They are a cache, keyed on what they depend on: the weights up to the top block's MLP input
+# (``model_key``) and the gallery's pictures (``gallery_key``); a file whose keys do not match
+# is ignored, never trusted.
+KEPT_FORMAT = "gslora-states/1"
+
+
+def states_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's kept states live: ``x.safetensors`` -> ``x.states.safetensors``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + ".states.safetensors")
+
+
+def _feeds_top_mlp(key: str, top: int) -> bool:
+    """Whether a backbone weight acts before the top block's MLP input (``mid_state``)."""
+    if not key.startswith("backbone."):
+        return False
+    rest = key[len("backbone."):]
+    if rest.startswith("blocks."):
+        _, index, part = rest.split(".")[:3]
+        return int(index) < top or part in ("norm1", "attn", "ls1")
+    return not rest.startswith(("norm.", "fc_norm.", "head", "attn_pool"))
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def model_key(model: Recognizer) -> str:
+    """A digest of every weight that shapes ``mid_state`` at the top block. An adapter whose
+    B is exactly zero adds exactly nothing, so it is left out: a task that changed the top
+    block only leaves the key (and the states) of the recognizer before it."""
+    top = len(model.blocks) - 1
+    state = model.state_dict()
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(state):
+        if not _feeds_top_mlp(key, top):
+            continue
+        name = key.replace(".base.", ".")
+        if ".lora_A." in key or ".lora_B." in key:
+            layer, task = key.rsplit(".lora_", 1)[0], key.rsplit(".", 1)[1]
+            if not torch.any(state[f"{layer}.lora_B.{task}"]):
+                continue
+            name += f"@{model.get_submodule(layer).scaling[task]!r}"
+        t = state[key]
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(_tensor_bytes(t))
+    return digest.hexdigest()
+
+
+def gallery_key(gallery: Gallery) -> str:
+    """A digest of the gallery's pictures and labels, test then train, in order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in (gallery.test_x, gallery.test_y, gallery.train_x, gallery.train_y):
+        digest.update(f"{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(_tensor_bytes(t))
+    return digest.hexdigest()
+
+
+def save_kept(path: str | Path, model: Recognizer, gallery: Gallery, test: MidStates,
+              train: MidStates) -> Path:
+    """Keep the top block's states of the gallery's test and train pictures at ``path``
+    (written whole, then moved in place: a reader never sees half a file)."""
+    top = len(model.blocks) - 1
+    if test.block != top or train.block != top:
+        raise ValueError("only the top block's states are kept")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"test_plain": test.plain, "test_flip": test.flip, "train_plain": train.plain,
+               "train_flip": train.flip}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+              metadata={"format": KEPT_FORMAT, "model": model_key(model),
+                        "gallery": gallery_key(gallery)})
+    os.replace(tmp, path)
+    return path
+
+
+def load_kept(path: str | Path, model: Recognizer,
+              gallery: Gallery) -> tuple[MidStates, MidStates] | None:
+    """The (test, train) top-block states kept at ``path``, or None when there are none, the
+    file is unreadable, or they belong to other weights or another gallery."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if (meta.get("format") != KEPT_FORMAT or meta.get("model") != model_key(model)
+                    or meta.get("gallery") != gallery_key(gallery)):
+                return None
+            t = {k: f.get_tensor(k) for k in ("test_plain", "test_flip", "train_plain",
+                                              "train_flip")}
+    except (OSError, ValueError, KeyError, SafetensorError):
+        return None
+    if len(t["test_plain"]) != len(gallery.test_y) or len(t["train_plain"]) != len(gallery.train_y):
+        return None
+    top = len(model.blocks) - 1
+    return (MidStates(top, t["test_plain"], t["test_flip"]),
+            MidStates(top, t["train_plain"], t["train_flip"]))
+
+
+def carry_kept(src_checkpoint: str | Path, dst_checkpoint: str | Path,
+               model: Recognizer) -> Path | None:
+    """Copy a checkpoint's kept states beside another checkpoint of ``model`` when they still
+    fit its weights (a rollback of a top-block task, an export of one); None otherwise."""
+    src, dst = states_path(src_checkpoint), states_path(dst_checkpoint)
+    if not src.is_file() or src.resolve() == dst.resolve():
+        return dst if src.is_file() else None
+    try:
+        with safe_open(str(src), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (OSError, ValueError, SafetensorError):
+        return None
+    if meta.get("format") != KEPT_FORMAT or meta.get("model") != model_key(model):
+        return None
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
