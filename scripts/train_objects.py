@@ -216,6 +216,11 @@ used whole (`DataConfig(preprocess="whole")`), 32x32.
   validation {100 * scores['val_accuracy']:.1f} %). Open-set threshold fixed on the validation
   pictures: cosine {scores['threshold']['tau']:.3f}.
 - **Validation accuracy by epoch**: {curve}.
+- **Kept states** (`objects_classifier.states.safetensors`): the page's object sample
+  (`assets/sample_objects`) at the top block's MLP input, so it loads without a measuring pass;
+  used only while they fit these weights and pictures. After shipping a new classifier: `python -m
+  gslora_core evaluate --checkpoint checkpoints/objects_classifier.safetensors --gallery
+  assets/sample_objects --keep-states`.
 """
 
 
