@@ -191,7 +191,10 @@ def states_line(ck: Path) -> str:
     return (f"- **Kept states** (`{path.name}`, {path.stat().st_size / 1024:.0f} KB): every "
             f"sample picture's state at the top block's MLP input, both views, so the page and "
             f"the first `forget` start without measuring the gallery; used only while they fit "
-            f"these weights and pictures (made with `python -m gslora_core evaluate --checkpoint "
+            f"these weights and pictures, pixel for pixel: MTCNN's crops differ by a grey level "
+            f"in a few pixels with the torch thread count (these were made with 2 threads), and "
+            f"where they differ the gallery is measured as before, about 2 s (made with "
+            f"`python -m gslora_core evaluate --checkpoint "
             f"checkpoints/sample_recognizer.safetensors --gallery assets/sample_gallery "
             f"--keep-states`; `enroll` and `forget` keep them themselves).\n")
 
