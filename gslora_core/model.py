@@ -154,13 +154,20 @@ class Recognizer(nn.Module):
 
     def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,
-        the final norm and the class-token pooling. At the top block ``h`` may hold the class
-        token's row alone (N, 1, D): every later step acts on each token by itself."""
+        the final norm and the class-token pooling. After the top block's attention only the
+        class token's row goes on (``kept_rows``): every later step acts on each token by
+        itself and the pooling reads that row, so a task trained from a lower block skips the
+        top MLP's other 49 rows, forward and backward. At the top block ``h`` may hold that
+        row alone (N, 1, D)."""
         bb = self.backbone
-        blk = bb.blocks[block]
-        x = h + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(h))))
-        for later in bb.blocks[block + 1:]:
-            x = later(x)
+        top = len(bb.blocks) - 1
+        x = h  # at ``block``: after its attention
+        for b in range(block, top + 1):
+            blk = bb.blocks[b]
+            if b > block:  # a block above: its attention over every token first
+                x = x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x))))
+            x = self.kept_rows(x, b)
+            x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
         return bb.forward_head(bb.norm(x))
 
     def kept_rows(self, h: torch.Tensor, block: int) -> torch.Tensor:
