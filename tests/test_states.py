@@ -129,3 +129,16 @@ def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one()
     assert released == [1, 0]
     first = next(i for i, p in enumerate(report["curve"]) if "released" in p)
     assert all(p["group_norms"][:2] == [0.0, 0.0] for p in report["curve"][:first + 1])
+
+
+@pytest.mark.parametrize("block", [0, 1])
+def test_the_top_mlp_on_the_class_row_alone_changes_nothing(block):
+    """From a lower block, ``embed_from_mid`` runs the top block's MLP on the class token's row
+    only: bit for bit what running every block whole and pooling gives."""
+    model, x = adapted_model(), images(7)
+    h = model.mid_state(x, block)
+    bb, blk = model.backbone, model.blocks[block]
+    whole = h + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(h))))
+    for later in model.blocks[block + 1:]:
+        whole = later(whole)
+    assert torch.equal(model.embed_from_mid(h, block), bb.forward_head(bb.norm(whole)))
