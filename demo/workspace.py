@@ -203,8 +203,9 @@ class Workspace:
         self.original = copy.deepcopy(model) if model is not None else None
         self._measured = {}
         self.inspection = None
-        self.state = (kept if kept is not None else snapshot(model, gallery, on_progress=on_progress)
-                      if model is not None else None)
+        if kept is None and model is not None:
+            kept = snapshot(model, gallery, on_progress=on_progress)
+        self.state = kept
         self.enroll_seconds = None
         self._report_cache = None
 

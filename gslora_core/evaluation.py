@@ -93,7 +93,6 @@ def snapshot_from(model: Recognizer, test: MidStates, train: MidStates | None) -
     return snap
 
 
-
 def kept_snapshot(path: str | Path, model: Recognizer, gallery: Gallery) -> Snapshot | None:
     """The model's snapshot on ``gallery`` from the states kept at ``path``
     (``states.states_path`` of its checkpoint): the top block runs, nothing below it. None
@@ -109,6 +108,7 @@ def keep_snapshot(path: str | Path, snap: Snapshot, model: Recognizer,
     if snap.top_test is None or snap.top_train is None or not snap.fits(model, gallery):
         return None
     return save_kept(path, model, gallery, snap.top_test, snap.top_train)
+
 
 @dataclass(frozen=True)
 class Roles:

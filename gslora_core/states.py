@@ -189,19 +189,30 @@ def save_kept(path: str | Path, model: Recognizer, gallery: Gallery, test: MidSt
     return path
 
 
-def load_kept(path: str | Path, model: Recognizer,
-              gallery: Gallery) -> tuple[MidStates, MidStates] | None:
-    """The (test, train) top-block states kept at ``path``, or None when there are none, the
-    file is unreadable, or they belong to other weights or another gallery."""
-    path = Path(path)
+def _kept_metadata(path: Path) -> dict | None:
+    """The metadata of a kept-states file, or None when there is none, it cannot be read, or
+    it is not ours."""
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            if (meta.get("format") != KEPT_FORMAT or meta.get("model") != model_key(model)
-                    or meta.get("gallery") != gallery_key(gallery)):
-                return None
+    except (OSError, ValueError, SafetensorError):
+        return None
+    return meta if meta.get("format") == KEPT_FORMAT else None
+
+
+def load_kept(path: str | Path, model: Recognizer,
+              gallery: Gallery) -> tuple[MidStates, MidStates] | None:
+    """The (test, train) top-block states kept at ``path``, or None when there are none, the
+    file is unreadable, or they belong to other weights or another gallery."""
+    path = Path(path)
+    meta = _kept_metadata(path)
+    if (meta is None or meta.get("model") != model_key(model)
+            or meta.get("gallery") != gallery_key(gallery)):
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
             t = {k: f.get_tensor(k) for k in ("test_plain", "test_flip", "train_plain",
                                               "train_flip")}
     except (OSError, ValueError, KeyError, SafetensorError):
@@ -218,16 +229,11 @@ def carry_kept(src_checkpoint: str | Path, dst_checkpoint: str | Path,
     """Copy a checkpoint's kept states beside another checkpoint of ``model`` when they still
     fit its weights (a rollback of a top-block task, an export of one); None otherwise."""
     src, dst = states_path(src_checkpoint), states_path(dst_checkpoint)
-    if not src.is_file() or src.resolve() == dst.resolve():
-        return dst if src.is_file() else None
-    try:
-        with safe_open(str(src), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (OSError, ValueError, SafetensorError):
+    meta = _kept_metadata(src)
+    if meta is None or meta.get("model") != model_key(model):
         return None
-    if meta.get("format") != KEPT_FORMAT or meta.get("model") != model_key(model):
-        return None
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    if src.resolve() != dst.resolve():  # in place (``threshold`` without --out): nothing to copy
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
     return dst

@@ -99,7 +99,11 @@ def test_nothing_runs_before_a_gallery_is_loaded(cfg):
 
 
 @pytest.mark.slow
-def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg, tmp_path):
+def test_upload_is_trained_in_the_background_and_a_bad_upload_loses_nothing(cfg, tmp_path,
+                                                                           monkeypatch):
+    # The sample's shipped states fit only crops aligned with as many torch threads as made
+    # them (tests/test_kept_states.py): without them the load measures, which this test counts.
+    monkeypatch.setattr("demo.workspace.kept_snapshot", lambda *a: None)
     ws = Workspace(cfg)
     heard: list[dict] = []
     ws.load_sample(on_progress=heard.append)
