@@ -32,7 +32,33 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     cosface_s: float = 64.0
     cosface_m: float = 0.35
-    stem: str = "patch"  # "patch": one patchify conv (the paper); "conv": a small conv stem
+    # "patch": one patchify conv (the paper); "conv": a small conv stem; "dlib": ViT's
+    # "hybrid" patch embedding, dlib's pretrained face ResNet (frozen) up to ``trunk_levels``
+    # of its five residual levels (4: a 256x4x4 map, 16 tokens; 3: 128x8x8, 64 tokens),
+    # projected to ``embed_dim``. Its input is dlib's 150 px chip (``img_size`` 150).
+    stem: str = "patch"
+    trunk_levels: int = 4
+    # Width of the embedding: 0 keeps the class token's (``embed_dim``, LayerNorm'd); else a
+    # linear map of it to ``out_dim`` (the hybrid's 128: the width of dlib's descriptor, which
+    # its blocks are distilled onto).
+    out_dim: int = 0
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embedding the CosFace head reads."""
+        return self.out_dim or self.embed_dim
+
+    @property
+    def face_template(self) -> str:
+        """The face chip this backbone reads (``alignment.TEMPLATES``): dlib's for the hybrid."""
+        return "dlib" if self.stem == "dlib" else "arcface"
+
+    @classmethod
+    def hybrid(cls, trunk_levels: int = 4) -> "ModelConfig":
+        """The hybrid backbone: dlib's frozen trunk under 6 pre-norm blocks of width 192, a
+        128-d embedding."""
+        return cls(img_size=150, embed_dim=192, depth=6, num_heads=3, stem="dlib",
+                   trunk_levels=trunk_levels, out_dim=128)
 
     @classmethod
     def paper(cls) -> "ModelConfig":

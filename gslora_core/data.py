@@ -24,7 +24,8 @@ from .config import PREPROCESS, DataConfig, IngestConfig
 from .ingest import Picture, Rejection, collect, decode_all
 from .progress import ProgressFn
 
-ALIGN_VERSION = "arcface112-v1"  # part of the cache key: a new aligner must not reuse old crops
+# Part of the cache key, per face template: a new aligner must not reuse old crops.
+ALIGN_VERSIONS = {"arcface": "arcface112-v1", "dlib": "dlib150-v1"}
 
 
 @dataclass
@@ -110,16 +111,18 @@ def default_cache_dir() -> Path:
 
 
 class CropCache:
-    """Aligned crops on disk, keyed by the picture's content hash: a gallery is aligned once.
+    """Aligned crops on disk, keyed by the picture's content hash and the face template: a
+    gallery is aligned once for each kind of recognizer.
 
     Each entry is ``<key>.json`` (method, note, faces) plus ``<key>.png`` when a face was found."""
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, template: str = "arcface"):
         self.root = Path(root) if root else None
+        self.version = ALIGN_VERSIONS[template]
 
     def _paths(self, digest: str) -> tuple[Path, Path]:
         assert self.root is not None
-        key = f"{digest}-{ALIGN_VERSION}"
+        key = f"{digest}-{self.version}"
         return self.root / key[:2] / f"{key}.json", self.root / key[:2] / f"{key}.png"
 
     def get(self, digest: str) -> dict | None:
@@ -185,11 +188,12 @@ def whole_picture(image: Image.Image, size: int) -> Image.Image:
 
 def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
                cache_dir: str | Path | None = None, aligner=None,
-               on_progress: ProgressFn | None = None
+               on_progress: ProgressFn | None = None, template: str = "arcface"
                ) -> tuple[list[tuple[Picture, Image.Image, str]], list[Rejection], list[Rejection]]:
     """Face crop of every picture: ([(picture, crop, method)], rejected, notes).
 
-    "mtcnn" aligns with ``alignment.FaceAligner`` (cache misses only, in one batch);
+    "mtcnn" aligns with ``alignment.FaceAligner`` to ``template`` (the recognizer's:
+    ``ModelConfig.face_template``; cache misses only, in one batch);
     "center" crops the middle (LFW deep-funneled is already roughly aligned). ``on_progress``
     hears {"stage": "aligning", "done", "total", "cached"} as batches of faces are aligned."""
     if cfg.preprocess == "center":
@@ -199,13 +203,13 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
         return [(p, whole_picture(p.image, size), "whole") for p in pictures], [], []
     if cfg.preprocess != "mtcnn":
         raise ValueError(f"unknown preprocess {cfg.preprocess!r} (choose {', '.join(PREPROCESS)})")
-    cache = CropCache(cache_dir)
+    cache = CropCache(cache_dir, template)
     results: list[dict | None] = [cache.get(p.digest) for p in pictures]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         if aligner is None:
             from .alignment import shared_aligner
-            aligner = shared_aligner()
+            aligner = shared_aligner(template)
         def aligned(k: int) -> None:
             if on_progress:
                 on_progress({"stage": "aligning", "done": k, "total": len(todo),
@@ -283,8 +287,10 @@ def _stack(items: list[torch.Tensor], size: int) -> torch.Tensor:
 def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
                  cfg: DataConfig | None = None, names: Sequence[str] | None = None,
                  ingest: IngestConfig = IngestConfig(), cache_dir: str | Path | None = "default",
-                 aligner=None, on_progress: ProgressFn | None = None) -> Gallery:
-    """Load a gallery from a folder, a zip or a list of files.
+                 aligner=None, on_progress: ProgressFn | None = None,
+                 template: str = "arcface") -> Gallery:
+    """Load a gallery from a folder, a zip or a list of files, faces aligned to ``template``
+    (the recognizer's ``ModelConfig.face_template``).
 
     With ``names``, labels follow that order (a recognizer's classes) and other identities are
     skipped; otherwise identities with at least ``cfg.min_images`` usable faces are enrolled,
@@ -305,7 +311,8 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
         if on_progress:
             on_progress({"stage": "reading", "done": k, "total": len(files)})
     pictures, bad = decode_all(files, ingest, on_done=read)
-    kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner, on_progress)
+    kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner, on_progress,
+                                      template)
     rejected += bad + no_face
     by_id: dict[str, dict[str, Image.Image]] = {}
     methods: dict[str, str] = {}

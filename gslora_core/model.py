@@ -5,9 +5,11 @@ class names, preprocessing, forgetting tasks). No pickle is ever written or read
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from safetensors.torch import save_file
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from . import lora
+from . import dlib_resnet, lora
 from .config import DataConfig, ModelConfig, TaskRecord
 from .openset import Threshold
 
@@ -57,14 +59,49 @@ class ConvStem(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (N, tokens, dim)
 
 
+class TrunkEmbed(nn.Module):
+    """ViT's "hybrid" patch embedding: dlib's face ResNet, frozen, up to ``levels`` levels, its
+    feature map's cells as tokens, linearly projected to ``embed_dim``. The trunk's weights
+    are buffers filled from the shipped file (``dlib_resnet.SHIPPED``); only the projection
+    trains."""
+
+    def __init__(self, img_size: int = 150, patch_size: int = 16, in_chans: int = 3,
+                 embed_dim: int = 192, levels: int = 4, **_: Any):
+        super().__init__()
+        if img_size != dlib_resnet.CHIP:
+            raise ValueError(f"the dlib trunk reads {dlib_resnet.CHIP} px chips")
+        self.trunk = dlib_resnet.DlibResNet(levels, head=False).load_shipped()
+        self.proj = nn.Linear(self.trunk.channels, embed_dim)
+        side = self.trunk.grid
+        self.img_size = (img_size, img_size)
+        self.grid_size = (side, side)
+        self.patch_size = (img_size // side, img_size // side)
+        self.num_patches = side * side
+        self.dynamic_img_pad = False
+
+    def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
+        return self.patch_size[0] if as_scalar else self.patch_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.trunk.features(x).flatten(2).transpose(1, 2))  # (N, tokens, dim)
+
+
 def build_backbone(cfg: ModelConfig) -> VisionTransformer:
-    """Plain pre-norm ViT; with num_classes=0 and token pooling it returns the normed CLS token."""
-    extra = {"embed_layer": ConvStem} if cfg.stem == "conv" else {}
+    """Plain pre-norm ViT; with token pooling it returns the normed CLS token (``out_dim``:
+    mapped linearly to that width)."""
+    extra: dict[str, Any] = {}
+    if cfg.stem == "conv":
+        extra["embed_layer"] = ConvStem
+    elif cfg.stem == "dlib":
+        extra["embed_layer"] = partial(TrunkEmbed, levels=cfg.trunk_levels)
     return VisionTransformer(
-        img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=3, num_classes=0,
+        img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=3, num_classes=cfg.out_dim,
         global_pool="token", embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
         mlp_ratio=cfg.mlp_ratio, class_token=True, **extra,
     )
+
+
+TRUNK_PREFIX = "backbone.patch_embed.trunk."  # a hybrid's frozen trunk: shipped once, not per file
 
 
 class CosFaceHead(nn.Module):
@@ -100,16 +137,21 @@ class Recognizer(nn.Module):
         self.class_names = list(class_names)
         self.data_config = data_config or DataConfig()
         self.backbone = build_backbone(cfg)
-        self.head = CosFaceHead(cfg.embed_dim, len(class_names), cfg.cosface_s, cfg.cosface_m)
+        self.head = CosFaceHead(cfg.embedding_dim, len(class_names), cfg.cosface_s, cfg.cosface_m)
         self.tasks: list[TaskRecord] = []
         # The open-set operating point (openset.Threshold), fixed at enrollment; None for a
         # backbone or a checkpoint written before it existed.
         self.threshold: Threshold | None = None
         # Bumped by every change of weights or tasks: a Snapshot of another revision is stale.
         self.revision = 0
-        # Inputs are float images in [0, 1]; the model normalises them itself.
-        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
-        self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+        # Inputs are float images in [0, 1]; the model normalises them itself (the hybrid as
+        # dlib does: (pixel - dlib's mean) / 256).
+        mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.5)
+        if cfg.stem == "dlib":
+            mean = torch.tensor(dlib_resnet.MEAN_RGB).view(1, 3, 1, 1) / 255.0
+            std = torch.full((1, 3, 1, 1), dlib_resnet.SCALE / 255.0)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
 
     @property
     def blocks(self) -> nn.Sequential:
@@ -233,13 +275,30 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def save_recognizer(model: Recognizer, path: str | Path) -> Path:
-    """Weights and config in one .safetensors file (config as JSON in the metadata)."""
+def save_recognizer(model: Recognizer, path: str | Path, standalone: bool = False) -> Path:
+    """Weights and config in one .safetensors file (config as JSON in the metadata).
+
+    A hybrid's frozen trunk is dlib's, shipped once (``dlib_resnet.SHIPPED``, 22 MB): the file
+    names it by digest instead of holding it, unless ``standalone`` (an export)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = model.metadata()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"gslora": json.dumps(model.metadata())})
+    if model.cfg.stem == "dlib" and not standalone:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TRUNK_PREFIX)}
+        meta["trunk"] = {"file": dlib_resnet.SHIPPED.name, "digest": trunk_digest(model)}
+    save_file(tensors, str(path), metadata={"gslora": json.dumps(meta)})
     return path
+
+
+def trunk_digest(model: Recognizer) -> str:
+    """A digest of a hybrid's frozen trunk weights (what a checkpoint without them relies on)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key, t in sorted(model.state_dict().items()):
+        if key.startswith(TRUNK_PREFIX):
+            digest.update(key.encode())
+            digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -264,7 +323,13 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> Rec
     with safe_open(str(path), framework="pt") as f:
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
-    model.load_state_dict(tensors, strict=True)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or any(not k.startswith(TRUNK_PREFIX) for k in missing):
+        raise ValueError(f"{path}: weights do not fit its config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    if missing and meta.get("trunk", {}).get("digest") != trunk_digest(model):
+        raise ValueError(f"{path} was made on another dlib trunk than "
+                         f"checkpoints/{dlib_resnet.SHIPPED.name}")
     if meta.get("open_set"):
         model.threshold = Threshold.from_dict(meta["open_set"])
     model.requires_grad_(False)

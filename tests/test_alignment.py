@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from gslora_core.alignment import TEMPLATE_112, FaceAligner, pick_face, umeyama
+from gslora_core.alignment import TEMPLATE_112, TEMPLATES, FaceAligner, pick_face, umeyama, warp_to_template
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = Path(os.environ.get("GSLORA_LFW", ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"))
@@ -60,6 +60,27 @@ def test_aligned_crops_put_the_eyes_on_the_template(aligner):
               for p in points]
     assert np.median(errors) < 4.0, errors
     assert max(errors) < 8.0, errors
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_a_warp_puts_the_landmarks_on_its_template(template):
+    # A picture whose five points are known: a similarity of the template itself.
+    points, side = TEMPLATES[template]
+    src = points * 1.7 + np.array([31.0, 12.0])
+    img = Image.new("RGB", (400, 400), (0, 0, 0))
+    for x, y in src:  # a white dot at each point
+        img.paste((255, 255, 255), (int(round(x)) - 1, int(round(y)) - 1,
+                                    int(round(x)) + 2, int(round(y)) + 2))
+    chip = np.asarray(warp_to_template(img, src, side, template=template)).sum(2)
+    assert chip.shape == (side, side)
+    for x, y in points:
+        assert chip[int(round(y)), int(round(x))] > 0
+
+
+def test_the_dlib_aligner_makes_dlibs_150_px_chip():
+    assert FaceAligner(template="dlib").size == 150 and FaceAligner().size == 112
+    with pytest.raises(ValueError, match="unknown face template"):
+        FaceAligner(template="mystery")
 
 
 @pytest.mark.slow

@@ -135,7 +135,7 @@ def test_one_face_aligner_serves_every_photo_tried(monkeypatch):
     def counting_init(self, *args, **kwargs):
         built.append(1)
         real_init(self, *args, **kwargs)
-    monkeypatch.setattr(alignment, "_SHARED", None)
+    monkeypatch.setattr(alignment, "_SHARED", {})
     monkeypatch.setattr(alignment.FaceAligner, "__init__", counting_init)
     probes = Path(__file__).resolve().parents[1] / "assets" / "probes"
     files, _ = collect(sorted(probes.glob("*.jpg"))[:1])
