@@ -49,7 +49,7 @@ def verification(backbone, folder: Path, cache: Path, pairs: int) -> dict:
     files, _ = from_folder(folder)
     pictures, _ = decode_all(files)
     kept, no_face, _ = crop_faces(pictures, DataConfig(preprocess="mtcnn"), backbone.cfg.img_size,
-                                  cache)
+                                  cache, template=backbone.cfg.face_template)
     names = sorted({p.identity for p, _, _ in kept})
     labels = [names.index(p.identity) for p, _, _ in kept]
     images = torch.stack([to_tensor(c) for _, c, _ in kept])
@@ -65,7 +65,8 @@ GALLERY_DATA = DataConfig(preprocess="mtcnn", split="rank")
 
 def enroll(backbone, folder: Path, cache: Path) -> dict:
     t0 = time.perf_counter()
-    gallery = load_gallery(folder, backbone.cfg.img_size, GALLERY_DATA, cache_dir=cache)
+    gallery = load_gallery(folder, backbone.cfg.img_size, GALLERY_DATA, cache_dir=cache,
+                           template=backbone.cfg.face_template)
     t_align = time.perf_counter() - t0
     model = from_backbone(backbone, gallery, GALLERY_DATA)
     report = train_recognizer(model, gallery, TrainConfig.from_backbone())

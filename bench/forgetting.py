@@ -61,10 +61,10 @@ from gslora_core.openset import answer
 from gslora_core.probes import retrain_without
 from gslora_core.report import task_norms
 
+from .galleries import backbone_path
 from .stats import interval
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
 METHODS = ["untouched", "gslora", "lora", "full", "retrain", "gslora-4shot", "gslora++",
            "gslora-noreplay"]
 PROTOCOL_METHODS = {
@@ -554,7 +554,8 @@ def load_bench_gallery(name: str, recognizer: str | None) -> tuple[Recognizer, G
     folder = str(ROOT / "assets" / "sample_gallery")
     model = load_recognizer(path)
     return model, load_gallery(folder, model.cfg.img_size, model.data_config,
-                               names=model.class_names), folder
+                               names=model.class_names,
+                               template=model.cfg.face_template), folder
 
 
 def parser() -> argparse.ArgumentParser:
@@ -677,7 +678,7 @@ def main(argv: list[str] | None = None) -> dict:
     base, gallery, folder = load_bench_gallery(a.gallery, a.recognizer)
     if base.tasks:
         raise SystemExit("give a recognizer without forgetting tasks")
-    ctx = {"backbone": load_recognizer(BACKBONE), "data_config": base.data_config, "seed": 0}
+    ctx = {"backbone": load_recognizer(backbone_path()), "data_config": base.data_config, "seed": 0}
     few = PRESETS["fewshot"]
     proto = tuple(a.proto) if a.proto else (few.prototype_weight, few.bnd_pro)
     selection: list[dict] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from gslora_core.config import DataConfig, TrainConfig
@@ -36,6 +37,19 @@ from .backbone import LFW, holdout_folder
 ROOT = Path(__file__).resolve().parents[1]
 HOLDOUT = ROOT / "checkpoints" / "lfw_holdout.json"
 BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
+
+
+def backbone_path() -> Path:
+    """The backbone galleries are enrolled from: the shipped one, or a candidate named by
+    $GSLORA_BENCH_BACKBONE (comparing backbones on the same benchmarks)."""
+    return Path(os.environ.get("GSLORA_BENCH_BACKBONE") or BACKBONE)
+
+
+def enrolled_path(root: Path, name: str) -> Path:
+    """Where gallery ``name``'s recognizer is kept: beside the pictures, in a folder of the
+    backbone's own (a digest of its file), so another backbone never reuses it."""
+    digest = hashlib.sha1(backbone_path().read_bytes()).hexdigest()[:10]
+    return root / f"enrolled-{digest}" / f"{name}.safetensors"
 SAMPLE = (ROOT / "assets" / "sample_gallery", ROOT / "checkpoints" / "sample_recognizer.safetensors")
 NAMES = ["sample", "validation", "validation2", "validation_unseen", "unseen"]
 PER_IDENTITY = 15
@@ -68,13 +82,14 @@ def gallery_files(name: str, root: Path = ROOT / "runs" / "galleries",
     """(gallery folder, recognizer checkpoint), built on first use."""
     if name == "sample":
         return SAMPLE
-    folder, ckpt = root / name, root / f"{name}.safetensors"
+    folder, ckpt = root / name, enrolled_path(root, name)
     if not folder.exists():
         per_identity = None if name == "validation_unseen" else PER_IDENTITY
         holdout_folder(identities(name, lfw), lfw, folder, per_identity)
     if not ckpt.exists():
-        backbone = load_recognizer(BACKBONE)
-        gallery = load_gallery(folder, backbone.cfg.img_size, DataConfig(preprocess="mtcnn"))
+        backbone = load_recognizer(backbone_path())
+        gallery = load_gallery(folder, backbone.cfg.img_size, DataConfig(preprocess="mtcnn"),
+                               template=backbone.cfg.face_template)
         model = from_backbone(backbone, gallery)
         report = train_recognizer(model, gallery, TrainConfig.from_backbone())
         save_recognizer(model, ckpt)
@@ -102,7 +117,7 @@ def load_built(folder: Path, ckpt: Path) -> tuple[Recognizer, Gallery]:
     order."""
     model = load_recognizer(ckpt)
     gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
-                           names=model.class_names)
+                           names=model.class_names, template=model.cfg.face_template)
     return as_enrolled(model, gallery, ckpt), gallery
 
 

@@ -18,10 +18,9 @@ from gslora_core.model import Recognizer, load_recognizer, save_recognizer
 from gslora_core.training import from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
-from .galleries import load_built
+from .galleries import backbone_path, enrolled_path, load_built
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKBONE = ROOT / "checkpoints" / "backbone.safetensors"
 PEOPLE, CAP = 100, 40
 # The benchmark's split: a quarter of each person's pictures for test, 15 % for validation
 # (recipes are chosen there), the rest to train on; decided per file (see data.split_labels).
@@ -39,12 +38,13 @@ def build(root: Path = ROOT / "runs" / "galleries", lfw: Path = LFW,
           people: int = PEOPLE) -> tuple[Path, Path]:
     """(gallery folder, recognizer checkpoint) of LFW-``people``, built on first use."""
     name = f"lfw{people}"
-    folder, ckpt = root / name, root / f"{name}.safetensors"
+    folder, ckpt = root / name, enrolled_path(root, name)
     if not folder.exists():
         holdout_folder(most_pictured(people, lfw), lfw, folder, CAP)
     if not ckpt.exists():
-        backbone = load_recognizer(BACKBONE)
-        gallery = load_gallery(folder, backbone.cfg.img_size, DATA)
+        backbone = load_recognizer(backbone_path())
+        gallery = load_gallery(folder, backbone.cfg.img_size, DATA,
+                               template=backbone.cfg.face_template)
         model = from_backbone(backbone, gallery, DATA)
         report = train_recognizer(model, gallery, TrainConfig.from_backbone())
         save_recognizer(model, ckpt)

@@ -97,7 +97,7 @@ class ShiftData:
     def __init__(self, path: Path):
         z = np.load(path, allow_pickle=False)
         self.labels_text = [str(s) for s in z["labels"]]
-        self.crops = torch.from_numpy(z["crops"]).permute(0, 3, 1, 2)  # uint8 (N, 3, 112, 112)
+        self.crops = torch.from_numpy(z["crops"]).permute(0, 3, 1, 2)  # uint8 (N, 3, S, S)
         self.ok = z["ok"]  # a face was found (the app keeps the picture)
         self.teacher = torch.from_numpy(z["teacher"]) if "teacher" in z else None
         self.names = sorted({t.split("/")[0] for t in self.labels_text})
@@ -111,17 +111,21 @@ class ShiftData:
         self.train = np.array([t in train for t in self.labels_text])
 
 
-def prepare(files: list[Path], lfw: Path, cfg: BenchConfig, work: Path, teacher: bool) -> dict[str, Path]:
-    """Shifted pictures -> aligned crops (+ teacher embeddings) per shift, in ``work``."""
+def prepare(files: list[Path], lfw: Path, cfg: BenchConfig, work: Path, teacher: bool,
+            template: str = "arcface") -> dict[str, Path]:
+    """Shifted pictures -> crops aligned to ``template`` (+ teacher embeddings) per shift, in
+    ``work``."""
     from gslora_core.alignment import FaceAligner
 
-    key = hashlib.sha1(json.dumps([VERSION, [f.relative_to(lfw).as_posix() for f in files]]
-                                  ).encode()).hexdigest()[:10]
+    files_key = [f.relative_to(lfw).as_posix() for f in files]
+    key = hashlib.sha1(json.dumps([VERSION, files_key] + ([template] if template != "arcface"
+                                                          else [])).encode()).hexdigest()[:10]
     paths = {s: work / f"{s}-{key}{'-t' if teacher else ''}.npz" for s in cfg.shifts}
     todo = [s for s in cfg.shifts if not paths[s].exists()]
     if not todo:
         return paths
-    aligner = FaceAligner(size=112)
+    aligner = FaceAligner(template=template)
+    side = aligner.size
     dlib_teacher = None
     if teacher:
         from pretraining.teacher import DlibTeacher
@@ -137,7 +141,7 @@ def prepare(files: list[Path], lfw: Path, cfg: BenchConfig, work: Path, teacher:
         shifted = [apply_shift(images[i], s, clean[i].box) for i in keep]
         res = aligner.align_many(shifted)
         crops = np.stack([np.asarray(r.crop, np.uint8) if r.crop is not None
-                          else np.zeros((112, 112, 3), np.uint8) for r in res])
+                          else np.zeros((side, side, 3), np.uint8) for r in res])
         arrays = {"labels": np.array([labels[i] for i in keep]), "crops": crops,
                   "ok": np.array([r.crop is not None for r in res]),
                   "methods": np.array([r.method for r in res])}
@@ -172,6 +176,9 @@ def score_shift(d: ShiftData, backbone: Recognizer | None, enroll: bool) -> dict
     if backbone is None:
         return row
     keep = ok.numpy()
+    if backbone.cfg.face_template == "dlib":  # dlib's network itself on the app's chips
+        acc = nearest_prototype(dlib_embeddings(d.crops[ok]), d.y[ok], d.train[keep], n_cls)
+        row["dlib_chips"] = None if acc is None else acc * int((~d.train[keep]).sum()) / test_total
     emb = embed_all(backbone, d.crops[ok])
     acc = nearest_prototype(emb, d.y[ok], d.train[keep], n_cls)
     row["student_prototype"] = None if acc is None else acc * int((~d.train[keep]).sum()) / test_total
@@ -185,9 +192,24 @@ def score_shift(d: ShiftData, backbone: Recognizer | None, enroll: bool) -> dict
     return row
 
 
+@torch.no_grad()
+def dlib_embeddings(chips: torch.Tensor) -> torch.Tensor:
+    """The ported dlib network's descriptors of 150 px chips, the mirror image averaged."""
+    from gslora_core.dlib_resnet import DlibResNet, teacher
+
+    net = teacher()
+    out = []
+    for i in range(0, len(chips), 128):
+        x = DlibResNet.normalize(chips[i:i + 128])
+        out.append(F.normalize(net(x), dim=-1) + F.normalize(net(x.flip(-1)), dim=-1))
+    return torch.cat(out) if out else torch.zeros(0, 128)
+
+
 def markdown(results: dict) -> str:
     """The results as a Markdown table (percentages, one row per shift)."""
-    cols = [("teacher", "teacher (dlib, prototype)"), ("student_prototype", "student (prototype)"),
+    cols = [("teacher", "teacher (dlib, prototype)"),
+            ("dlib_chips", "dlib on the app's chips (prototype)"),
+            ("student_prototype", "student (prototype)"),
             ("student_enrolled", "student (enrolled)")]
     cols = [c for c in cols if any(c[0] in r for r in results["rows"].values())]
     lines = ["| shift | " + " | ".join(c[1] for c in cols) + " | no face |",
@@ -206,8 +228,9 @@ def run(backbone_path: str | None, lfw: Path, holdout: Path, cfg: BenchConfig, w
         names = names[:cfg.max_identities]
     files = pick_files(names, lfw, cfg.per_identity)
     t0 = time.perf_counter()
-    paths = prepare(files, lfw, cfg, work, teacher)
     backbone = load_recognizer(backbone_path) if backbone_path else None
+    paths = prepare(files, lfw, cfg, work, teacher,
+                    backbone.cfg.face_template if backbone else "arcface")
     results: dict = {"backbone": backbone_path, "date": time.strftime("%Y-%m-%d"),
                      "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                                 f"{'CUDA' if torch.cuda.is_available() else 'CPU'}",

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     shipped = load_recognizer(SHIPPED)
-    gallery = load_gallery(SAMPLE, shipped.cfg.img_size, shipped.data_config, names=shipped.class_names)
+    gallery = load_gallery(SAMPLE, shipped.cfg.img_size, shipped.data_config,
+                           names=shipped.class_names, template=shipped.cfg.face_template)
     draws = forget_sets(shipped.class_names, 0.1, a.draws, 0)
     cfg = ForgetConfig()
     rows = [{"width": shipped.cfg.embed_dim, "depth": shipped.cfg.depth, "weights": "shipped",

@@ -129,7 +129,7 @@ class Workspace:
         model = load_recognizer(project_path(weights))
         gallery = load_gallery(project_path(folder), model.cfg.img_size,
                                model.data_config, names=model.class_names, ingest=self.cfg.ingest,
-                               on_progress=on_progress)
+                               on_progress=on_progress, template=model.cfg.face_template)
         # The states shipped beside the model (``evaluate --keep-states``) spare the measuring
         # pass; they are used only if they fit these weights and these pictures.
         kept = kept_snapshot(states_path(project_path(weights)), model, gallery)
@@ -159,7 +159,8 @@ class Workspace:
         # Uploaded faces are aligned once for every session (by content hash), in a cache of
         # their own that expires like a session, never in the user-wide crop cache.
         gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
-                               cache_dir=upload_faces_root(self.cfg), on_progress=on_progress)
+                               cache_dir=upload_faces_root(self.cfg), on_progress=on_progress,
+                               template=backbone.cfg.face_template)
         if len(gallery.names) < 2:
             found = ", ".join(gallery.names) or "none"
             why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])
@@ -408,7 +409,7 @@ class Workspace:
         out.mkdir(exist_ok=True)
         paths = {"model": out / "gslora_merged.safetensors", "json": out / "gslora_report.json",
                  "markdown": out / "gslora_report.md"}
-        save_recognizer(merged_copy(model), paths["model"])
+        save_recognizer(merged_copy(model), paths["model"], standalone=True)
         data = {"source": self.source, "identities": model.class_names,
                 "forgotten": model.forgotten(), "tasks": self.reports,
                 "now": self.evaluate_now()}

@@ -44,7 +44,8 @@ def print_json(data: dict, path: str | None) -> None:
 
 
 def _gallery_for(model: Recognizer, folder: str):
-    return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names)
+    return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names,
+                        template=model.cfg.face_template)
 
 
 def cmd_enroll(a: argparse.Namespace) -> int:
@@ -54,7 +55,7 @@ def cmd_enroll(a: argparse.Namespace) -> int:
     dcfg = DataConfig(preprocess=preprocess, max_per_identity=a.max_per_identity,
                       test_fraction=a.test_fraction, val_fraction=a.val_fraction,
                       min_images=a.min_images, split=a.split)
-    gallery = load_gallery(a.gallery, mcfg.img_size, dcfg)
+    gallery = load_gallery(a.gallery, mcfg.img_size, dcfg, template=mcfg.face_template)
     if len(gallery.names) < 2:
         raise ValueError(f"need at least 2 identities with {dcfg.min_images}+ usable pictures; "
                          f"found {len(gallery.names)} in {a.gallery}")
@@ -202,7 +203,7 @@ def cmd_rollback(a: argparse.Namespace) -> int:
 
 def cmd_export(a: argparse.Namespace) -> int:
     model = merged_copy(load_recognizer(a.checkpoint))
-    save_recognizer(model, a.out)
+    save_recognizer(model, a.out, standalone=True)  # a file to take away: the trunk inside
     carry_kept(a.checkpoint, a.out, model)
     print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
     return 0

@@ -103,11 +103,15 @@ class DlibResNet(nn.Module):
 
     def features(self, x: torch.Tensor, levels: int | None = None) -> torch.Tensor:
         """The feature map after ``levels`` levels (default: all this module has)."""
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-        for level in self.levels[:levels]:
+        return self.onwards(F.max_pool2d(F.relu(self.stem(x)), 3, 2), 0, levels)
+
+    def onwards(self, feats: torch.Tensor, start: int, stop: int | None = None) -> torch.Tensor:
+        """Levels ``start`` up to ``stop`` (exclusive; default: all) on the map after level
+        ``start - 1``: a trunk's map carried on to a higher level, or to the descriptor's."""
+        for level in self.levels[start:stop]:
             for block in level:
-                x = block(x)
-        return x
+                feats = block(feats)
+        return feats
 
     def head(self, feats: torch.Tensor) -> torch.Tensor:
         """The descriptor from the last level's map: spatial mean, then the linear map."""

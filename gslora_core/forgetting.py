@@ -343,7 +343,7 @@ def _anchor(run: _Run) -> tuple[torch.Tensor, torch.Tensor | None]:
     model.eval()
     views, pool = [], run.retain_pool
     for flip in (False, True)[:run.cfg.keep_views]:
-        out = torch.zeros(len(run.gallery.train_y), model.cfg.embed_dim)
+        out = torch.zeros(len(run.gallery.train_y), model.cfg.embedding_dim)
         for i in range(0, len(pool), 256):
             idx = pool[i:i + 256]
             out[idx] = F.normalize(_embed_batch(run, idx, flip), dim=-1).float().cpu()
@@ -519,7 +519,7 @@ def shot_prototypes(model: Recognizer, gallery: Gallery, pool: torch.Tensor) -> 
     a few-shot task: the authors' protocol sees no other picture. Zeros for other classes."""
     model.eval()
     emb = torch.cat([model.embed(gallery.train_x[pool[i:i + 128]].to(model.device)).float().cpu()
-                     for i in range(0, len(pool), 128)] or [torch.zeros(0, model.cfg.embed_dim)])
+                     for i in range(0, len(pool), 128)] or [torch.zeros(0, model.cfg.embedding_dim)])
     return class_prototypes(emb, gallery.train_y[pool], len(model.class_names),
                             normalize=False).to(model.device)
 

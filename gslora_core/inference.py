@@ -33,7 +33,7 @@ def top_k(model: Recognizer, path: str | Path, k: int = 5, cache_dir: str | Path
     "answer": the open-set verdict (``verdict``), "crop"}."""
     picture = read_photo(path)
     kept, rejected, notes = crop_faces([picture], model.data_config, model.cfg.img_size,
-                                       cache_dir, aligner)
+                                       cache_dir, aligner, template=model.cfg.face_template)
     if not kept:
         raise ValueError(f"{Path(path).name}: {rejected[0][1]}")
     _, crop, method = kept[0]

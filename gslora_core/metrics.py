@@ -19,7 +19,7 @@ def embed_all(model: Recognizer, images: torch.Tensor, batch_size: int = 128) ->
     model.eval()
     out = [model.embed_flip(images[i:i + batch_size].to(model.device)).float().cpu()
            for i in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.zeros((0, model.cfg.embed_dim))
+    return torch.cat(out) if out else torch.zeros((0, model.cfg.embedding_dim))
 
 
 def fraction_correct(pred: torch.Tensor, labels: torch.Tensor) -> float | None:

@@ -173,6 +173,28 @@ class Recognizer(nn.Module):
             images = images.float() / 255.0
         return self.backbone((images - self.mean) / self.std)
 
+    @property
+    def trunk(self) -> dlib_resnet.DlibResNet | None:
+        """A hybrid's frozen dlib trunk (None for other stems)."""
+        embed = self.backbone.patch_embed
+        return embed.trunk if isinstance(embed, TrunkEmbed) else None
+
+    def trunk_features(self, images: torch.Tensor) -> torch.Tensor:
+        """A hybrid's frozen trunk map of ``images`` (N, C, g, g): what never changes while its
+        blocks train, so enrolment and distillation compute it once a view."""
+        if self.trunk is None:
+            raise ValueError("only a hybrid recognizer has a frozen trunk")
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        return self.trunk.features((images - self.mean) / self.std)
+
+    def embed_from_trunk(self, feats: torch.Tensor) -> torch.Tensor:
+        """The embedding from ``trunk_features``: the rest of ``embed``'s pass."""
+        bb = self.backbone
+        x = bb.patch_embed.proj(feats.flatten(2).transpose(1, 2))
+        x = bb.blocks(bb.norm_pre(bb.patch_drop(bb._pos_embed(x))))
+        return bb.forward_head(bb.norm(x))
+
     def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
         """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``."""
         if images.dtype == torch.uint8:

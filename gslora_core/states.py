@@ -65,7 +65,7 @@ def embed_states(model: Recognizer, states: MidStates, chunk: int = CHUNK) -> to
         a = model.embed_from_mid(states.plain[i:i + chunk].to(model.device), states.block)
         b = model.embed_from_mid(states.flip[i:i + chunk].to(model.device), states.block)
         out.append(((F.normalize(a, dim=-1) + F.normalize(b, dim=-1)) / 2).float().cpu())
-    return torch.cat(out) if out else torch.zeros((0, model.cfg.embed_dim))
+    return torch.cat(out) if out else torch.zeros((0, model.cfg.embedding_dim))
 
 
 class StateCache:

@@ -15,7 +15,7 @@ from typing import Any
 from gslora_core.cli import MODEL_SIZES, add_knob_flags, config_from_args, print_json
 from gslora_core.model import load_recognizer, save_recognizer
 
-from .config import PretrainConfig
+from .config import HybridConfig, PretrainConfig
 
 
 def read_holdout(path: str | None) -> set[str]:
@@ -128,6 +128,30 @@ def cmd_average(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hybrid_bank(a: argparse.Namespace) -> int:
+    from .hybrid import build_bank
+
+    build_bank(Path(a.chips), Path(a.out), read_holdout(a.holdout), a.views, a.seed, a.workers,
+               log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
+
+
+def cmd_hybrid(a: argparse.Namespace) -> int:
+    import torch
+
+    from .config import HybridConfig
+    from .hybrid import distill, load_bank
+
+    cfg = config_from_args(HybridConfig(), a)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    bank = load_bank(a.bank, cfg.trunk_levels)
+    report = distill(bank, read_holdout(a.validation), cfg, a.out, resume=a.resume,
+                     log=lambda m: print(m, file=sys.stderr, flush=True))
+    print_json({k: v for k, v in report.items() if k != "history"}, a.report)
+    return 0
+
+
 def add_validation_views(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-views", choices=["photo", "aligned"], default="photo",
                    help="photo: the validation people's photos under bench/robustness.py's shifts, "
@@ -175,6 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_validation_views(w)
     w.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
     w.set_defaults(func=cmd_average)
+
+    b = sub.add_parser("hybrid-bank", help="the hybrid backbone's feature bank: dlib's trunk maps "
+                       "and descriptors of several views of every chip (resumable)")
+    b.add_argument("--chips", default=str(Path.home() / ".cache/gslora/chips"),
+                   help="chips folder (python -m pretraining.chips)")
+    b.add_argument("--out", default=str(Path.home() / ".cache/gslora/bank"))
+    b.add_argument("--holdout", default="checkpoints/lfw_holdout.json",
+                   help="JSON of the test people: left out of the bank altogether")
+    b.add_argument("--views", type=int, default=8, help="views a chip: the chip, its mirror, "
+                   "and robust views")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=2, help="processes, one core each")
+    b.set_defaults(func=cmd_hybrid_bank)
+
+    h = sub.add_parser("hybrid", help="distil the hybrid backbone's blocks onto dlib's "
+                       "descriptor from a feature bank")
+    h.add_argument("--bank", default=str(Path.home() / ".cache/gslora/bank"))
+    h.add_argument("--out", required=True, help="backbone (.safetensors), saved every epoch")
+    h.add_argument("--validation", default="checkpoints/lfw_validation.json",
+                   help="JSON of the people kept out of training and scored every epoch")
+    h.add_argument("--resume", action="store_true", help="continue <out>'s run from its state")
+    h.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's choice)")
+    add_knob_flags(h, HybridConfig)
+    h.add_argument("--report", help="also write the JSON report here")
+    h.set_defaults(func=cmd_hybrid)
     return p
 
 

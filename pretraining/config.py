@@ -100,3 +100,37 @@ class PretrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Distilling the hybrid backbone's transformer blocks onto dlib's descriptor
+    (``python -m pretraining hybrid``): every one a flag.
+
+    The trunk is dlib's own network, frozen, so each view's trunk map and dlib's descriptor of
+    it are computed once into a feature bank (``hybrid-bank``); an epoch then costs only the
+    blocks. The loss is ``pretrain``'s: 1 - cos to the centred descriptor plus
+    ``relation_weight`` times the gap between the batch's cosine matrices."""
+
+    trunk_levels: int = knob(4, "dlib levels under the blocks: 4 (256x4x4, 16 tokens) or 3 "
+                                "(128x8x8, 64 tokens)")
+    width: int = knob(192, "transformer width")
+    depth: int = knob(6, "transformer blocks (one LoRA group each)")
+    epochs: int = knob(30, "epochs of the cosine schedule")
+    batch_size: int = knob(256, "views per step")
+    lr: float = knob(1e-3, "peak learning rate")
+    weight_decay: float = knob(0.05, "AdamW weight decay on the weight matrices")
+    warmup_epochs: int = knob(1, "epochs of linear warm-up before the cosine decay")
+    relation_weight: float = knob(1.0, "weight of the batch cosine-matrix gap beside 1 - cos")
+    p_clean: float = knob(0.25, "share of a batch's views that are the clean chip or its "
+                                "mirror image (the rest: the bank's robust views)")
+    seed: int = knob(0, "random seed (initialisation, order, views)")
+
+    def __post_init__(self) -> None:
+        if self.trunk_levels not in (3, 4):
+            raise ValueError(f"trunk_levels {self.trunk_levels}: choose 3 or 4")
+        if not 0.0 <= self.p_clean <= 1.0:
+            raise ValueError(f"p_clean {self.p_clean} must be in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from safetensors.torch import load_file  # noqa: E402
+
 from gslora_core.model import load_recognizer, read_metadata  # noqa: E402
 from pretraining.config import PretrainConfig  # noqa: E402
 
@@ -199,33 +201,116 @@ def states_line(ck: Path) -> str:
             f"--keep-states`; `enroll` and `forget` keep them themselves).\n")
 
 
-def main(ck: Path = CK, out: Path | None = None) -> str:
-    backbone = read_metadata(ck / "backbone.safetensors")
-    sample = read_metadata(ck / "sample_recognizer.safetensors")
-    stages = load_stages(ck)
+def dlib_section(ck: Path) -> str:
+    """dlib's network as shipped (the hybrid's trunk and its teacher)."""
+    path = ck / "dlib_resnet.safetensors"
+    if not path.exists():
+        return ""
+    params = sum(v.numel() for v in load_file(str(path)).values())
+    return f"""## `dlib_resnet.safetensors`: dlib's face-recognition network, ported
+
+- **What**: `dlib_face_recognition_resnet_model_v1.dat` by Davis King (dlib), released into the
+  **public domain (CC0)**; read from the PyPI source archive `face-recognition-models==0.3.0`
+  and converted with numpy by `python -m pretraining.dlib_dat` (no C++); {params / 1e6:.2f} M
+  weights ({path.stat().st_size / 2**20:.1f} MB), run by `gslora_core/dlib_resnet.py` (the
+  network of dlib's `dnn_face_recognition_ex.cpp`: a 150 px RGB chip, a 29-convolution ResNet,
+  a 128-d descriptor). dlib's own README scores it 99.38 % on LFW's standard protocol.
+- **Exactness**: its descriptors equal dlib's own (`face_recognition_model_v1`) to 3.6e-7 on 57
+  LFW chips; `tests/test_dlib_resnet.py` checks stored chips everywhere and dlib itself where
+  `pretraining/requirements.txt` is installed.
+- **Used as**: the hybrid backbone's frozen trunk (stored once here; every recognizer file names
+  it by a digest instead of holding it, an export holds it), and whole as the distillation's
+  teacher.
+
+"""
+
+
+def hybrid_backbone_section(ck: Path, backbone: dict, history: dict, bench: dict,
+                            held: list[str], robust: str) -> str:
+    """The hybrid backbone (dlib's trunk under transformer blocks)."""
+    m, h = backbone["model"], history["hybrid"]
+    model = load_recognizer(ck / "backbone.safetensors")
+    trainable = sum(p.numel() for p in model.parameters())
+    trunk = sum(b.numel() for b in model.trunk.buffers())
+    grid = {3: "128x8x8, 64 tokens", 4: "256x4x4, 16 tokens"}[m["trunk_levels"]]
+    kept = history.get("kept_epoch", history["history"][-1]["epoch"])
+    best = next(r for r in history["history"] if r["epoch"] == kept)["validation"]
+    minutes = history["history"][-1]["seconds"] / 60
+    ver = bench["verification"]
+    flags = "".join(f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else
+                    f" --{k.replace('_', '-')} {v}"
+                    for k, v in h.items() if k in ("trunk_levels", "epochs", "lr", "p_clean"))
+    return f"""## `backbone.safetensors`: the hybrid Face Transformer backbone
+
+- **Architecture**: ViT's *hybrid* design (Dosovitskiy et al. 2021: a CNN feature map as the
+  patch embedding). dlib's face ResNet (`dlib_resnet.safetensors`), **frozen**, up to its level
+  {m['trunk_levels']} ({grid}); each cell linearly projected to width {m['embed_dim']}; a class
+  token and learned position embeddings; {m['depth']} pre-norm timm blocks ({m['num_heads']}
+  heads, MLP ratio {m['mlp_ratio']:g}); LayerNorm on the class token, then a linear map to the
+  {m['out_dim']}-d embedding. {trainable / 1e6:.2f} M trainable weights; the trunk's
+  {trunk / 1e6:.2f} M are dlib's, never trained. GS-LoRA's groups sit on the blocks' MLPs, as
+  in the paper. Preprocessing: MTCNN detection + 5-point similarity alignment to dlib's 150 px
+  chip (`alignment.TEMPLATE_DLIB_150`).
+- **What the blocks learned, from what**: dlib's own 128-d descriptor (centred on its mean) of
+  the very view the student sees: the blocks replace dlib's levels above the cut, its pooling
+  and its last layer. Data: LFW deep-funneled minus the {len(held)} held-out test identities
+  (`lfw_holdout.json`) and minus the {history['validation_identities']} validation people of
+  `lfw_validation.json` (scored after every epoch; the kept epoch is the best there):
+  {history['images']} pictures, 8 views each (the chip, its mirror image and 6 robust views:
+  framing, angle, resolution, blur, colour, greyscale, JPEG, tight crops).
+- **Recipe**: loss 1 - cos(student, centred descriptor) plus the gap between the batch's cosine
+  matrices; AdamW, {h['epochs']} epochs at lr {h['lr']:g} (warm-up {h['warmup_epochs']},
+  cosine), batch {h['batch_size']}, weight decay {h['weight_decay']:g}, {100 * h['p_clean']:g} %
+  clean views; kept epoch {kept}; {minutes:.0f} min on 2 CPU cores once the feature bank is built.
+  On the validation people at that epoch: cosine to dlib's centred descriptor
+  {best['cos_clean']:.3f} (clean) and {best['cos_robust']:.3f} (robust views), pair
+  verification {pct(best['pairs'])} (dlib's own on the same pairs {pct(best['teacher_pairs'])}).
+- **Command** (about 25 min for the data, then the run):
+  ```bash
+  pip install -r pretraining/requirements.txt   # face-recognition-models: dlib's .dat
+  python -m pretraining.dlib_dat --out checkpoints/dlib_resnet.safetensors
+  python scripts/build_landmarks.py              # every MTCNN face of LFW, ~5 min
+  python -m pretraining.chips                    # dlib chips, the app's face rule, ~30 s
+  python -m pretraining hybrid-bank              # trunk maps + descriptors, 8 views, ~10 min
+  python -m pretraining hybrid --out checkpoints/backbone.safetensors --threads 2{flags}
+  cp checkpoints/backbone.best.safetensors checkpoints/backbone.safetensors  # epoch {kept}
+  cp checkpoints/backbone.best.json checkpoints/backbone.json
+  ```
+- **Scores** (`python -m bench.backbone`, {bench['date']}, {bench['machine']}):
+  verification on {ver['pairs']} pairs of {ver['identities']} held-out identities (10-fold
+  threshold, embeddings averaged with the mirror image): **{pct(ver['accuracy'])}** ±
+  {100 * ver['std']:.1f}{teacher_pairs(bench)}.
+
+{robust}
+```json
+{json.dumps(m, indent=1)}
+```
+
+"""
+
+
+def teacher_pairs(bench: dict) -> str:
+    t = bench.get("verification_dlib")
+    return "" if not t else (f"; dlib's network on the same chips and pairs "
+                             f"{pct(t['accuracy'])} ± {100 * t['std']:.1f}")
+
+
+def vit_backbone_section(ck: Path, backbone: dict, stages: list[dict], bench: dict,
+                         held: list[str], robust: str) -> str:
+    """The pixel-distilled ViT backbone (the runs of ``pretraining pretrain``)."""
     history = stages[-1]
-    bench = json.loads((ROOT / "bench" / "results" / "backbone.json").read_text())
-    hold = json.loads((ck / "lfw_holdout.json").read_text())
     last = history["history"][-1]
     minutes = sum(st["history"][-1]["seconds"] for st in stages) / 60
     schedule = recipe(stages)
     commands = [line for k, st in enumerate(stages)
                 for line in stage_command(st, k, len(stages), backbone["model"])]
     ver = bench["verification"]
-    sg, ug = bench["sample_gallery"], bench["unseen_gallery"]
     m = backbone["model"]
     stem = (", with a small convolutional stem (stride-2 3x3 convs) instead of one patchify conv"
             if m.get("stem") == "conv" else "")
     params = sum(p.numel() for p in load_recognizer(ck / "backbone.safetensors").parameters())
-    held = sorted({n for v in hold.values() if isinstance(v, list) for n in v})
-    robust = robustness_section(ROOT / "bench" / "results" / "robustness.json", ck)
     nl = "\n  "
-    split = sample["data"].get("split", "rank")  # checkpoints before the split knob used rank
-    card = f"""# Model card: GS-LoRA Forgetting Studio checkpoints
-
-Generated by `python scripts/write_model_card.py` from the files it describes.
-
-## `backbone.safetensors`: the Face Transformer backbone
+    return f"""## `backbone.safetensors`: the Face Transformer backbone
 
 - **Architecture**: timm `VisionTransformer` ({m['img_size']} px, patch {m['patch_size']}, width
   {m['embed_dim']}, depth {m['depth']}, {m['num_heads']} heads{stem}), CLS-token embedding
@@ -263,7 +348,31 @@ Generated by `python scripts/write_model_card.py` from the files it describes.
 {json.dumps(backbone['model'], indent=1)}
 ```
 
-## `sample_recognizer.safetensors`: the recognizer the app starts with
+"""
+
+
+def main(ck: Path = CK, out: Path | None = None) -> str:
+    backbone = read_metadata(ck / "backbone.safetensors")
+    sample = read_metadata(ck / "sample_recognizer.safetensors")
+    stages = load_stages(ck)
+    history = stages[-1]
+    bench = json.loads((ROOT / "bench" / "results" / "backbone.json").read_text())
+    hold = json.loads((ck / "lfw_holdout.json").read_text())
+    sg, ug = bench["sample_gallery"], bench["unseen_gallery"]
+    m = backbone["model"]
+    held = sorted({n for v in hold.values() if isinstance(v, list) for n in v})
+    robust = robustness_section(ROOT / "bench" / "results" / "robustness.json", ck)
+    split = sample["data"].get("split", "rank")  # checkpoints before the split knob used rank
+    if m.get("stem") == "dlib":
+        backbone_text = dlib_section(ck) + hybrid_backbone_section(ck, backbone, history, bench,
+                                                                   held, robust)
+    else:
+        backbone_text = vit_backbone_section(ck, backbone, stages, bench, held, robust)
+    card = f"""# Model card: GS-LoRA Forgetting Studio checkpoints
+
+Generated by `python scripts/write_model_card.py` from the files it describes.
+
+{backbone_text}## `sample_recognizer.safetensors`: the recognizer the app starts with
 
 - The backbone plus a CosFace head over the {len(sample['class_names'])} identities of
   `assets/sample_gallery` (15 LFW pictures each, none seen in pretraining), enrolled with

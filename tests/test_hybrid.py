@@ -86,3 +86,10 @@ def test_the_cached_state_path_equals_the_full_pass(levels, tokens):
         states = mid_states(m, x, block)
         got = m.embed_from_mid(states.plain, block)
         assert torch.allclose(got, m.embed(x), atol=1e-5)
+
+
+def test_the_trunk_path_equals_the_full_pass(model):
+    x = chips(2)
+    with torch.no_grad():
+        got = model.embed_from_trunk(model.trunk_features(x))
+    assert torch.allclose(got, model.embed(x), atol=1e-5)
