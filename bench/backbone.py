@@ -54,8 +54,14 @@ def verification(backbone, folder: Path, cache: Path, pairs: int) -> dict:
     labels = [names.index(p.identity) for p, _, _ in kept]
     images = torch.stack([to_tensor(c) for _, c, _ in kept])
     emb = embed_all(backbone, images)
-    result = verification_accuracy(emb, *make_pairs(labels, pairs, seed=0))
-    return {**result, "identities": len(names), "pictures": len(kept), "no_face": len(no_face)}
+    chosen = make_pairs(labels, pairs, seed=0)
+    result = verification_accuracy(emb, *chosen)
+    out = {**result, "identities": len(names), "pictures": len(kept), "no_face": len(no_face)}
+    if backbone.cfg.face_template == "dlib":  # dlib's own network on the same chips and pairs
+        from .robustness import dlib_embeddings
+
+        out["dlib"] = verification_accuracy(dlib_embeddings(images), *chosen)
+    return out
 
 
 # The split the shipped sample recognizer was enrolled on and the stored results were measured
@@ -71,7 +77,16 @@ def enroll(backbone, folder: Path, cache: Path) -> dict:
     model = from_backbone(backbone, gallery, GALLERY_DATA)
     report = train_recognizer(model, gallery, TrainConfig.from_backbone())
     pictures = len(gallery.train_y) + len(gallery.test_y)
-    return {"test_top1": report["test_accuracy"], "identities": len(gallery.names),
+    extra = {}
+    if backbone.cfg.face_template == "dlib":  # dlib's own network, nearest class mean
+        from .robustness import dlib_embeddings, nearest_prototype
+
+        x = torch.cat([gallery.train_x, gallery.test_x])
+        y = torch.cat([gallery.train_y, gallery.test_y])
+        train = torch.arange(len(y)) < len(gallery.train_y)
+        extra["dlib_prototype_top1"] = nearest_prototype(dlib_embeddings(x), y, train.numpy(),
+                                                         len(gallery.names))
+    return {"test_top1": report["test_accuracy"], **extra, "identities": len(gallery.names),
             "train": len(gallery.train_y), "test": len(gallery.test_y),
             "rejected": len(gallery.rejected),
             "align_seconds": round(t_align, 1), "align_images_per_second": round(pictures / t_align, 1),
@@ -110,6 +125,8 @@ def main() -> None:
         names = sorted({n for v in hold.values() if isinstance(v, list) for n in v})
         pairs_dir = holdout_folder(names, lfw, tmp / "pairs", None)
         results["verification"] = verification(backbone, pairs_dir, tmp / "cache", a.pairs)
+        if "dlib" in results["verification"]:
+            results["verification_dlib"] = results["verification"].pop("dlib")
         print("verification", results["verification"], flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")

@@ -52,7 +52,7 @@ from typing import Callable
 import torch
 
 from gslora_core.config import PRESETS, ForgetConfig, TrainConfig
-from gslora_core.data import Gallery, load_gallery
+from gslora_core.data import Gallery, load_gallery_for
 from gslora_core.evaluation import Roles, Snapshot, membership, snapshot
 from gslora_core.forgetting import finetune_forget, forget
 from gslora_core.metrics import accuracy_by_name, h_mean
@@ -553,9 +553,7 @@ def load_bench_gallery(name: str, recognizer: str | None) -> tuple[Recognizer, G
     path = recognizer or str(ROOT / "checkpoints" / "sample_recognizer.safetensors")
     folder = str(ROOT / "assets" / "sample_gallery")
     model = load_recognizer(path)
-    return model, load_gallery(folder, model.cfg.img_size, model.data_config,
-                               names=model.class_names,
-                               template=model.cfg.face_template), folder
+    return model, load_gallery_for(model, folder), folder
 
 
 def parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from gslora_core.config import DataConfig, TrainConfig
-from gslora_core.data import Gallery, load_gallery
+from gslora_core.data import Gallery, load_gallery, load_gallery_for
 from gslora_core.model import Recognizer, load_recognizer, save_recognizer
 from gslora_core.training import fix_threshold, from_backbone, train_recognizer
 
@@ -116,8 +116,7 @@ def load_built(folder: Path, ckpt: Path) -> tuple[Recognizer, Gallery]:
     """A built gallery's recognizer (``as_enrolled``) and its gallery in the recognizer's class
     order."""
     model = load_recognizer(ckpt)
-    gallery = load_gallery(folder, model.cfg.img_size, model.data_config,
-                           names=model.class_names, template=model.cfg.face_template)
+    gallery = load_gallery_for(model, folder)
     return as_enrolled(model, gallery, ckpt), gallery
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from gslora_core.config import ForgetConfig, ModelConfig
-from gslora_core.data import Gallery, load_gallery
+from gslora_core.data import Gallery, load_gallery_for
 from gslora_core.forgetting import forget
 from gslora_core.model import Recognizer, load_recognizer
 from gslora_core.training import from_backbone
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     shipped = load_recognizer(SHIPPED)
-    gallery = load_gallery(SAMPLE, shipped.cfg.img_size, shipped.data_config,
-                           names=shipped.class_names, template=shipped.cfg.face_template)
+    gallery = load_gallery_for(shipped, SAMPLE)
     draws = forget_sets(shipped.class_names, 0.1, a.draws, 0)
     cfg = ForgetConfig()
     rows = [{"width": shipped.cfg.embed_dim, "depth": shipped.cfg.depth, "weights": "shipped",

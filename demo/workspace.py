@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, project_path
-from gslora_core.data import CropCache, Gallery, load_gallery
+from gslora_core.data import CropCache, Gallery, load_gallery, load_gallery_for
 from gslora_core.evaluation import Snapshot, evaluate, kept_snapshot, snapshot
 from gslora_core.forgetting import forget, plan_task, rollback
 from gslora_core.inference import top_k, top_k_crop, verdict
@@ -127,9 +127,8 @@ class Workspace:
             raise ValueError(f"the {kind} sample's model ({weights}) is not in this copy of the "
                              "project; its README says how it is made")
         model = load_recognizer(project_path(weights))
-        gallery = load_gallery(project_path(folder), model.cfg.img_size,
-                               model.data_config, names=model.class_names, ingest=self.cfg.ingest,
-                               on_progress=on_progress, template=model.cfg.face_template)
+        gallery = load_gallery_for(model, project_path(folder), ingest=self.cfg.ingest,
+                                   on_progress=on_progress)
         # The states shipped beside the model (``evaluate --keep-states``) spare the measuring
         # pass; they are used only if they fit these weights and these pictures.
         kept = kept_snapshot(states_path(project_path(weights)), model, gallery)

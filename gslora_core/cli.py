@@ -22,7 +22,7 @@ from .config import (
     TrainConfig,
     preset,
 )
-from .data import load_gallery
+from .data import load_gallery, load_gallery_for
 from .evaluation import evaluate, keep_snapshot, kept_snapshot, snapshot
 from .forgetting import forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
@@ -44,8 +44,7 @@ def print_json(data: dict, path: str | None) -> None:
 
 
 def _gallery_for(model: Recognizer, folder: str):
-    return load_gallery(folder, model.cfg.img_size, model.data_config, names=model.class_names,
-                        template=model.cfg.face_template)
+    return load_gallery_for(model, folder)
 
 
 def cmd_enroll(a: argparse.Namespace) -> int:

@@ -329,6 +329,13 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
     return _split(names, by_id, methods, notes, rejected, excluded, cfg, image_size)
 
 
+def load_gallery_for(model, source: str | Path | Sequence[str | Path], **kwargs) -> Gallery:
+    """``source`` as ``model`` (a ``Recognizer``) reads it: its crop size and face template,
+    its data config, labelled in its class order. ``kwargs`` go to ``load_gallery``."""
+    return load_gallery(source, model.cfg.img_size, model.data_config, names=model.class_names,
+                        template=model.cfg.face_template, **kwargs)
+
+
 def _capped(files: list, cfg: DataConfig) -> list:
     """At most ``cfg.max_per_identity`` files an identity, the same ones for every run (ranked
     by the split's hash of their names)."""

@@ -10,7 +10,7 @@ import torch
 
 from demo.request import recipe_inputs
 from gslora_core.config import project_path
-from gslora_core.data import load_gallery
+from gslora_core.data import load_gallery_for
 from gslora_core.evaluation import evaluate
 from gslora_core.lora import has_lora
 from gslora_core.model import load_recognizer
@@ -69,8 +69,7 @@ def test_forget_rollback_cancel_export(app_url, tmp_path):
     # The exported merged model is plain weights and scores what the report says.
     merged = load_recognizer(export(client))
     assert not has_lora(merged.blocks) and merged.forgotten() == ["Bill_Clinton", "Serena_Williams"]
-    gallery = load_gallery(project_path("assets/sample_gallery"), 112, merged.data_config,
-                           names=merged.class_names)
+    gallery = load_gallery_for(merged, project_path("assets/sample_gallery"))
     now = evaluate(merged, gallery)
     assert now["acc_o"] == pytest.approx(report["acc_f_after"])
     assert now["acc_r"] == pytest.approx(report["acc_r_after"])

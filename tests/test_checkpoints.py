@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gslora_core.data import load_gallery
+from gslora_core.data import load_gallery_for
 from gslora_core.evaluation import evaluate
 from gslora_core.model import load_recognizer, read_metadata
 
@@ -30,7 +30,7 @@ def test_checkpoints_load_and_match_their_card() -> None:
     assert sample["class_names"] == sorted(p.name for p in GALLERY.iterdir() if p.is_dir())
     assert sample["tasks"] == []
     model = load_recognizer(CK / "sample_recognizer.safetensors")
-    assert model.head.weight.shape == (len(sample["class_names"]), model.cfg.embed_dim)
+    assert model.head.weight.shape == (len(sample["class_names"]), model.cfg.embedding_dim)
 
 
 def test_sample_gallery_was_kept_out_of_pretraining() -> None:
@@ -41,7 +41,7 @@ def test_sample_gallery_was_kept_out_of_pretraining() -> None:
 @pytest.mark.slow
 def test_sample_recognizer_recognizes_the_sample_gallery() -> None:
     model = load_recognizer(CK / "sample_recognizer.safetensors")
-    gallery = load_gallery(GALLERY, model.cfg.img_size, model.data_config, names=model.class_names)
+    gallery = load_gallery_for(model, GALLERY)
     assert gallery.rejected == [] and len(gallery.test_y) == 80
     report = evaluate(model, gallery)
     # The model card states the measured figure; this is the floor it must not fall under.

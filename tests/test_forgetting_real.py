@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gslora_core.config import ForgetConfig
-from gslora_core.data import load_gallery
+from gslora_core.data import load_gallery_for
 from gslora_core.forgetting import forget
 from gslora_core.model import load_recognizer
 
@@ -27,7 +27,7 @@ SECOND = ["Kofi_Annan", "Vladimir_Putin"]
 @pytest.fixture(scope="module")
 def gallery():
     model = load_recognizer(CHECKPOINT)
-    return load_gallery(GALLERY, model.cfg.img_size, model.data_config, names=model.class_names)
+    return load_gallery_for(model, GALLERY)
 
 
 def test_forget_two_then_two_more(gallery):

@@ -15,7 +15,7 @@ from tiny import NAMES, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import cli, lora
 from gslora_core.config import DataConfig, TaskRecord
-from gslora_core.data import load_gallery
+from gslora_core.data import load_gallery, load_gallery_for
 from gslora_core.evaluation import keep_snapshot, kept_snapshot, snapshot
 from gslora_core.model import save_recognizer
 from gslora_core.openset import Threshold
@@ -138,8 +138,7 @@ def _sample(kind: str):
     folder, weights = ((cfg.sample_gallery, cfg.sample_recognizer) if kind == "faces"
                        else (cfg.objects_gallery, cfg.objects_recognizer))
     model = load_recognizer(project_path(weights))
-    gallery = load_gallery(project_path(folder), model.cfg.img_size, model.data_config,
-                           names=model.class_names, ingest=cfg.ingest)
+    gallery = load_gallery_for(model, project_path(folder), ingest=cfg.ingest)
     return model, gallery, states_path(project_path(weights))
 
 

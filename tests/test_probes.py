@@ -69,14 +69,13 @@ def test_three_ways_to_forget_on_real_faces():
     each other (>= 90 %) and 4 pictures bring them back. Measured (README): GS-LoRA and even
     retraining keep that too on this gallery (a face embedding recognizes people it was never
     trained on), which the table shows as it is."""
-    from gslora_core.data import load_gallery
+    from gslora_core.data import load_gallery_for
     from gslora_core.forgetting import forget
     from gslora_core.model import load_recognizer
     from gslora_core.probes import retrain_without
 
     model = load_recognizer(ROOT / "checkpoints" / "sample_recognizer.safetensors")
-    gallery = load_gallery(ROOT / "assets" / "sample_gallery", 112, model.data_config,
-                           names=model.class_names)
+    gallery = load_gallery_for(model, ROOT / "assets" / "sample_gallery")
     forgotten = ["Bill_Clinton", "Serena_Williams"]
     rep = forget(model, gallery, forgotten, ForgetConfig()).report
     backbone = load_recognizer(ROOT / "checkpoints" / "backbone.safetensors")
