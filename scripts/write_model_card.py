@@ -214,7 +214,7 @@ def dlib_section(ck: Path) -> str:
   and converted with numpy by `python -m pretraining.dlib_dat` (no C++); {params / 1e6:.2f} M
   weights ({path.stat().st_size / 2**20:.1f} MB), run by `gslora_core/dlib_resnet.py` (the
   network of dlib's `dnn_face_recognition_ex.cpp`: a 150 px RGB chip, a 29-convolution ResNet,
-  a 128-d descriptor). dlib's own README scores it 99.38 % on LFW's standard protocol.
+  a 128-d descriptor); dlib reports 99.38 % for it on LFW's standard protocol.
 - **Exactness**: its descriptors equal dlib's own (`face_recognition_model_v1`) to 3.6e-7 on 57
   LFW chips; `tests/test_dlib_resnet.py` checks stored chips everywhere and dlib itself where
   `pretraining/requirements.txt` is installed.
