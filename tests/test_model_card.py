@@ -1,5 +1,6 @@
-"""scripts/write_model_card.py: the card comes from the checkpoints' own files, for any number of
-pretraining runs (a shipped backbone may continue earlier ones or be a run's best epoch)."""
+"""scripts/write_model_card.py: the card comes from the checkpoints' own files: the shipped hybrid
+backbone's, and for the earlier pixel-distilled ViT any number of pretraining runs (a backbone
+may continue earlier ones or be a run's best epoch)."""
 from __future__ import annotations
 
 import json
@@ -12,13 +13,22 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import write_model_card as card  # noqa: E402
 
 CK = ROOT / "checkpoints"
+# The earlier ViT backbone (shipped until 2026-12-06) and its last run's history.
+VIT = ROOT / "bench" / "results" / "candidates" / "pretrain_mix"
+
+
+def vit_checkpoints(tmp_path: Path, *extra: str) -> None:
+    """A checkpoints folder whose backbone is the earlier ViT (the card's other section)."""
+    shutil.copy(VIT.with_suffix(".safetensors"), tmp_path / "backbone.safetensors")
+    for f in ("sample_recognizer.safetensors", "lfw_holdout.json", *extra):
+        shutil.copy(CK / f, tmp_path / f)
 
 
 def full_run() -> dict:
-    """The shipped backbone's history as a run that kept its last epoch (whatever was shipped),
-    with every knob but lr and views at today's default, so a test sets only the knobs it checks
-    (the shipped run's own, such as ``p_mix``, would otherwise show up in every command)."""
-    run = json.loads((CK / "backbone.json").read_text())
+    """The earlier ViT's history as a run that kept its last epoch, with every knob but lr and
+    views at today's default, so a test sets only the knobs it checks (the run's own, such as
+    ``p_mix``, would otherwise show up in every command)."""
+    run = json.loads(VIT.with_suffix(".json").read_text())
     kept = {k: run["pretrain"][k] for k in ("lr", "augment") if k in run["pretrain"]}
     run["pretrain"] = {**card.PretrainConfig().to_dict(), **kept, "epochs": len(run["history"])}
     return run
@@ -28,9 +38,15 @@ def test_the_committed_card_is_what_the_files_say(tmp_path) -> None:
     assert card.main(CK, tmp_path / "card.md") == (CK / "README.md").read_text()
 
 
+def test_the_hybrid_card_says_what_the_trunk_is_and_how_the_blocks_were_made() -> None:
+    text = (CK / "README.md").read_text()
+    assert "public domain (CC0)" in text and "frozen" in text
+    assert "python -m pretraining hybrid --out checkpoints/backbone.safetensors" in text
+    assert "--trunk-levels 4" in text
+
+
 def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
-    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
-        shutil.copy(CK / f, tmp_path / f)
+    vit_checkpoints(tmp_path)
     base = full_run()
     earlier = {**base, "images": 11183, "validation_identities": 0, "validation_views": None,
                "history": [{"epoch": e, "seconds": 60.0 * e, "loss": 0.3} for e in range(1, 17)],
@@ -60,8 +76,7 @@ def test_three_runs_the_last_a_best_epoch_on_photo_validation(tmp_path) -> None:
 
 
 def test_one_run_from_scratch_with_validation(tmp_path) -> None:
-    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
-        shutil.copy(CK / f, tmp_path / f)
+    vit_checkpoints(tmp_path)
     run = full_run()
     run["history"] = [{**r, "validation": {"score": 0.9}} for r in run["history"]]
     run.update(validation_identities=112, validation_views="photo")
@@ -73,9 +88,8 @@ def test_one_run_from_scratch_with_validation(tmp_path) -> None:
 
 
 def test_a_knob_set_away_from_its_default_is_in_the_command(tmp_path) -> None:
-    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json",
-              "backbone_stage1.json"):
-        shutil.copy(CK / f, tmp_path / f)
+    vit_checkpoints(tmp_path)
+    (tmp_path / "backbone_stage1.json").write_text(json.dumps(full_run()))
     run = full_run()
     run["pretrain"] = {**run["pretrain"], "augment": "basic", "drop_path": 0.1,
                        "keep_every_epoch": True, "weight_decay": 0.05}
@@ -87,8 +101,7 @@ def test_a_knob_set_away_from_its_default_is_in_the_command(tmp_path) -> None:
 
 
 def test_a_run_with_mixed_faces_says_so_and_gives_the_flag(tmp_path) -> None:
-    for f in ("backbone.safetensors", "sample_recognizer.safetensors", "lfw_holdout.json"):
-        shutil.copy(CK / f, tmp_path / f)
+    vit_checkpoints(tmp_path)
     run = full_run()
     run["pretrain"] = {**run["pretrain"], "augment": "basic", "p_mix": 0.25}
     (tmp_path / "backbone.json").write_text(json.dumps(run))
