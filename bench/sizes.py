@@ -233,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--label", default="", help="results name suffix")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scored-on", choices=["test", "val"], default="test",
+                    help="val: score on the galleries' validation pictures (LFW-100 has them),"
+                         " where a recipe is chosen; test: report")
     ap.add_argument("--pair", nargs="+", metavar="JSON",
                     help="only compare default and dense on the same draws in these result files")
     return ap
@@ -258,15 +261,17 @@ def task_plans(a: argparse.Namespace, recipe_names: list[str]) -> list[tuple]:
     return plans
 
 
-def run_plans(plans: list[tuple], table: dict[str, ForgetConfig]) -> list[dict]:
+def run_plans(plans: list[tuple], table: dict[str, ForgetConfig],
+              scored_on: str = "test") -> list[dict]:
     """Every plan's tasks with each of its recipes, from the gallery's kept snapshot (one
-    gallery in memory at a time)."""
+    gallery in memory at a time), scored on its ``scored_on`` pictures."""
     rows: list[dict] = []
     loaded: dict = {}
     for part, gname, k, d, tasks, which in plans:
         if gname not in loaded:
             loaded.clear()
             model, gallery = load_gallery_named(gname)
+            gallery = gallery.scored_on(scored_on)
             loaded[gname] = (model, gallery, snapshot(model, gallery))
         model, gallery, before = loaded[gname]
         for recipe in which:
@@ -301,11 +306,11 @@ def main(argv: list[str] | None = None) -> dict:
     changes = knob_overrides(a.set)
     table = {k: replace(v, **changes) for k, v in recipes().items() if k in a.recipes}
     t_start = time.perf_counter()
-    rows = run_plans(task_plans(a, list(table)), table)
+    rows = run_plans(task_plans(a, list(table)), table, a.scored_on)
     meta = {"date": time.strftime("%Y-%m-%d"), "quick": a.quick,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                        f"{'CUDA' if torch.cuda.is_available() else 'CPU'}",
-            "scored_on": "test", "seconds_total": time.perf_counter() - t_start,
+            "scored_on": a.scored_on, "seconds_total": time.perf_counter() - t_start,
             "configs": {k: v.to_dict() for k, v in table.items()},
             "command": "python -m bench.sizes " + " ".join(argv if argv is not None
                                                            else sys.argv[1:])}
