@@ -94,7 +94,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
     share = f"{100 * report['trainable_share']:.1f} %" if report else "about 3 %"
     text = INTRO.format(rank=cfg["rank"], beta=cfg["beta"], bnd=cfg["bnd"],
                         replay=cfg.get("replay_forgotten", 0), check=cfg.get("check_every", 5),
-                        stage=cfg.get("stage_steps", 40), steps=cfg["steps"],
+                        stage=cfg.get("stage_steps", 80), steps=cfg["steps"],
                         margin=cfg.get("margin", 0.1), keep=cfg.get("keep", 0),
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)

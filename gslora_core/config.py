@@ -236,8 +236,10 @@ class ForgetConfig:
         1, "release: blocks trained from the first step, counted from the top (0 = every "
            "block: dense LoRA)", "blocks at start (0 = all)")
     stage_steps: int = knob(
-        40, "release: steps without progress (no fewer forget pictures left than before) "
-            "after which the next block down is released", "patience before releasing a block")
+        80, "release: steps without progress (no fewer forget pictures left than before) "
+            "after which the next block down is released (80: on the hybrid backbone the "
+            "one-block stage's count of pictures left swings for tens of steps before it "
+            "reaches 0; docs/results.md)", "patience before releasing a block")
     margin: float = knob(
         0.1, "release: how far below the recognizer's threshold a forget picture's best cosine "
              "must go (its push to 'not recognized' and the stopping rule's margin)",
