@@ -21,8 +21,9 @@ The rest of this page says the same in more detail, with the names the paper use
 
 The face recognizer is a small vision transformer (6 blocks) reading the frozen lower layers of
 a pretrained face network (dlib's), with a cosine classifier: one class per person in the
-gallery. Only the transformer blocks can change, and only through the adapters below. Forgetting must make it fail on the chosen people **and keep working on
-everyone else**, without retraining from scratch.
+gallery. Only the transformer blocks can change, and only through the adapters below.
+Forgetting must make it fail on the chosen people **and keep working on everyone else**,
+without retraining from scratch.
 
 **1. Freeze everything, add a small adapter.** Every weight of the recognizer stays fixed. Each
 forgetting task adds its own LoRA adapter: two thin matrices beside each MLP layer of each block
