@@ -21,7 +21,7 @@ import gradio as gr
 from gslora_core.config import StudioConfig
 from gslora_core.report import nouns, time_left
 
-from . import views
+from . import gpu, views
 from .jobs import readable_error
 from .layout import Page
 from .request import PAGE_KNOBS, ForgetRequest
@@ -47,16 +47,10 @@ def preload_engine() -> threading.Thread:
     return thread
 
 
-try:  # ZeroGPU on Hugging Face Spaces: GPU work is wrapped; elsewhere nothing changes
-    import spaces
-
-    gpu: Callable = spaces.GPU(duration=240)
-except ImportError:  # pragma: no cover - the usual case
-    def gpu(fn: Callable) -> Callable:
-        return fn
-
-
 POLL_S = 1.0  # seconds between page updates while a job runs
+# ZeroGPU lists a Space's GPU functions when the page launches: ``gpu.run`` is decorated on
+# import, here, before the engine itself loads in the background.
+ON_ZERO_GPU = gpu.ZERO_GPU
 
 
 def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
@@ -223,7 +217,6 @@ class Handlers:
             self.page.gallery_status: "Faces found. The recognizer is being trained (tab 2)."
                                       + line}
 
-    @gpu
     def train_recognizer(self, ws: Workspace | None, request: gr.Request,
                          progress=gr.Progress()):
         seconds = None  # how long training took: the room's wait estimate learns from it
@@ -252,7 +245,6 @@ class Handlers:
         yield views.everything(self.page, ws)
         return job.elapsed()
 
-    @gpu
     def forget(self, ws: Workspace | None, req: ForgetRequest, progress):
         """Run one forgetting task and stream its page: the live view, then the results.
         (``forget_endpoint`` gives gradio the flat inputs it sends.)"""
@@ -287,7 +279,6 @@ class Handlers:
         yield views.live_view(self.page, job, earlier, None) | {self.page.forget_md: done}
         yield views.after_task(self.page, ws) | {self.page.tabs: gr.Tabs(selected="results")}
 
-    @gpu
     def compare(self, ws: Workspace | None, retrain: bool, progress=gr.Progress()):
         """delete vs GS-LoRA (vs retrain) on everyone forgotten so far, and the embedding map."""
         ws = self._need(ws)

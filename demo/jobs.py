@@ -6,6 +6,7 @@ the page reads errors in words before the engine has loaded.
 """
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 import time
@@ -43,7 +44,7 @@ class Job:
 
     ``fn(on_progress, should_cancel)`` does the work; the page polls ``points`` while it runs."""
 
-    kind: str  # "enroll" or "forget"
+    kind: str  # "enroll", "forget" or "compare"
     fn: Callable[[ProgressFn, CancelFn], object]
     points: list[Progress] = field(default_factory=list)  # gslora_core.progress shapes
     result: object = None
@@ -54,7 +55,10 @@ class Job:
 
     def __post_init__(self) -> None:
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"gslora-{self.kind}", daemon=True)
+        # The job runs in the context of whoever started it: a GPU call made from the job
+        # (``demo.gpu``) is then charged to the visitor whose request started it.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                        name=f"gslora-{self.kind}", daemon=True)
 
     def start(self) -> "Job":
         self._thread.start()

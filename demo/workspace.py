@@ -11,24 +11,25 @@ import copy
 import json
 import os
 import shutil
-import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from PIL import Image, ImageOps
 
+from gslora_core.calls import CompareCall, EnrollCall, ForgetCall, apply_task, result_of
 from gslora_core.config import DataConfig, ForgetConfig, StudioConfig, project_path
 from gslora_core.data import CropCache, Gallery, load_gallery, load_gallery_for
 from gslora_core.evaluation import Snapshot, evaluate, kept_snapshot, snapshot
-from gslora_core.forgetting import forget, plan_task, rollback
+from gslora_core.forgetting import plan_task, rollback
 from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from gslora_core.report import to_markdown
 from gslora_core.states import states_path
-from gslora_core.training import from_backbone, train_recognizer
 
+from . import gpu
 from .jobs import Job
 from .sessions import sessions_root, sweep, upload_faces_root
 
@@ -79,6 +80,9 @@ class Workspace:
         # (its enrolment or a retrain); None until then (``retrain_estimate`` then uses the
         # configured rate, measured on the project's 2-core CPU).
         self.train_rate: float | None = None
+        # Seconds per optimizer step of this workspace's last forgetting task (where its calls
+        # run); None until then (the configured CPU rate).
+        self.step_rate: float | None = None
         self._pending: tuple | None = None  # an uploaded gallery waiting for its recognizer
         self.closed = False
 
@@ -171,25 +175,27 @@ class Workspace:
         return self.overview()
 
     def start_enroll(self) -> Job:
-        """Train the uploaded gallery's recognizer from the shipped backbone, in the background."""
+        """Train the uploaded gallery's recognizer from the shipped backbone, in the background
+        (on the GPU when there is one: ``demo.gpu``)."""
         self._idle("train")
         pending = self._pending
         if pending is None or self.gallery is not pending[0]:
             raise ValueError("upload a gallery first; the sample gallery's recognizer is ready")
         gallery, backbone, dcfg = pending
+        estimate = self.retrain_estimate()
+        seconds = self._reserve(estimate["seconds"] / self._speedup("train_rate")
+                                + self._measure_seconds(gallery), "training your recognizer",
+                                "upload fewer pictures or fewer people")
+        call = EnrollCall(backbone, gallery, dcfg, self.cfg.enroll, seconds)
 
         def run(progress, cancelled) -> dict:
-            t0 = time.perf_counter()
-            model = from_backbone(backbone, gallery, dcfg)
-            report = train_recognizer(model, gallery, self.cfg.enroll, on_progress=progress,
-                                      should_cancel=cancelled)
+            done = result_of(gpu.run(call), progress, cancelled)
             if self.gallery is gallery and not self.closed:
-                progress({"stage": "measuring the recognizer on held-back pictures"})
-                self._set(gallery, model, "upload")
-                self.enroll_seconds = report["seconds"]
-                self.train_rate = self._rate(time.perf_counter() - t0, len(gallery.train_y))
+                self._set(gallery, done.model, "upload", kept=done.state)
+                self.enroll_seconds = done.report["seconds"]
+                self.train_rate = self._rate(done.seconds, len(gallery.train_y))
                 self._pending = None
-            return report
+            return done.report
 
         self.job = Job("enroll", run).start()
         return self.job
@@ -311,22 +317,33 @@ class Workspace:
 
     # ----- forgetting --------------------------------------------------------------------------
     def start_forget(self, names: Sequence[str], cfg: ForgetConfig) -> Job:
-        """Check the request now (readable errors at once), then forget in the background."""
+        """Check the request now (readable errors at once), then forget in the background (on
+        the GPU when there is one: ``demo.gpu``). The task runs on a copy of the recognizer;
+        only a finished task's adapters are added here, so a failed or cancelled one changes
+        nothing."""
         self._idle("start another task")
         model, gallery = self._ready(), self._gallery()
         plan = plan_task(model, gallery, list(names))  # refused here, in words, or planned once
+        before = self.state if self.state is not None and self.state.fits(model, gallery) else None
+        measure = 0.0 if before is not None else self._measure_seconds(gallery)
+        step = self.step_rate or self.cfg.forget_seconds_per_step / self._speedup("step_rate")
+        seconds = self._reserve(measure + cfg.steps * step, "this task", "forget fewer people")
+        if gpu.ZERO_GPU:  # the task stops itself (and says so) before its reservation ends
+            budget = seconds - self.cfg.gpu_start_s - measure
+            cfg = replace(cfg, max_seconds=min(cfg.max_seconds or budget, budget))
+        call = ForgetCall(model, gallery, list(names), cfg, before, plan, seconds)
         self.touch()
 
         def run(progress, cancelled) -> dict:
-            report, after = forget(model, gallery, list(names), cfg, on_progress=progress,
-                                        should_cancel=cancelled, before=self.state,
-                                        on_stage=lambda stage: progress({"stage": stage}),
-                                        plan=plan)
-            if not report.get("cancelled"):
-                self.state = after
-                self._measured[report["task"]] = report
+            delta = result_of(gpu.run(call), progress, cancelled)
+            if self.model is model and not self.closed:
+                self.state = apply_task(model, delta)
+                self._measured[delta.report["task"]] = delta.report
                 self.inspection = None  # about the people forgotten before this task
-            return report
+                stop = delta.report["stop"]
+                if stop.get("steps"):
+                    self.step_rate = stop["seconds"] / stop["steps"]
+            return delta.report
 
         self.job = Job("forget", run).start()
         return self.job
@@ -334,47 +351,60 @@ class Workspace:
     def start_inspect(self, retrain: bool = False) -> Job:
         """Is the forgotten person gone from the model? Deletion, GS-LoRA (the tasks run so far)
         and, if asked, retraining without them, measured alike (``probes.compare``), plus the
-        embedding map; in the background. The result is kept as ``inspection``."""
-        from gslora_core.probes import compare, embedding_map, retrain_without
-
+        embedding map; in the background (on the GPU when there is one). The result is kept as
+        ``inspection``."""
         self._idle("compare")
         model, gallery = self._ready(), self._gallery()
         if retrain and self.kind == "objects":
             raise ValueError(OBJECTS_RETRAIN)
-        forgotten = model.forgotten()
-        if not forgotten:
+        if not model.forgotten():
             raise ValueError("forget someone first: the comparison is about the people a task "
                              "forgot")
-        gs_seconds = sum(r["seconds"] for r in self.reports) or None
-        original = self.original
+        backbone = load_recognizer(project_path(self.cfg.backbone)) if retrain else None
+        train = self.retrain_estimate()["seconds"] / self._speedup("train_rate") if retrain else 0
+        seconds = self._reserve(train + 4 * self._measure_seconds(gallery), "the comparison",
+                                "compare without retraining")
+        call = CompareCall(model, self.original, gallery,
+                           sum(r["seconds"] for r in self.reports) or None, backbone,
+                           self.cfg.enroll, seconds)
         self.touch()
 
         def run(progress, cancelled) -> dict:
-            retrained = None
-            if retrain:
-                progress({"stage": "retraining without them"})
-                backbone = load_recognizer(project_path(self.cfg.backbone))
-                retrained = retrain_without(
-                    backbone, gallery, forgotten, self.cfg.enroll, model.data_config,
-                    on_progress=lambda p: progress({**p, "stage": "retraining without them"}),
-                    should_cancel=cancelled)
-                self.train_rate = self._rate(retrained.seconds, retrained.pictures)
-            if cancelled():
-                raise InterruptedError("cancelled")
-            total, t0 = 3 + (retrained is not None), time.perf_counter()
-
-            def measuring(what: str, k: int) -> None:
-                progress({"stage": f"measuring {what}", "done": k, "total": total,
-                          "seconds": time.perf_counter() - t0})
-            rows = compare(model, gallery, gs_seconds, retrained, on_method=measuring)
-            measuring("the embedding map", total - 1)
-            emap = embedding_map(original if original is not None else model, model, gallery,
-                                 forgotten)
-            self.inspection = {"forgotten": forgotten, "methods": rows, "embedding_map": emap}
-            return self.inspection
+            done = result_of(gpu.run(call), progress, cancelled)
+            if done.retrain_seconds:
+                self.train_rate = self._rate(done.retrain_seconds, done.retrain_pictures)
+            if self.model is model and not self.closed:
+                self.inspection = done.inspection
+            return done.inspection
 
         self.job = Job("compare", run).start()
         return self.job
+
+    # ----- what a GPU call may take --------------------------------------------------------------
+    def _speedup(self, rate: str) -> float:
+        """How much faster than the configured CPU rates calls run here: 1 once this workspace
+        has timed its own ``rate`` (where its calls run), or off ZeroGPU; else the assumed
+        ``gpu_speedup``."""
+        return self.cfg.gpu_speedup if gpu.ZERO_GPU and getattr(self, rate) is None else 1.0
+
+    def _measure_seconds(self, gallery: Gallery) -> float:
+        """One measuring pass over the gallery's pictures (both views)."""
+        pictures = len(gallery.train_y) + len(gallery.test_y) + len(gallery.val_y)
+        return pictures * self.cfg.measure_seconds_per_picture / self._speedup("train_rate")
+
+    def _reserve(self, seconds: float, what: str, advice: str) -> float:
+        """What a call may take: its estimate twice over, plus the GPU worker's start on
+        ZeroGPU, where it may not pass ``gpu_call_limit_s``: a call that would not fit is
+        refused here, in words, before it reserves anything. (ZeroGPU charges the seconds a
+        call used; what it reserves must only be left in the visitor's quota.)"""
+        if not gpu.ZERO_GPU:
+            return 2 * seconds
+        need, limit = self.cfg.gpu_start_s + seconds, self.cfg.gpu_call_limit_s
+        if need > limit:
+            raise ValueError(f"{what} would take about {need:.0f} s of GPU time, more than the "
+                             f"{limit:.0f} s one call may reserve of a visitor's daily ZeroGPU "
+                             f"quota: {advice}")
+        return min(limit, max(self.cfg.gpu_min_call_s, self.cfg.gpu_start_s + 2 * seconds))
 
     def cancel(self) -> bool:
         """Ask the running job to stop; a cancelled task leaves the model exactly as it was."""

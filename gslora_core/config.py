@@ -434,3 +434,22 @@ class StudioConfig:
     # 2-core CPU (retraining the sample gallery without 2 people: 15.2 s for 198 pictures x 8
     # epochs, 2026-12-05), for the page's time estimates until a workspace has measured its own.
     train_seconds_per_picture: float = 0.0096
+    # A forgetting task's optimizer step with the top block alone, wall clock, on that CPU
+    # (the sample's 2-person task: 0.24 s for 17 steps; LFW-100 100-10: 2.2 s for 180 steps,
+    # bench/results/sizes_hybrid.json), and one picture's measuring pass, both views (the
+    # sample's 300 pictures: 3.8 s, 2026-12-06), for the estimates until a workspace has timed
+    # its own.
+    forget_seconds_per_step: float = 0.015
+    measure_seconds_per_picture: float = 0.013
+    # ZeroGPU (demo/gpu.py): every GPU call reserves its duration from the visitor's daily
+    # quota before it starts (about 2 min a day anonymous, 3.5 min with a free account) and is
+    # stopped past it. The most one call may reserve, the worker's start (fork, CUDA, the model
+    # moved), and how much faster than the CPU rates above the GPU is taken to be until the
+    # workspace has timed a call there: an assumption, no GPU has measured it yet.
+    # A visitor is charged the seconds a call used; what it reserves must be left in their
+    # quota, so a short reservation lets more visitors in (``gpu_min_call_s``: the least a call
+    # reserves, room for a forgetting task that must release a block).
+    gpu_call_limit_s: float = 110.0
+    gpu_min_call_s: float = 20.0
+    gpu_start_s: float = 10.0
+    gpu_speedup: float = 5.0

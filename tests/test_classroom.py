@@ -1,18 +1,14 @@
 """A classroom at once (issue 16): the line for the machine, a full room, identical uploads from
-several visitors, error messages a visitor can act on, and the ZeroGPU wrapper.
+several visitors, and error messages a visitor can act on (ZeroGPU: test_zerogpu.py).
 
 The Room and UploadJanitor tests are fast units; the rest go through the real app's API on the
 real sample gallery (marked slow)."""
 from __future__ import annotations
 
-import functools
-import importlib.util
-import inspect
 import json
 import re
 import sys
 import time
-import types
 import zipfile
 from pathlib import Path
 
@@ -320,73 +316,3 @@ def test_a_full_room_turns_a_new_visitor_away_plainly_and_loses_nobodys_work(tmp
         b.predict(api_name="/load_sample")  # a visitor already in is never turned away
     finally:
         demo.close()
-
-
-# ------------------------------------------------------------------------------- ZeroGPU
-class FakeSpaces(types.ModuleType):
-    """Stands in for Hugging Face's ``spaces``: GPU(duration=…) wraps a function and records
-    each call's wall time, so the test can check a task fits the duration asked for."""
-
-    def __init__(self) -> None:
-        super().__init__("spaces")
-        self.wrapped: dict[str, dict] = {}
-
-    def GPU(self, fn=None, duration: float = 60):  # noqa: N802 - the real module's name
-        def wrap(f):
-            record = self.wrapped.setdefault(f.__name__, {"duration": duration, "runs": []})
-            if inspect.isgeneratorfunction(f):
-                @functools.wraps(f)
-                def gen(*args, **kwargs):
-                    t0 = time.perf_counter()
-                    try:
-                        return (yield from f(*args, **kwargs))
-                    finally:
-                        record["runs"].append(time.perf_counter() - t0)
-                return gen
-
-            @functools.wraps(f)
-            def call(*args, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return f(*args, **kwargs)
-                finally:
-                    record["runs"].append(time.perf_counter() - t0)
-            return call
-        return wrap if fn is None else wrap(fn)
-
-
-@pytest.mark.slow
-def test_zerogpu_wraps_training_and_forgetting_and_the_default_task_fits(monkeypatch, tmp_path,
-                                                                         studio_root):
-    gradio_client = pytest.importorskip("gradio_client")
-    fake = FakeSpaces()
-    monkeypatch.setitem(sys.modules, "spaces", fake)
-    for name in ("demo.ui", "demo.handlers"):  # imported again, now with spaces (restored after)
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    ui = importlib.import_module("demo.ui")
-    from demo.request import recipe_inputs
-    assert set(fake.wrapped) == {"train_recognizer", "forget", "compare"}
-
-    from gslora_core.config import StudioConfig
-
-    url, demo = ui.serve_in_background(StudioConfig(sessions_root=str(tmp_path / "zerogpu")))
-    try:
-        c = gradio_client.Client(url, verbose=False, download_files=False)
-        c.predict(api_name="/load_sample")
-        fast = recipe_inputs()
-        out = c.predict(["Bill_Clinton", "Serena_Williams"], *fast, api_name="/forget")
-        report = next(o for o in out if isinstance(o, dict) and "acc_f_after" in o)
-        assert report["acc_f_after"] == 0.0  # the wrapped function really ran the task
-        md, table, _ = c.predict(True, api_name="/compare")  # with the retrain, as on the page
-        assert len(table["data"]) == 3 and "Forgotten: Bill_Clinton" in md
-        c.predict([gradio_client.handle_file(str(_zip(tmp_path / "two.zip")))],
-                  api_name="/upload_gallery")
-        out = c.predict(api_name="/train_recognizer")  # request injected through both wrappers
-        assert any(isinstance(o, str) and "trained on your gallery" in o for o in out)
-    finally:
-        demo.close()
-    for name, rec in fake.wrapped.items():
-        assert rec["runs"], f"{name} never ran through spaces.GPU"
-        print(f"{name}: asked {rec['duration']} s, took {max(rec['runs']):.1f} s")
-        # on 2 CPU cores; a GPU is faster still, so the task fits ZeroGPU's allowance
-        assert max(rec["runs"]) < rec["duration"]
