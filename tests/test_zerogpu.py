@@ -3,7 +3,8 @@ SPACES_ZERO_GPU=true run every GPU call in a forked worker with pickled argument
 and nothing the worker changes in memory comes back. The app is served in a process of its own
 (tests/zerogpu_app.py) with ZeroGPU's device API answered by a stand-in here on 127.0.0.1 and
 the steps that need a real GPU stubbed; the visitor's Forget, Compare and training go through
-it, and the session must then answer "not recognized" for the forgotten person's photo."""
+it, the session must then answer "not recognized" for the forgotten person's photo, and a
+cancelled task must leave it as it was."""
 from __future__ import annotations
 
 import json
@@ -117,8 +118,18 @@ def test_forget_compare_and_training_run_in_zerogpus_worker_and_reach_the_sessio
     assert "Bill_Clinton" not in [row[1] for row in now["data"]]  # pushed out of the top 5
     assert before["data"][0][1] == "✂ Bill_Clinton"  # the untouched model still knew him
 
+    # Live progress through the worker, and Cancel closes the call: the session keeps its one
+    # task. (Every block and a margin no face reaches: it would run to its time cap.)
+    job = c.submit(["Kofi_Annan"], *recipe_inputs("dense", margin=2.0), api_name="/forget")
+    deadline = time.time() + 120
+    while len(job.outputs()) < 3 and time.time() < deadline:
+        time.sleep(0.3)
+    assert len(job.outputs()) >= 3, "no live progress came back from the worker"
+    assert "Cancelling" in c.predict(api_name="/cancel")
+    assert any(isinstance(o, str) and "Cancelled" in o for o in job.result())
+
     md, table, _ = c.predict(True, api_name="/compare")  # with the retrain, in the worker too
-    assert len(table["data"]) == 3 and "Forgotten: Bill_Clinton" in md
+    assert len(table["data"]) == 3 and "Forgotten: Bill_Clinton, Serena_Williams." in md
 
     c.predict([gradio_client.handle_file(str(_zip(tmp_path / "two.zip")))],
               api_name="/upload_gallery")
@@ -127,7 +138,7 @@ def test_forget_compare_and_training_run_in_zerogpus_worker_and_reach_the_sessio
 
     scheduled = [q for path, q in DeviceAPI.calls if path == "/schedule"]
     allowed = [int(q["pid"]) for path, q in DeviceAPI.calls if path == "/allow"]
-    assert len(scheduled) == 3, DeviceAPI.calls  # forget, compare, train: each a GPU call
+    assert len(scheduled) == 4, DeviceAPI.calls  # 2 tasks, compare, train: a GPU call each
     assert allowed and app.pid not in allowed  # they ran in a worker, not in the app
     asked = [int(q["durationSeconds"]) for q in scheduled]
     print(f"forget {forget_s:.1f} s through the worker; durations asked {asked} s")
