@@ -74,6 +74,9 @@ class Workspace:
         # Each finished task's report, by task name; which of them count is the recognizer's
         # own task list (``reports``), so a rollback or a cancel cannot leave one behind.
         self._measured: dict[str, dict] = {}
+        # The snapshot each task started from (its "before"), by task name: rolling the task
+        # back makes it current again, with nothing to measure.
+        self._before: dict[str, Snapshot] = {}
         self.inspection: dict | None = None  # the last delete / GS-LoRA / retrain comparison
         self.job: Job | None = None
         # Seconds per training picture per epoch, measured by this workspace's last training
@@ -100,7 +103,7 @@ class Workspace:
             self.job.wait(30)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.gallery = self.model = self.original = None
-        self._measured = {}
+        self._measured, self._before = {}, {}
 
     def busy(self) -> bool:
         return self.job is not None and not self.job.done
@@ -207,7 +210,7 @@ class Workspace:
         hears the pictures measured) unless ``kept`` is the model's snapshot on it already."""
         self.gallery, self.model, self.source = gallery, model, source
         self.original = copy.deepcopy(model) if model is not None else None
-        self._measured = {}
+        self._measured, self._before = {}, {}
         self.inspection = None
         if kept is None and model is not None:
             kept = snapshot(model, gallery, on_progress=on_progress)
@@ -339,6 +342,8 @@ class Workspace:
             if self.model is model and not self.closed:
                 self.state = apply_task(model, delta)
                 self._measured[delta.report["task"]] = delta.report
+                if before is not None:
+                    self._before[delta.report["task"]] = before
                 self.inspection = None  # about the people forgotten before this task
                 stop = delta.report["stop"]
                 if stop.get("steps"):
@@ -416,9 +421,14 @@ class Workspace:
     def rollback(self) -> str:
         """Undo the last task (its adapters are removed; the model is as before it)."""
         self._idle("roll back")
-        name = rollback(self._ready())
+        model = self._ready()
+        name = rollback(model)
         self.inspection = None
         self._measured.pop(name, None)  # only frees it: ``reports`` reads the model's tasks
+        before = self._before.pop(name, None)
+        if before is not None:  # the model is exactly as it was then: so is its snapshot
+            before.revision = model.revision
+            self.state = before
         return name
 
     def evaluate_now(self) -> dict:

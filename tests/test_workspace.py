@@ -9,11 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from demo.jobs import Job, readable_error
 from demo.sessions import sessions_root, sweep, upload_faces_root
 from demo.workspace import Workspace
 from gslora_core.config import PRESETS, StudioConfig, TrainConfig, project_path
+from gslora_core.evaluation import snapshot
 from gslora_core.forgetting import rollback
 
 SAMPLE = project_path("assets/sample_gallery")
@@ -199,7 +201,12 @@ def test_the_recognizer_tab_follows_every_task_and_rollback(cfg):
     assert bill["accuracy"] == ws.reports[-1]["per_identity"][ws.gallery.names.index(
         "Bill_Clinton")]["after"]
     assert now["acc_r"] == pytest.approx(ws.reports[-1]["acc_r_after"])
+    kept = ws.state
     ws.rollback()
+    assert ws.state is not kept and ws.state.fits(ws.model, ws.gallery)  # its "before", again
+    fresh = snapshot(ws.model, ws.gallery)  # and exactly what measuring afresh gives
+    assert torch.allclose(ws.state.test_cos, fresh.test_cos, atol=1e-5)
+    assert torch.allclose(ws.state.train_cos, fresh.train_cos, atol=1e-5)
     back = ws.recognizer_report
     assert back["forgotten"] == [] and back["acc_all"] == pytest.approx(first["acc_all"])
     assert ws.reports == []  # the task's report went with the task
