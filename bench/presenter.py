@@ -245,10 +245,15 @@ def walk_objects(page, out: Path) -> Walk:
     per-class bars, and try a held-back picture of a cat (named before; now not a cat: another
     class, or "not recognized")."""
     w = Walk(page, out)
+    w.tab("1 · Gallery")
     page.locator("#objects-btn").click()
     w.watch("load objects", lambda: page.get_by_text("The objects sample (CIFAR-10)").count() > 0,
             "o1a_loading")
     w.texts["load objects"] = page.locator("#gallery-overview").inner_text()
+    # What the page still shows of the gallery before (there must be nothing).
+    for key, sel in (("forget status", "#forget-status"), ("history", "#history-status"),
+                     ("photo status", "#photo-status"), ("photo now", "#photo-now")):
+        w.texts[f"load objects: {key}"] = page.locator(sel).inner_text()
     w.shoot("o1_gallery")
     w.forget(["cat"], "o3")
     w.tab("4 · Results")

@@ -182,7 +182,7 @@ class Handlers:
     def _load_sample(self, ws: Workspace, kind: str, progress, desc: str) -> dict:
         progress(0, desc=desc)
         ws.load_sample(on_progress=ingest_progress(progress), kind=kind)
-        return views.everything(self.page, ws) | {
+        return views.everything(self.page, ws) | views.fresh(self.page) | {
             self.page.gallery_status: f"Loaded. Next: choose {nouns(ws.kind)[1]} to erase "
                                       "in **3 · Forget**."}
 
@@ -212,7 +212,7 @@ class Handlers:
             raise
         line = (f" {ahead} other recognizer{'s are' if ahead > 1 else ' is'} trained before "
                 f"yours (about {wait / 60:.0f} min)." if ahead else "")
-        return views.everything(self.page, ws) | {
+        return views.everything(self.page, ws) | views.fresh(self.page) | {
             self.page.upload: None,
             self.page.gallery_status: "Faces found. The recognizer is being trained (tab 2)."
                                       + line}

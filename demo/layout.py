@@ -276,7 +276,7 @@ class Page:
             self.again_btn = gr.Button("Forget more (next task)")
             self.rollback_btn = gr.Button("Roll back the last task")
             self.export_btn = gr.Button("Export merged model + report")
-        self.history_md = gr.Markdown()
+        self.history_md = gr.Markdown(elem_id="history-status")
         with gr.Column(visible=False) as self.export_box:
             self.export_files = gr.File(label="Downloads", file_count="multiple",
                                         interactive=False, height=110,

@@ -51,6 +51,12 @@ class Studio:
                 p.compare_df, p.map_plot, p.export_files, p.examples_box,
                 p.compare_retrain, p.unused_box, p.compared_box, p.export_box]
 
+    def _fresh(self) -> list:
+        """What a gallery load clears of the gallery before it (``views.fresh``)."""
+        p = self.page
+        return [p.forget_md, p.live_curves, p.live_heatmap, p.history_md, p.photo, p.photo_crop,
+                p.before_df, p.after_df, p.photo_md]
+
     def _line(self, name: str) -> dict:
         """A queue line of its own ("train": recognizers; "forget": forgetting and comparing),
         as many at a time as ``StudioConfig.<name>_concurrency``."""
@@ -59,14 +65,15 @@ class Studio:
 
     def _wire_gallery(self) -> None:
         p, h, every = self.page, self.handlers, self._every()
+        loaded = every + self._fresh()
         p.sample_btn.click(friendly(h.load_sample, "Could not load the sample gallery"),
-                           [p.state], every, api_name="load_sample",
+                           [p.state], loaded, api_name="load_sample",
                            show_progress_on=[p.gallery_status])
         p.objects_btn.click(friendly(h.load_objects, "Could not load the objects sample"),
-                            [p.state], every, api_name="load_objects",
+                            [p.state], loaded, api_name="load_objects",
                             show_progress_on=[p.gallery_status])
         up = p.upload_btn.click(friendly(h.upload_gallery, "Could not use this upload"),
-                                [p.state, p.upload], every + [p.upload],
+                                [p.state, p.upload], loaded + [p.upload],
                                 api_name="upload_gallery", show_progress_on=[p.gallery_status],
                                 concurrency_id="ingest",
                                 concurrency_limit=self.cfg.ingest_concurrency)

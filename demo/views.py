@@ -102,7 +102,7 @@ def picker_view(page: Page, ws: Workspace) -> dict:
             label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures "
                       f"× {est['epochs']} epochs, {how})")
         retrain = gr.Checkbox(label=label, interactive=True)
-    return {page.thumbs: faces,
+    return {page.thumbs: gr.Gallery(value=faces, selected_index=None),
             page.names: gr.CheckboxGroup(choices=ws.candidates(), value=[],
                                          label=f"Forget these {nouns(ws.kind)[1]}"),
             page.compare_retrain: retrain}
@@ -151,6 +151,14 @@ def results_view(page: Page, ws: Workspace) -> dict:
         page.evidence_md: evidence(rep),
     })
     return out
+
+
+def fresh(page: Page) -> dict:
+    """What a newly loaded gallery clears: the last task's live view, the history's last
+    message and the last photo asked about all belonged to the gallery before it."""
+    return {page.forget_md: "", page.live_curves: None, page.live_heatmap: None,
+            page.history_md: "", page.photo: None, page.photo_crop: None, page.before_df: [],
+            page.after_df: [], page.photo_md: ""}
 
 
 def everything(page: Page, ws: Workspace) -> dict:
