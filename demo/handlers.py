@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 import threading
 import time
 from pathlib import Path
@@ -74,27 +75,44 @@ def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
     return tell
 
 
-def _readable(err: Exception, title: str) -> gr.Error:
+log = logging.getLogger("gslora.page")
+
+# What a visitor's own input or timing causes: a message for them and one line in the server's
+# log, not a traceback (anything else is a fault of the server's and keeps its traceback).
+EXPECTED = (ValueError, KeyError, FileNotFoundError, InterruptedError, RoomFull)
+
+
+def _readable(err: Exception, title: str, lasting: bool = False) -> gr.Error:
     """Any failure as a titled message that says what failed and what to do (never a bare
-    "Error" or an errno): engine errors in words, RoomFull as it is."""
+    "Error" or an errno): engine errors in words, RoomFull as it is. ``lasting``: the message
+    stays until the visitor closes it (a refused gallery: what to change is read at leisure)."""
     if isinstance(err, gr.Error):
         if err.title == "Error":  # gradio's default title says nothing
             err.title = title
-        return err
-    message = str(err) if isinstance(err, RoomFull) else readable_error(err)
-    return gr.Error(message, title="The studio is busy" if isinstance(err, RoomFull) else title)
+        out = err
+    else:
+        message = str(err) if isinstance(err, RoomFull) else readable_error(err)
+        out = gr.Error(message, title="The studio is busy" if isinstance(err, RoomFull)
+                       else title)
+    if isinstance(err, (gr.Error, *EXPECTED)):
+        out.print_exception = False
+        log.info("%s: %s", out.title, out.message)
+    if lasting:
+        out.duration = None
+    return out
 
 
-def friendly(fn: Callable, title: str) -> Callable:
+def friendly(fn: Callable, title: str, lasting: bool = False) -> Callable:
     """Engine errors become a readable message on the page (and for API clients), headed by
-    ``title`` (what failed); the session and its data stay as they were."""
+    ``title`` (what failed); the session and its data stay as they were. ``lasting``: the
+    message stays on the page until closed."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args: Any, **kwargs: Any):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as err:
-                raise _readable(err, title) from err
+                raise _readable(err, title, lasting) from err
         return gen
 
     @functools.wraps(fn)
@@ -102,7 +120,7 @@ def friendly(fn: Callable, title: str) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            raise _readable(err, title) from err
+            raise _readable(err, title, lasting) from err
     return call
 
 

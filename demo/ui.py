@@ -4,6 +4,8 @@ module says which event calls which handler with which widgets, and serves the p
 """
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from gslora_core.config import StudioConfig
@@ -13,6 +15,10 @@ from .layout import CSS, Page
 from .request import panel_values
 
 QUEUE_CONCURRENCY = 4  # per event; training and forgetting have lines of their own (Studio)
+
+
+REFUSED = ("**Not used.** The message at the top right says why and stays until you close "
+           "it; whatever was loaded before is still loaded.")
 
 
 class Studio:
@@ -66,17 +72,23 @@ class Studio:
     def _wire_gallery(self) -> None:
         p, h, every = self.page, self.handlers, self._every()
         loaded = every + self._fresh()
-        p.sample_btn.click(friendly(h.load_sample, "Could not load the sample gallery"),
-                           [p.state], loaded, api_name="load_sample",
-                           show_progress_on=[p.gallery_status])
-        p.objects_btn.click(friendly(h.load_objects, "Could not load the objects sample"),
-                            [p.state], loaded, api_name="load_objects",
-                            show_progress_on=[p.gallery_status])
-        up = p.upload_btn.click(friendly(h.upload_gallery, "Could not use this upload"),
+        sample = p.sample_btn.click(
+            friendly(h.load_sample, "Could not load the sample gallery", lasting=True),
+            [p.state], loaded, api_name="load_sample", show_progress_on=[p.gallery_status])
+        objects = p.objects_btn.click(
+            friendly(h.load_objects, "Could not load the objects sample", lasting=True),
+            [p.state], loaded, api_name="load_objects", show_progress_on=[p.gallery_status])
+        up = p.upload_btn.click(friendly(h.upload_gallery, "Could not use this upload",
+                                         lasting=True),
                                 [p.state, p.upload], loaded + [p.upload],
                                 api_name="upload_gallery", show_progress_on=[p.gallery_status],
                                 concurrency_id="ingest",
                                 concurrency_limit=self.cfg.ingest_concurrency)
+        # A refusal's message stays (``lasting``), and the status line says so instead of
+        # what it said before (such as "the recognizer is being trained").
+        for event in (sample, objects, up):
+            event.failure(lambda: REFUSED, None, [p.gallery_status], api_name=False,
+                          queue=False)
         up.success(friendly(h.train_recognizer, "Could not train the recognizer"), [p.state],
                    every, api_name="train_recognizer", show_progress_on=[p.recog_md],
                    **self._line("train"))
@@ -135,8 +147,20 @@ def limit_malloc_arenas(arenas: int) -> bool:
         return False
 
 
+def page_log() -> logging.Logger:
+    """The page's own log (a visitor's refused input: one line each) on the server's stderr."""
+    log = logging.getLogger("gslora.page")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    return log
+
+
 def build_demo(cfg: StudioConfig = StudioConfig()) -> gr.Blocks:
     """The page; the engine (torch) is imported in the background meanwhile."""
+    page_log()
     limit_malloc_arenas(cfg.malloc_arenas)
     preload_engine()
     return Studio(cfg).build()

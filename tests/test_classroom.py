@@ -316,3 +316,24 @@ def test_a_full_room_turns_a_new_visitor_away_plainly_and_loses_nobodys_work(tmp
         b.predict(api_name="/load_sample")  # a visitor already in is never turned away
     finally:
         demo.close()
+
+
+def test_a_refusal_stays_on_the_page_and_logs_one_line_but_a_fault_keeps_its_traceback(caplog):
+    import gradio as gr
+
+    from demo.handlers import friendly
+
+    def refuse():
+        raise ValueError("no faces found in this zip")
+    with caplog.at_level("INFO", logger="gslora.page"), pytest.raises(gr.Error) as refused:
+        friendly(refuse, "Could not use this upload", lasting=True)()
+    err = refused.value
+    assert err.title == "Could not use this upload" and err.message == "no faces found in this zip"
+    assert err.duration is None and err.print_exception is False  # stays; no traceback
+    assert [r.getMessage() for r in caplog.records] == [
+        "Could not use this upload: no faces found in this zip"]
+
+    with pytest.raises(gr.Error) as fault:
+        friendly(lambda: 1 / 0, "Forgetting did not run")()
+    assert fault.value.print_exception is True and fault.value.duration == 10
+    assert "ZeroDivisionError" in fault.value.message
