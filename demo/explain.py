@@ -1,7 +1,7 @@
 """The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
 from __future__ import annotations
 
-from gslora_core.report import blocks_text, forgotten_line, num, pct, task_norms
+from gslora_core.report import blocks_text, forgotten_line, num, pct, task_norms, upper_first
 
 INTRO = """
 ### In plain words
@@ -82,7 +82,7 @@ RUN = """
   **{blocks}**.
   The "dense" recipe (advanced panel) trains every block from the start; the plot below shows
   how many blocks the default needed as tasks grow (LFW-100).
-- On the held-back pictures, {forgotten}.
+- {forgotten}.
 - Beyond accuracy: the forgotten faces' embeddings moved away from their old class centre (cosine
   {cos_before} → {cos_after}).
 """
@@ -110,6 +110,6 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
         zeros=report["zero_groups"],
         groups=len(task_norms(report)), blocks=blocks_text(task_norms(report)),
         stop=(report.get("stop") or {}).get("text", "finished"),
-        forgotten=forgotten_line(report),
+        forgotten=upper_first(forgotten_line(report)),
         cos_before=num(report.get("forgotten_cos_to_prototype_before")),
         cos_after=num(report.get("forgotten_cos_to_prototype_after")))

@@ -358,7 +358,7 @@ class Handlers:
         if name is None:
             return [n for n in current if n in can]
         if name not in can:
-            gr.Info(f"{name} was already forgotten (greyed face). Roll back that task in "
+            gr.Info(f"{name} was already forgotten (greyed picture). Roll back that task in "
                     "4 · Results to choose them again.", title="Already forgotten")
             return [n for n in current if n in can]
         current = [n for n in current if n in can]

@@ -25,6 +25,7 @@ from gslora_core.report import (
     task_norms,
     task_summary,
     time_left,
+    upper_first,
     without_curve,
 )
 
@@ -77,7 +78,10 @@ def gallery_view(page: Page, ws: Workspace) -> dict:
     return {page.gallery_md: md, page.ident_df: rows,
             page.unused_df: unused, page.unused_box: gr.Column(visible=bool(unused)),
             page.notes_df: notes,
-            page.crops: ws.crops(), **picker_view(page, ws),
+            page.crops: gr.Gallery(value=ws.crops(),
+                                   label="Pictures as the recognizer sees them"
+                                         + (" (faces aligned)" if words.faces else "")),
+            **picker_view(page, ws),
             page.test_pick: gr.Dropdown(
                 choices=tests, value=None,
                 label=f"…or pick one of the {len(tests)} held-back test pictures (type a "
@@ -102,9 +106,13 @@ def picker_view(page: Page, ws: Workspace) -> dict:
             label += (f" (about {duration(est['seconds'])} here: {est['pictures']} pictures "
                       f"× {est['epochs']} epochs, {how})")
         retrain = gr.Checkbox(label=label, interactive=True)
-    return {page.thumbs: gr.Gallery(value=faces, selected_index=None),
+    words = nouns(ws.kind)
+    return {page.thumbs: gr.Gallery(value=faces, selected_index=None,
+                                    label=f"{upper_first(words.many)} (click to choose; "
+                                          "greyed ✂ = forgotten already)"),
             page.names: gr.CheckboxGroup(choices=ws.candidates(), value=[],
-                                         label=f"Forget these {nouns(ws.kind)[1]}"),
+                                         label=f"Forget these {words.many}"),
+            page.suggest_btn: gr.Button(f"Suggest two {words.many}"),
             page.compare_retrain: retrain}
 
 
@@ -144,7 +152,7 @@ def results_view(page: Page, ws: Workspace) -> dict:
     out.update({
         page.metrics_df: metric_rows(rep),
         page.summary_md: f"**{rep['task']}** forgot {', '.join(rep['forgotten'])}: "
-                         f"{task_summary(rep)}. On held-back pictures, {forgotten_line(rep)}.",
+                         f"{task_summary(rep)}. {upper_first(forgotten_line(rep))}.",
         page.bars: plots.identity_bars(rep["per_identity"], nouns(ws.kind)[0]),
         page.heatmap: plots.group_heatmap(rep["group_norms"], rep["task_names"],
                                           heatmap_top(ws.reports)),
@@ -274,10 +282,11 @@ def inspection_view(page: Page, ws: Workspace) -> dict:
     rows = {m["method"]: m for m in res["methods"]}
     gone = ", ".join(res["forgotten"])
     rec = rows["delete"]["recognizable"]
-    md = (f"**Forgotten: {gone}.** Verification threshold fixed on the people you kept "
+    words = nouns(ws.kind)
+    md = (f"**Forgotten: {gone}.** Verification threshold fixed on the {words.many} you kept "
           f"(cosine {rec['threshold']:.2f}, {pct(rec['retained_verification'])} right on "
           f"their pairs); relearning trains only the answer sheet on k pictures a forgotten "
-          "person. *Delete* answers like forgetting but the embeddings still know them; "
+          f"{words.one}. *Delete* answers like forgetting but the embeddings still know them; "
           "compare GS-LoRA's columns with retrain's.")
     return {page.compare_md: md, page.compare_df: comparison_rows(res["methods"]),
             page.map_plot: plots.embedding_map(res["embedding_map"]),

@@ -165,20 +165,28 @@ def threshold_rows(open_set: dict, words: Nouns = nouns("faces")) -> list[list[s
     ]
 
 
+def upper_first(text: str) -> str:
+    """A phrase as a sentence's start (``str.capitalize`` would lower every name in it)."""
+    return text[:1].upper() + text[1:]
+
+
 def forgotten_line(report: dict) -> str:
-    """"forgotten: 10 of 10, unknown for 9, taken for someone else 1" on the held-back
-    pictures, counted by person (a person counts as forgotten when none of their held-back
-    pictures is answered with their own name)."""
-    rows = [r for r in report.get("per_identity", []) if r["role"] == "forget"]
-    gone = sum(1 for r in rows if r["after"] is not None and r["after"] == 0.0)
+    """What the forgotten people's held-back pictures are answered now, counted in pictures:
+    "of the 8 held-back pictures of the forgotten people, 0 still named as themselves, 8
+    answered "not recognized", 0 taken for someone else". (Pictures, not people: a person with one
+    picture of 13 still named is neither "forgotten" nor "not", and the task's stop says
+    what happened on its training pictures, a different count.)"""
+    words = nouns(report.get("kind"))
     f = (report.get("open_set") or {}).get("forgotten", {}).get("after")
-    if not f or not f["pictures"]:
-        return f"forgotten: {gone} of {len(rows)}"
+    if not f or not f["pictures"]:  # a report without open-set answers: by person
+        rows = [r for r in report.get("per_identity", []) if r["role"] == "forget"]
+        gone = sum(1 for r in rows if r["after"] is not None and r["after"] == 0.0)
+        return f"{gone} of {len(rows)} forgotten {words.many} never named as themselves"
     n = f["pictures"]
     unknown, other = round(f["unknown"] * n), round(f["other"] * n)
-    words = nouns(report.get("kind"))
-    return (f"forgotten: {gone} of {len(rows)} {words.many}; of their {n} held-back pictures "
-            f"{unknown} answered \"not recognized\", {other} taken for {words.other}")
+    return (f"of the {n} held-back pictures of the forgotten {words.many}, "
+            f"{n - unknown - other} still named as themselves, {unknown} answered \"not "
+            f"recognized\", {other} taken for {words.other}")
 
 
 def task_summary(report: dict) -> str:
