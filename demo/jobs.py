@@ -38,6 +38,17 @@ def readable_error(err: BaseException) -> str:
             "nothing you had was changed: try again, or reload the page if it repeats")
 
 
+_RUNNING: dict[int, int] = {}  # id of each running job -> the torch threads it was given
+_RUNNING_LOCK = threading.Lock()
+
+
+def running() -> tuple[int, int]:
+    """(jobs running now in this process, torch threads they were given): what the machine's
+    load already counts of this app's own work."""
+    with _RUNNING_LOCK:
+        return len(_RUNNING), sum(_RUNNING.values())
+
+
 @dataclass
 class Job:
     """A background thread running one engine call, with its progress and outcome.
@@ -46,6 +57,7 @@ class Job:
 
     kind: str  # "enroll", "forget" or "compare"
     fn: Callable[[ProgressFn, CancelFn], object]
+    threads: int = 0  # torch threads the work was given (0: torch's default), for ``running``
     points: list[Progress] = field(default_factory=list)  # gslora_core.progress shapes
     result: object = None
     error: str | None = None
@@ -65,6 +77,8 @@ class Job:
         return self
 
     def _run(self) -> None:
+        with _RUNNING_LOCK:
+            _RUNNING[id(self)] = self.threads or 1
         try:
             self.result = self.fn(self.points.append, self._cancel.is_set)
             if isinstance(self.result, dict) and self.result.get("cancelled"):
@@ -74,6 +88,8 @@ class Job:
         except BaseException as err:  # reported on the page; the session goes on
             self.error = readable_error(err)
         finally:
+            with _RUNNING_LOCK:
+                _RUNNING.pop(id(self), None)
             self.finished = time.time()
 
     @property

@@ -28,9 +28,10 @@ from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from gslora_core.report import to_markdown
 from gslora_core.states import states_path
+from gslora_core.threads import free_cores, machine_load
 
 from . import gpu
-from .jobs import Job
+from .jobs import Job, running
 from .sessions import sessions_root, sweep, upload_faces_root
 
 
@@ -189,7 +190,8 @@ class Workspace:
         seconds = self._reserve(estimate["seconds"] / self._speedup("train_rate")
                                 + self._measure_seconds(gallery), "training your recognizer",
                                 "upload fewer pictures or fewer people")
-        call = EnrollCall(backbone, gallery, dcfg, self.cfg.enroll, seconds)
+        threads = self._threads()
+        call = EnrollCall(backbone, gallery, dcfg, self.cfg.enroll, seconds, threads)
 
         def run(progress, cancelled) -> dict:
             done = result_of(gpu.run(call), progress, cancelled)
@@ -200,7 +202,7 @@ class Workspace:
                 self._pending = None
             return done.report
 
-        self.job = Job("enroll", run).start()
+        self.job = Job("enroll", run, threads).start()
         return self.job
 
     def _set(self, gallery: Gallery, model: Recognizer | None, source: str,
@@ -334,7 +336,8 @@ class Workspace:
         if gpu.ZERO_GPU:  # the task stops itself (and says so) before its reservation ends
             budget = seconds - self.cfg.gpu_start_s - measure
             cfg = replace(cfg, max_seconds=min(cfg.max_seconds or budget, budget))
-        call = ForgetCall(model, gallery, list(names), cfg, before, plan, seconds)
+        threads = self._threads()
+        call = ForgetCall(model, gallery, list(names), cfg, before, plan, seconds, threads)
         self.touch()
 
         def run(progress, cancelled) -> dict:
@@ -350,7 +353,7 @@ class Workspace:
                     self.step_rate = stop["seconds"] / stop["steps"]
             return delta.report
 
-        self.job = Job("forget", run).start()
+        self.job = Job("forget", run, threads).start()
         return self.job
 
     def start_inspect(self, retrain: bool = False) -> Job:
@@ -369,9 +372,10 @@ class Workspace:
         train = self.retrain_estimate()["seconds"] / self._speedup("train_rate") if retrain else 0
         seconds = self._reserve(train + 4 * self._measure_seconds(gallery), "the comparison",
                                 "compare without retraining")
+        threads = self._threads()
         call = CompareCall(model, self.original, gallery,
                            sum(r["seconds"] for r in self.reports) or None, backbone,
-                           self.cfg.enroll, seconds)
+                           self.cfg.enroll, seconds, threads)
         self.touch()
 
         def run(progress, cancelled) -> dict:
@@ -382,10 +386,18 @@ class Workspace:
                 self.inspection = done.inspection
             return done.inspection
 
-        self.job = Job("compare", run).start()
+        self.job = Job("compare", run, threads).start()
         return self.job
 
-    # ----- what a GPU call may take --------------------------------------------------------------
+    # ----- what a call may use ----------------------------------------------------------------
+    @staticmethod
+    def _threads() -> int:
+        """Torch threads for a new job: the cores that neither this app's running jobs nor
+        other processes (the machine's load, less this app's own threads) are using, at least
+        one (``gslora_core.threads``; bench/results/threads.json)."""
+        jobs, threads = running()
+        return free_cores(busy=max(jobs, machine_load() - threads))
+
     def _speedup(self, rate: str) -> float:
         """How much faster than the configured CPU rates calls run here: 1 once this workspace
         has timed its own ``rate`` (where its calls run), or off ZeroGPU; else the assumed

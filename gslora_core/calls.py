@@ -44,14 +44,18 @@ class _Failed:
     error: BaseException
 
 
-def stream(work: Callable[[ProgressFn, CancelFn], T]) -> Iterator[Progress | Done]:
+def stream(work: Callable[[ProgressFn, CancelFn], T], threads: int = 0
+           ) -> Iterator[Progress | Done]:
     """``work(on_progress, should_cancel)`` as a generator: its progress as it comes, then
     ``Done(result)``. Closing the generator early asks ``work`` to stop (``should_cancel``
-    turns true) and waits for it, so nothing runs on after a cancel."""
+    turns true) and waits for it, so nothing runs on after a cancel. ``threads``: torch's
+    threads for the work (its thread's own setting; 0 leaves torch's default)."""
     items: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
 
     def target() -> None:
+        if threads > 0:
+            torch.set_num_threads(threads)
         try:
             items.put(Done(work(items.put, stop.is_set)))
         except BaseException as err:  # raised again in the caller's thread
@@ -91,7 +95,8 @@ class ForgetCall:
     cfg: ForgetConfig
     before: Snapshot | None = None
     plan: Roles | None = None
-    seconds: float = 60.0  # what the call may take (``estimate``): ZeroGPU reserves this
+    seconds: float = 60.0  # what the call may take: ZeroGPU reserves this
+    threads: int = 0  # torch threads on a CPU (``threads.free_cores``); 0 = torch's default
 
 
 @dataclass
@@ -143,7 +148,7 @@ def _forget(call: ForgetCall) -> Iterator[Progress | Done]:
         record = model.tasks[-1]
         return TaskDelta(record, task_adapters(model, record.name), model.threshold,
                          dict(report), after)
-    yield from stream(work)
+    yield from stream(work, call.threads)
 
 
 # ----- enrolment -------------------------------------------------------------------------------
@@ -156,6 +161,7 @@ class EnrollCall:
     data_config: DataConfig
     cfg: TrainConfig
     seconds: float = 120.0
+    threads: int = 0
 
 
 @dataclass
@@ -178,7 +184,7 @@ def _enroll(call: EnrollCall) -> Iterator[Progress | Done]:
         progress({"stage": "measuring the recognizer on held-back pictures"})
         state = snapshot(model, call.gallery)
         return Enrolled(model.cpu(), report, state, time.perf_counter() - t0)
-    yield from stream(work)
+    yield from stream(work, call.threads)
 
 
 # ----- comparing -------------------------------------------------------------------------------
@@ -194,6 +200,7 @@ class CompareCall:
     backbone: Recognizer | None = None  # retrain from it; None: no retraining
     cfg: TrainConfig = field(default_factory=TrainConfig.from_backbone)
     seconds: float = 60.0
+    threads: int = 0
 
 
 @dataclass
@@ -232,7 +239,7 @@ def _compare(call: CompareCall) -> Iterator[Progress | Done]:
         return Compared({"forgotten": forgotten, "methods": rows, "embedding_map": emap},
                         retrained.seconds if retrained else None,
                         retrained.pictures if retrained else 0)
-    yield from stream(work)
+    yield from stream(work, call.threads)
 
 
 # ----- one entry point -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import (
     PREPROCESS,
     PRESETS,
@@ -28,6 +30,7 @@ from .forgetting import forget, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
 from .states import carry_kept, states_path
+from .threads import free_cores, machine_load
 from .training import from_backbone, train_recognizer
 
 MODEL_SIZES = {"default": ModelConfig(), "paper": ModelConfig.paper(), "small": ModelConfig.small(),
@@ -254,6 +257,10 @@ def cmd_report(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gslora_core",
                                 description="GS-LoRA continual forgetting for face recognition.")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = the cores the machine's load leaves free, at "
+                        "least 1: on a busy machine extra threads only wait; "
+                        "bench/results/threads.json)")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_enroll, _add_forget, _add_measuring, _add_checkpoint_tools):
         add(sub)
@@ -371,6 +378,7 @@ def _add_checkpoint_tools(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads if args.threads > 0 else free_cores(machine_load()))
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError) as e:

@@ -1,0 +1,35 @@
+"""How many torch threads a job gets when other work runs at once (issue 48).
+
+A forgetting step is a few small parallel regions (a 128-picture batch through one block's
+MLP), so threads beyond the free cores wait for each other instead of working. Measured on 2
+cores with the sample's default task (``python -m bench.threads``, bench/results/threads.json):
+2 tasks at once in separate processes took a median 4.4 s with 2 threads each against 0.62 s
+with 1, and 4 at once 14.9 s against 1.7 s; as threads of one process (the app's jobs) 0.98
+against 0.76 s and 2.2 against 1.8 s; alone, 1 and 2 threads were equal (0.41 and 0.40 s).
+So a job gets the cores nobody else is using, and at least one.
+"""
+from __future__ import annotations
+
+import os
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine_load() -> float:
+    """Runnable threads on the machine, averaged over the last minute (0 where unknown)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def free_cores(busy: float, total: int | None = None) -> int:
+    """Threads for a job when ``busy`` cores' worth of other work runs: the rest, at least 1."""
+    total = total or cores()
+    return max(1, min(total, total - round(busy)))
