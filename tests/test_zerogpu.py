@@ -128,8 +128,10 @@ def test_forget_compare_and_training_run_in_zerogpus_worker_and_reach_the_sessio
     assert "Cancelling" in c.predict(api_name="/cancel")
     assert any(isinstance(o, str) and "Cancelled" in o for o in job.result())
 
-    md, table, _ = c.predict(True, api_name="/compare")  # with the retrain, in the worker too
-    assert len(table["data"]) == 3 and "Forgotten: Bill_Clinton, Serena_Williams." in md
+    # Compare in the worker too (its retraining, the same call with the backbone pickled in,
+    # is test_calls.py's; here it would add half a minute)
+    md, table, _ = c.predict(False, api_name="/compare")
+    assert len(table["data"]) == 2 and "Forgotten: Bill_Clinton, Serena_Williams." in md
 
     c.predict([gradio_client.handle_file(str(_zip(tmp_path / "two.zip")))],
               api_name="/upload_gallery")
