@@ -29,6 +29,11 @@ NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choo
 # trained on), whole as a visitor would upload them, so a phone needs no file of its own.
 EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_Williams_0024.jpg",
                   "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
+def example_names() -> list[str]:
+    """Who is in each example photo (its file name: ``Bill_Clinton_0010.jpg``)."""
+    return [Path(p).stem.rsplit("_", 1)[0].replace("_", " ") for p in EXAMPLE_PHOTOS]
+
+
 # The gallery table's columns: faces (True; how each face was found) or object classes (False:
 # pictures are used whole).
 IDENT_COLUMNS = {True: ["person", "faces used", "aligned (MTCNN)", "used as-is (tight crop)",
@@ -297,14 +302,18 @@ class Page:
                 self.photo_md = gr.Markdown(elem_id="photo-status")
         with gr.Column(visible=False) as self.examples_box:
             gr.Examples([[str(ROOT / p)] for p in EXAMPLE_PHOTOS], [self.photo],
-                        label="Example photos (sample-gallery people, pictures the "
-                              "recognizer never saw: click one, then Who is this?)")
+                        label="Example photos of sample-gallery people the recognizer "
+                              "never saw: " + ", ".join(example_names()) + " (in this order; "
+                              "click one, then Who is this?)")
         with gr.Row():
             self.photo_crop = gr.Image(label="As the recognizer sees it", height=160,
-                                       interactive=False)
+                                       interactive=False, scale=1, min_width=200)
+            # The score column holds "0.245 < 0.45" under the threshold, and names are long:
+            # the tables take the room and wrap rather than cut a cell at 1000 px.
+            table = {"interactive": False, "wrap": True, "scale": 2,
+                     "column_widths": ["12%", "55%", "33%"]}
             self.before_df = gr.Dataframe(headers=["#", "person", "score"],
                                           label="Before any forgetting",
-                                          interactive=False, elem_id="photo-before")
-            self.after_df = gr.Dataframe(headers=["#", "person", "score"],
-                                         label="Now", interactive=False,
-                                         elem_id="photo-now")
+                                          elem_id="photo-before", **table)
+            self.after_df = gr.Dataframe(headers=["#", "person", "score"], label="Now",
+                                         elem_id="photo-now", **table)

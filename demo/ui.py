@@ -109,7 +109,9 @@ class Studio:
 
     def _wire_results(self) -> None:
         p, h = self.page, self.handlers
-        p.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [p.tabs], api_name=False)
+        # The next task starts at the top of the Forget tab, not where the Results tab was.
+        p.again_btn.click(lambda: gr.Tabs(selected="forget"), None, [p.tabs], api_name=False,
+                          js="() => { window.scrollTo(0, 0); }")
         p.rollback_btn.click(friendly(h.rollback, "Could not roll back"), [p.state],
                              self._every() + [p.history_md], api_name="rollback")
         p.compare_btn.click(friendly(h.compare, "Could not compare"),

@@ -302,11 +302,15 @@ def photo_view(page: Page, ws: Workspace, res: dict, photo: str | None,
     forgotten = set(res["forgotten"])
     one = nouns(ws.kind)[0]
 
-    def table(top: list[dict]) -> pd.DataFrame:
+    def table(top: list[dict], answer: dict | None) -> pd.DataFrame:
         """A frame, not a list: its columns name the classes ("person" or "class") and the
-        API still answers {"headers", "data"}."""
+        API still answers {"headers", "data"}. Scores under the threshold say so: the top row
+        is then not the answer ("not recognized" is)."""
+        tau = (answer or {}).get("threshold")
         return pd.DataFrame([[i + 1, ("✂ " if t["identity"] in forgotten else "")
-                              + t["identity"], round(t["cosine"], 3)]
+                              + t["identity"], round(t["cosine"], 3)
+                              if tau is None or t["cosine"] >= tau
+                              else f"{t['cosine']:.3f} < {tau:.2f}"]
                              for i, t in enumerate(top)], columns=["#", one, "score"])
     gone = ", ".join(res["forgotten"]) or "nobody yet"
     asked = ("your photo" if photo else
@@ -315,8 +319,9 @@ def photo_view(page: Page, ws: Workspace, res: dict, photo: str | None,
     how = (f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are cosine "
            "similarities to each person's class" if one == "person" else
            "Scores are cosine similarities to each class")
-    out = {page.photo_crop: res["crop"], page.before_df: table(res["before"]),
-           page.after_df: table(res["after"]),
+    out = {page.photo_crop: res["crop"], page.before_df: table(res["before"],
+                                                                res["answer_before"]),
+           page.after_df: table(res["after"], res["answer_after"]),
            page.photo_md: f"Asked about {asked}.\n\n"
                           f"**Now: {answer_text(res['answer_after'])}** · before any "
                           f"forgetting: {answer_text(res['answer_before'])}.\n\n"
