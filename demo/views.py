@@ -206,6 +206,14 @@ def live_view(page: Page, job: Job, earlier: dict | None, progress) -> dict:
     """Progress text, loss curves and the heatmap filling in, from the job's points."""
     points = [q for q in job.points if "step" in q]
     stage = job.points[-1].get("stage") if job.points else "starting"
+    heatmap = {}
+    if points:  # the last step's groups: after the steps (measuring), the task's own final ones
+        rows = list(earlier["group_norms"]) if earlier else []
+        names = list(earlier["task_names"]) if earlier else []
+        norms = points[-1]["group_norms"]
+        heatmap = {page.live_heatmap: plots.group_heatmap(
+            rows + [norms], names + ["this task"],
+            heatmap_top([earlier] if earlier else [], norms))}
     if not points or (stage and job.points[-1] is not points[-1]):
         text = {"starting": "Starting",
                 "preparing": "Preparing the task (the recognizer's state is kept from "
@@ -215,7 +223,7 @@ def live_view(page: Page, job: Job, earlier: dict | None, progress) -> dict:
         if progress is not None:
             progress(None if not points else 1.0, desc=text)
         return {page.forget_md: f"{text}… ({duration(job.elapsed())})",
-                page.live_curves: plots.loss_curves(points)}
+                page.live_curves: plots.loss_curves(points), **heatmap}
     p = points[-1]
     checks = [q for q in points if "people_left" in q]
     left = ""
@@ -235,16 +243,10 @@ def live_view(page: Page, job: Job, earlier: dict | None, progress) -> dict:
     evals = [q for q in points if "acc_r" in q]
     acc = (f" · Acc_r {pct(evals[-1]['acc_r'])} · Acc_f {pct(evals[-1]['acc_f'])}"
            if evals else "")
-    rows = list(earlier["group_norms"]) if earlier else []
-    names = list(earlier["task_names"]) if earlier else []
-    rows.append(p["group_norms"])
-    names.append("this task")
-    top = heatmap_top([earlier] if earlier else [], p["group_norms"])
     return {page.forget_md: f"Step {p['step']} (cap {p['steps']}){left}{blocks}{acc} · "
                             f"zero groups {p['zero_groups']} · {duration(job.elapsed())}"
                             f"{cap}",
-            page.live_curves: plots.loss_curves(points),
-            page.live_heatmap: plots.group_heatmap(rows, names, top)}
+            page.live_curves: plots.loss_curves(points), **heatmap}
 
 
 def task_done_text(rep: dict) -> str:

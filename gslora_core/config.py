@@ -431,9 +431,10 @@ class StudioConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     enroll: TrainConfig = field(default_factory=TrainConfig.from_backbone)
     # Seconds per training picture per epoch of an enrolment, wall clock, on the project's
-    # 2-core CPU (retraining the sample gallery without 2 people: 15.2 s for 198 pictures x 8
-    # epochs, 2026-12-05), for the page's time estimates until a workspace has measured its own.
-    train_seconds_per_picture: float = 0.0096
+    # 2-core CPU (the hybrid backbone retraining the sample gallery without 2 people: 11.6 s
+    # for 198 pictures x 8 epochs, bench/results/readme_cli/inspect.json, 2026-12-06), for the
+    # page's time estimates until a workspace has measured its own.
+    train_seconds_per_picture: float = 0.0073
     # A forgetting task's optimizer step with the top block alone, wall clock, on that CPU
     # (the sample's 2-person task: 0.24 s for 17 steps; LFW-100 100-10: 2.2 s for 180 steps,
     # bench/results/sizes_hybrid.json), and one picture's measuring pass, both views (the

@@ -94,3 +94,23 @@ def test_task_size_bars_span_the_draws() -> None:
     assert "lowest to highest draw" in fig.layout.title.text
     # the Acc_f and "not recognized" lines are drawn over the bars (a later, overlaying axis)
     assert blocks.yaxis == "y" and all(t.yaxis == "y2" for t in fig.data[1:])
+
+
+def test_the_live_heatmap_ends_on_the_tasks_last_step_while_it_is_measured() -> None:
+    """While the task's "after" is measured (a stage, no step), the live heatmap shows the
+    last step's groups: the values the Results tab then shows, not an earlier poll's."""
+    from types import SimpleNamespace
+
+    from demo.jobs import Job
+    from demo.views import live_view
+
+    page = SimpleNamespace(forget_md="md", live_curves="curves", live_heatmap="heatmap")
+    job = Job("forget", lambda progress, cancelled: None)
+    job.points = [{"step": 1, "steps": 400, "loss": 1.0, "group_norms": [0.0, 6.8], "blocks": 1,
+                   "zero_groups": 1, "seconds": 0.1},
+                  {"step": 2, "steps": 400, "loss": 0.9, "group_norms": [0.0, 6.896],
+                   "blocks": 1, "zero_groups": 1, "seconds": 0.2},
+                  {"stage": "measuring the recognizer after the task"}]
+    view = live_view(page, job, None, None)
+    zeros, live = view["heatmap"].data
+    assert list(live.z[-1]) == [None, 6.896] and "Measuring" in view["md"]
