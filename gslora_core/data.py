@@ -114,31 +114,40 @@ class CropCache:
     """Aligned crops on disk, keyed by the picture's content hash and the face template: a
     gallery is aligned once for each kind of recognizer.
 
-    Each entry is ``<key>.json`` (method, note, faces) plus ``<key>.png`` when a face was found."""
+    Each entry is ``<key>.json`` (method, note, faces) plus ``<key>.png`` when a face was found.
+    ``shipped``: read-only entries of the same layout a gallery ships beside it
+    (``shipped_crops``), read when ``root`` has none."""
 
-    def __init__(self, root: str | Path | None, template: str = "arcface"):
+    def __init__(self, root: str | Path | None, template: str = "arcface",
+                 shipped: str | Path | None = None):
         self.root = Path(root) if root else None
+        self.shipped = Path(shipped) if shipped else None
         self.version = ALIGN_VERSIONS[template]
 
-    def _paths(self, digest: str) -> tuple[Path, Path]:
-        assert self.root is not None
+    def _paths(self, digest: str, root: Path | None = None) -> tuple[Path, Path]:
+        root = root or self.root
+        assert root is not None
         key = f"{digest}-{self.version}"
-        return self.root / key[:2] / f"{key}.json", self.root / key[:2] / f"{key}.png"
+        return root / key[:2] / f"{key}.json", root / key[:2] / f"{key}.png"
 
     def get(self, digest: str) -> dict | None:
-        if self.root is None:
-            return None
-        meta_path, png = self._paths(digest)
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta["method"] != "none":
-                with Image.open(png) as im:
-                    meta["crop"] = im.convert("RGB")
-                os.utime(png)
-            os.utime(meta_path)  # last use: what an age-based clean-up (``sweep``) goes by
-            return meta
-        except (OSError, ValueError, KeyError):
-            return None  # absent or damaged: align again
+        for root, mine in ((self.root, True), (self.shipped, False)):
+            if root is None:
+                continue
+            meta_path, png = self._paths(digest, root)
+            try:
+                meta = json.loads(meta_path.read_text())
+                if meta["method"] != "none":
+                    with Image.open(png) as im:
+                        meta["crop"] = im.convert("RGB")
+                    if mine:
+                        os.utime(png)
+                if mine:
+                    os.utime(meta_path)  # last use: what an age-based clean-up goes by
+                return meta
+            except (OSError, ValueError, KeyError):
+                continue  # absent or damaged: the next place, or align again
+        return None
 
     def sweep(self, max_age_s: float) -> int:
         """Delete entries not used for ``max_age_s``; returns how many files went."""
@@ -186,9 +195,21 @@ def whole_picture(image: Image.Image, size: int) -> Image.Image:
     return ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
 
 
+def shipped_crops(source: str | Path | Sequence[str | Path]) -> Path | None:
+    """The aligned crops a gallery folder ships beside it, ``<folder>_crops/`` (``CropCache``'s
+    layout; ``scripts/ship_sample_crops.py``): read instead of aligning, so a bundled sample
+    loads without MTCNN and gives the very crops its kept states were measured on."""
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        folder = Path(source)
+        crops = folder.with_name(folder.name + "_crops")
+        return crops if crops.is_dir() else None
+    return None
+
+
 def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
                cache_dir: str | Path | None = None, aligner=None,
-               on_progress: ProgressFn | None = None, template: str = "arcface"
+               on_progress: ProgressFn | None = None, template: str = "arcface",
+               shipped: str | Path | None = None
                ) -> tuple[list[tuple[Picture, Image.Image, str]], list[Rejection], list[Rejection]]:
     """Face crop of every picture: ([(picture, crop, method)], rejected, notes).
 
@@ -203,7 +224,7 @@ def crop_faces(pictures: Sequence[Picture], cfg: DataConfig, size: int,
         return [(p, whole_picture(p.image, size), "whole") for p in pictures], [], []
     if cfg.preprocess != "mtcnn":
         raise ValueError(f"unknown preprocess {cfg.preprocess!r} (choose {', '.join(PREPROCESS)})")
-    cache = CropCache(cache_dir, template)
+    cache = CropCache(cache_dir, template, shipped)
     results: list[dict | None] = [cache.get(p.digest) for p in pictures]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
@@ -312,7 +333,7 @@ def load_gallery(source: str | Path | Sequence[str | Path], image_size: int,
             on_progress({"stage": "reading", "done": k, "total": len(files)})
     pictures, bad = decode_all(files, ingest, on_done=read)
     kept, no_face, notes = crop_faces(pictures, cfg, image_size, cache_dir, aligner, on_progress,
-                                      template)
+                                      template, shipped_crops(source))
     rejected += bad + no_face
     by_id: dict[str, dict[str, Image.Image]] = {}
     methods: dict[str, str] = {}

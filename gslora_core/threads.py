@@ -11,6 +11,8 @@ So a job gets the cores nobody else is using, and at least one.
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 
 def cores() -> int:
@@ -21,12 +23,23 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def machine_load() -> float:
-    """Runnable threads on the machine, averaged over the last minute (0 where unknown)."""
+def machine_load(samples: int = 5, gap_s: float = 0.01) -> float:
+    """Threads runnable on the machine now besides the caller: Linux's count of runnable
+    threads (``/proc/loadavg``), the median of a few readings; elsewhere the one-minute load
+    average (which lags: a command run just after another would count the one before)."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0.0
+        counts = []
+        for k in range(samples):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+            if k + 1 < samples:
+                time.sleep(gap_s)
+        return max(0.0, statistics.median(counts) - 1)  # the caller is running too
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
 
 
 def free_cores(busy: float, total: int | None = None) -> int:

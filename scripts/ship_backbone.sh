@@ -31,12 +31,14 @@ else
 fi
 cp "$cand" checkpoints/backbone.safetensors
 cp "$hist" checkpoints/backbone.json
-# The sample's crops made afresh with 2 torch threads, as `python app.py` makes them on a 2-core
-# machine (MTCNN's crops move by a grey level with the thread count): its kept states, which
-# enroll writes, then fit the page's sample (checkpoints/README.md).
+# The sample's crops made afresh with 2 torch threads (MTCNN's crops move by a grey level with
+# the thread count), or read from the crops shipped beside it while the face template is the
+# same: its kept states, which enroll writes, fit those crops (checkpoints/README.md).
 crops=$(mktemp -d)
 GSLORA_CACHE=$crops OMP_NUM_THREADS=2 "$py" -m gslora_core enroll --backbone checkpoints/backbone.safetensors \
   --gallery assets/sample_gallery --split rank --out checkpoints/sample_recognizer.safetensors > /dev/null
+# Those crops ship beside the sample (assets/sample_gallery_crops): no alignment on loading it.
+GSLORA_CACHE=$crops "$py" scripts/ship_sample_crops.py
 rm -rf "$crops"
 "$py" -m bench.backbone --out bench/results/backbone.json
 "$py" -m bench.robustness --backbone checkpoints/backbone.safetensors --out bench/results/robustness.json

@@ -1,9 +1,9 @@
 #!/bin/bash
-# The README's CLI task on a busy machine (issue 48): 3 busy processes on the 2 cores, a minute
-# for the load average to show them, then the task with --threads 2 (torch's default here) and
-# with --threads 0 (auto: the free cores, at least 1). Writes bench/results/threads_cli.json.
+# The README's CLI task on a busy machine (issue 48): 3 busy processes on the 2 cores, then the
+# task with --threads 2 (torch's default here) and with --threads 0 (auto: the free cores, at
+# least 1). Writes bench/results/threads_cli.json.
 #
-#   bash scripts/threads_cli.sh        # ~3 min; run alone
+#   bash scripts/threads_cli.sh        # ~1 min; run alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python}
@@ -12,7 +12,7 @@ mkdir -p "$out"
 hogs=()
 for _ in 1 2 3; do "$py" -c "while True: pass" & hogs+=($!); done
 trap 'kill "${hogs[@]}" 2>/dev/null || true' EXIT
-sleep 60
+sleep 5
 for t in 2 0 2 0; do
   "$py" -m gslora_core --threads "$t" forget --checkpoint checkpoints/sample_recognizer.safetensors \
     --gallery assets/sample_gallery --forget Bill_Clinton Serena_Williams \

@@ -169,3 +169,24 @@ def test_the_face_sample_s_states_are_used_only_for_the_crops_they_were_made_fro
     nudged = gallery.train_x.clone()
     nudged[0, 0, 0, 0] ^= 1  # one grey level in one pixel, as another thread count gives
     assert kept_snapshot(path, model, replace(gallery, train_x=nudged)) is None
+
+
+def test_the_sample_ships_its_crops_and_its_kept_states_fit_them_without_aligning():
+    """A fresh clone loads the sample without MTCNN (its crops ship beside it,
+    scripts/ship_sample_crops.py) and on any core count gets the crops the shipped states
+    were measured on."""
+    from gslora_core.config import project_path
+    from gslora_core.data import shipped_crops
+    from gslora_core.model import load_recognizer
+
+    class NoAligning:
+        def align_many(self, images, on_done=None):
+            raise AssertionError("the sample was aligned: a shipped crop is missing")
+
+    weights = project_path("checkpoints/sample_recognizer.safetensors")
+    folder = project_path("assets/sample_gallery")
+    assert shipped_crops(folder) == project_path("assets/sample_gallery_crops")
+    model = load_recognizer(weights)
+    gallery = load_gallery_for(model, folder, cache_dir=None, aligner=NoAligning())
+    assert len(gallery.train_y) + len(gallery.test_y) == 300
+    assert kept_snapshot(states_path(weights), model, gallery) is not None
