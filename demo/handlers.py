@@ -124,6 +124,16 @@ def friendly(fn: Callable, title: str, lasting: bool = False) -> Callable:
     return call
 
 
+def latest_zip(files: list | None) -> list | None:
+    """The upload box keeps every file chosen so far; a gallery is one zip, so a zip chosen
+    after another replaces it (pictures chosen one batch after another still add up)."""
+    paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
+    zips = [p for p in paths if p and str(p).lower().endswith(".zip")]
+    if not zips or (len(zips) == 1 and len(paths) == 1):
+        return gr.skip()
+    return [zips[-1]]
+
+
 def close_workspace(ws: Workspace | None) -> None:
     """Stop the session's job and delete its files (closing twice is harmless)."""
     if ws is not None and hasattr(ws, "close"):

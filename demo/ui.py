@@ -10,7 +10,7 @@ import gradio as gr
 
 from gslora_core.config import StudioConfig
 
-from .handlers import Handlers, forget_endpoint, friendly, preload_engine
+from .handlers import Handlers, forget_endpoint, friendly, latest_zip, preload_engine
 from .layout import CSS, Page
 from .request import panel_values
 
@@ -78,6 +78,7 @@ class Studio:
         objects = p.objects_btn.click(
             friendly(h.load_objects, "Could not load the objects sample", lasting=True),
             [p.state], loaded, api_name="load_objects", show_progress_on=[p.gallery_status])
+        p.upload.upload(latest_zip, [p.upload], [p.upload], api_name=False, queue=False)
         up = p.upload_btn.click(friendly(h.upload_gallery, "Could not use this upload",
                                          lasting=True),
                                 [p.state, p.upload], loaded + [p.upload],

@@ -337,3 +337,12 @@ def test_a_refusal_stays_on_the_page_and_logs_one_line_but_a_fault_keeps_its_tra
         friendly(lambda: 1 / 0, "Forgetting did not run")()
     assert fault.value.print_exception is True and fault.value.duration == 10
     assert "ZeroDivisionError" in fault.value.message
+
+
+def test_a_zip_chosen_after_another_replaces_it_in_the_upload_box():
+    from demo.handlers import latest_zip
+
+    assert latest_zip(["/u/a/first.zip", "/u/b/second.zip"]) == ["/u/b/second.zip"]
+    assert latest_zip(["/u/a/Ana_0001.jpg", "/u/b/people.zip"]) == ["/u/b/people.zip"]
+    for unchanged in (["/u/a/first.zip"], ["/u/a/Ana_0001.jpg", "/u/b/Ana_0002.jpg"], []):
+        assert not isinstance(latest_zip(unchanged), list)  # gr.skip(): the box stays
