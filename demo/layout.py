@@ -78,11 +78,13 @@ def knob_text(name: str) -> dict:
 CSS = """
 .gslora-big button {font-size: 1.05rem}
 #forget-status, #gallery-status, #recognizer-status {min-height: 2.5em}
-/* The face picker: as many columns as fit (10 at 1400 px, 8 at 1000 px), every row shown, and
-   names written out in full (wrapped) instead of cut by an ellipsis. */
+/* The face picker: as many columns as fit (10 at 1400 px, 8 at 1000 px), every row shown below
+   its label (not under it), no empty block under one row, and names written out in full
+   (wrapped) instead of cut by an ellipsis. */
 #forget-faces .grid-container {grid-template-columns: repeat(auto-fill, minmax(104px, 1fr))
   !important; grid-template-rows: none !important}
-#forget-faces .grid-wrap {overflow-y: auto; max-height: 780px}
+#forget-faces .grid-wrap {overflow-y: auto; max-height: 780px; min-height: 0;
+  padding-top: 2.2rem}
 #forget-faces .caption-label {white-space: normal; max-width: 100%; left: 0; right: 0;
   font-size: 0.72rem; line-height: 1.15; overflow-wrap: anywhere; text-align: center}
 """
