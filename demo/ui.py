@@ -63,6 +63,12 @@ class Studio:
         return [p.forget_md, p.live_curves, p.live_heatmap, p.history_md, p.photo, p.photo_crop,
                 p.before_df, p.after_df, p.photo_md]
 
+    @staticmethod
+    def _cleared(button: gr.Button, status: gr.Markdown):
+        """A click that first empties ``status``: the progress shown there while the work
+        runs is then not written over the last action's words."""
+        return button.click(lambda: "", None, [status], api_name=False, queue=False)
+
     def _line(self, name: str) -> dict:
         """A queue line of its own ("train": recognizers; "forget": forgetting and comparing),
         as many at a time as ``StudioConfig.<name>_concurrency``."""
@@ -72,19 +78,18 @@ class Studio:
     def _wire_gallery(self) -> None:
         p, h, every = self.page, self.handlers, self._every()
         loaded = every + self._fresh()
-        sample = p.sample_btn.click(
+        sample = self._cleared(p.sample_btn, p.gallery_status).then(
             friendly(h.load_sample, "Could not load the sample gallery", lasting=True),
             [p.state], loaded, api_name="load_sample", show_progress_on=[p.gallery_status])
-        objects = p.objects_btn.click(
+        objects = self._cleared(p.objects_btn, p.gallery_status).then(
             friendly(h.load_objects, "Could not load the objects sample", lasting=True),
             [p.state], loaded, api_name="load_objects", show_progress_on=[p.gallery_status])
         p.upload.upload(latest_zip, [p.upload], [p.upload], api_name=False, queue=False)
-        up = p.upload_btn.click(friendly(h.upload_gallery, "Could not use this upload",
-                                         lasting=True),
-                                [p.state, p.upload], loaded + [p.upload],
-                                api_name="upload_gallery", show_progress_on=[p.gallery_status],
-                                concurrency_id="ingest",
-                                concurrency_limit=self.cfg.ingest_concurrency)
+        up = self._cleared(p.upload_btn, p.gallery_status).then(
+            friendly(h.upload_gallery, "Could not use this upload", lasting=True),
+            [p.state, p.upload], loaded + [p.upload], api_name="upload_gallery",
+            show_progress_on=[p.gallery_status], concurrency_id="ingest",
+            concurrency_limit=self.cfg.ingest_concurrency)
         # A refusal's message stays (``lasting``), and the status line says so instead of
         # what it said before (such as "the recognizer is being trained").
         for event in (sample, objects, up):
@@ -115,11 +120,12 @@ class Studio:
                           js="() => { window.scrollTo(0, 0); }")
         p.rollback_btn.click(friendly(h.rollback, "Could not roll back"), [p.state],
                              self._every() + [p.history_md], api_name="rollback")
-        p.compare_btn.click(friendly(h.compare, "Could not compare"),
-                            [p.state, p.compare_retrain],
-                            [p.compare_md, p.compare_df, p.map_plot, p.compared_box],
-                            api_name="compare", show_progress_on=[p.compare_md],
-                            **self._line("forget"))
+        self._cleared(p.compare_btn, p.compare_md).then(
+            friendly(h.compare, "Could not compare"), [p.state, p.compare_retrain],
+            [p.compare_md, p.compare_df, p.map_plot, p.compared_box], api_name="compare",
+            # Its status line is the progress (stage, steps, time left): an overlay on it
+            # would write the same words over them.
+            show_progress="hidden", **self._line("forget"))
         p.export_btn.click(friendly(h.export, "Could not export"), [p.state],
                            [p.export_files, p.history_md, p.export_box], api_name="export")
 

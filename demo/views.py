@@ -362,11 +362,12 @@ def evidence(rep: dict) -> str:
                      "training pictures are members, their held-back pictures are not; then asked "
                      f"about the forgotten {words.owners} training pictures). Before: "
                      f"{before.get('verdict', '–')} After: {after['verdict']}")
-        lines.append(f"  The AUC in brackets is the attack's own power, measured on the {words.many} "
-                     "kept (how well it tells their training pictures from their held-back "
-                     "ones): it says how far to trust the rate, and changes little when the "
-                     "rate falls, because the task leaves the kept ones as they were.")
-        if not after.get("has_power"):
+        if after.get("has_power"):
+            lines.append(f"  The AUC is the attack's own power, measured on the {words.many} "
+                         "kept (how well it tells their training pictures from their held-back "
+                         "ones): it says how far to trust the rate, and changes little when "
+                         "the rate falls, because the task leaves the kept ones as they were.")
+        else:
             lines.append("  On a gallery this size the attack has no power, so no number is "
                          "shown as evidence; `python -m bench.forgetting` measures it on LFW-100 "
                          "next to a retrained model.")
