@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,10 +65,11 @@ def zerogpu_app(tmp_path_factory):
     env = dict(os.environ, SPACES_ZERO_GPU="true", GRADIO_ANALYTICS_ENABLED="False",
                SPACES_ZERO_DEVICE_API_URL=f"http://127.0.0.1:{api.server_port}")
     log = tmp_path_factory.mktemp("zerogpu") / "app.log"
-    with open(log, "w") as out:
+    with open(log, "w") as out:  # a session of its own: the app and its forked GPU workers
         app = subprocess.Popen([sys.executable, str(ROOT / "tests" / "zerogpu_app.py"),
                                 str(log.parent / "sessions"), str(port)],
-                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 180
@@ -81,9 +83,28 @@ def zerogpu_app(tmp_path_factory):
         assert app.poll() is None, log.read_text()[-3000:]
         yield url, app, log
     finally:
-        app.terminate()
-        app.wait(30)
+        # The whole group: ZeroGPU's workers are forked children that outlive a terminated
+        # app (each holds a copy of its memory, 1-2 GB), as they would outlive it on a Space.
+        _stop_group(app)
         api.shutdown()
+
+
+def _stop_group(app: subprocess.Popen) -> None:
+    """SIGTERM to the app's process group, then SIGKILL to whatever is left of it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(app.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                os.killpg(app.pid, 0)  # anyone left in the group?
+            except ProcessLookupError:
+                app.wait(5)
+                return
+            time.sleep(0.2)
+    app.wait(5)
 
 
 def _zip(path: Path, people: tuple[str, ...] = ("Kofi_Annan", "Tiger_Woods"), n: int = 6) -> Path:
