@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from typing import Any, Iterator
 
 try:
@@ -24,8 +23,8 @@ except ImportError:  # the usual case off Spaces
 
 # On a ZeroGPU Space every call reserves GPU time from the visitor's daily quota before it
 # starts, and is stopped past it: calls there carry their own time budget (``Workspace``).
-ZERO_GPU = spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t",
-                                                                                      "true")
+# ``spaces`` itself says whether this is one (it reads SPACES_ZERO_GPU).
+ZERO_GPU = spaces is not None and spaces.config.Config.zero_gpu
 
 
 def _run(call: Any) -> Iterator[Any]:

@@ -22,7 +22,10 @@ import gradio as gr
 from gslora_core.config import StudioConfig
 from gslora_core.report import nouns, time_left
 
-from . import gpu, views
+from . import (
+    gpu,  # noqa: F401 - decorates the GPU call on import, before the page launches
+    views,
+)
 from .jobs import readable_error
 from .layout import Page
 from .request import PAGE_KNOBS, ForgetRequest
@@ -49,9 +52,6 @@ def preload_engine() -> threading.Thread:
 
 
 POLL_S = 1.0  # seconds between page updates while a job runs
-# ZeroGPU lists a Space's GPU functions when the page launches: ``gpu.run`` is decorated on
-# import, here, before the engine itself loads in the background.
-ON_ZERO_GPU = gpu.ZERO_GPU
 
 
 def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:

@@ -29,6 +29,8 @@ NO_GALLERY = ("No gallery loaded yet: press **Load the sample gallery**, or choo
 # trained on), whole as a visitor would upload them, so a phone needs no file of its own.
 EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_Williams_0024.jpg",
                   "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
+
+
 def example_names() -> list[str]:
     """Who is in each example photo (its file name: ``Bill_Clinton_0010.jpg``)."""
     return [Path(p).stem.rsplit("_", 1)[0].replace("_", " ") for p in EXAMPLE_PHOTOS]
