@@ -8,7 +8,8 @@ class, chosen by a hash of the file name (``data.split_labels``' rule), so check
 recipes are chosen without the test set.
 
     python -m bench.cifar10                       # build the cache; print the counts
-    python -m bench.cifar10 --sample 30 --out assets/sample_objects   # the app's sample
+    python -m bench.cifar10 --sample 40 --out assets/sample_objects   # the app's sample
+    python -m bench.cifar10 --examples 40 --out assets/probes/objects  # Try a photo's examples
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ CACHE = ROOT / "runs" / "cifar10" / "arrays.safetensors"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
 VAL_PER_CLASS = 500
+EXAMPLE_CLASSES = ("cat", "dog", "airplane", "truck", "horse")
 
 
 def _members(archive: Path):
@@ -106,9 +108,11 @@ def gallery(train_per_class: int, test_per_class: int = 0, val_per_class: int = 
                    val_x=vx, val_y=vy)
 
 
-def write_sample(out: Path, per_class: int, part: str = "test", archive: Path = ARCHIVE) -> int:
-    """``per_class`` JPEGs a class from the archive's ``part`` (the first by name hash), as a
-    gallery folder (one folder per class) the app loads like a face gallery."""
+def write_sample(out: Path, per_class: int, part: str = "test", archive: Path = ARCHIVE,
+                 skip: int = 0) -> int:
+    """``per_class`` JPEGs a class from the archive's ``part`` (the first by name hash after
+    ``skip``), as a gallery folder (one folder per class) the app loads like a face gallery.
+    ``part="train"`` takes the validation pictures (the lowest hashes, never trained on)."""
     chosen: dict[str, list[tuple[str, str, bytes]]] = {c: [] for c in CLASSES}
     for p, cls, name, data in _members(archive):
         if p == part:
@@ -116,19 +120,47 @@ def write_sample(out: Path, per_class: int, part: str = "test", archive: Path = 
     count = 0
     for cls, items in chosen.items():
         (out / cls).mkdir(parents=True, exist_ok=True)
-        for _, name, data in sorted(items)[:per_class]:
+        for _, name, data in sorted(items)[skip:skip + per_class]:
             (out / cls / f"{cls}_{name}").write_bytes(data)
             count += 1
     return count
 
 
+def write_examples(out: Path, after: int, classes: tuple[str, ...] = EXAMPLE_CLASSES,
+                   part: str = "test", archive: Path = ARCHIVE) -> list[Path]:
+    """One picture of each of ``classes`` that a sample of ``after`` a class does not hold (the
+    next by the same name hash): Try a photo's examples, pictures the classifier never saw."""
+    chosen: dict[str, list[tuple[str, str, bytes]]] = {c: [] for c in classes}
+    for p, cls, name, data in _members(archive):
+        if p == part and cls in chosen:
+            chosen[cls].append((_val_rank(cls, name), name, data))
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cls in classes:
+        _, name, data = sorted(chosen[cls])[after]
+        path = out / f"{cls}_{name}"
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sample", type=int, default=0, help="pictures a class for a sample folder")
+    ap.add_argument("--part", choices=["test", "train"], default="test",
+                    help="train: a sample of the validation pictures (for choosing its size)")
+    ap.add_argument("--skip", type=int, default=0, help="start after this many a class")
+    ap.add_argument("--examples", type=int, default=0, metavar="AFTER",
+                    help="one picture of a few classes outside a sample of AFTER a class")
     ap.add_argument("--out", default=str(ROOT / "assets" / "sample_objects"))
     a = ap.parse_args(argv)
+    if a.examples:
+        for path in write_examples(Path(a.out), a.examples):
+            print(f"wrote {path}")
+        return
     if a.sample:
-        print(f"wrote {write_sample(Path(a.out), a.sample)} pictures to {a.out}")
+        n = write_sample(Path(a.out), a.sample, a.part, skip=a.skip)
+        print(f"wrote {n} pictures to {a.out}")
         return
     arrays = load()
     print({k: tuple(v.shape) for k, v in arrays.items()})

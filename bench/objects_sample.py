@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from gslora_core.config import PRESETS, StudioConfig
@@ -22,10 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--gallery", default="", help="another objects folder in the sample's "
+                    "place (e.g. validation pictures: python -m bench.cifar10 --part train)")
+    ap.add_argument("--label", default="", help="names the result file")
     a = ap.parse_args(argv)
     from demo.workspace import Workspace
 
-    ws = Workspace(StudioConfig(sessions_root=tempfile.mkdtemp()))
+    cfg = StudioConfig(sessions_root=tempfile.mkdtemp())
+    if a.gallery:
+        cfg = replace(cfg, objects_gallery=a.gallery)
+    ws = Workspace(cfg)
     rows = []
     try:
         ws.load_sample(kind="objects")
@@ -48,9 +55,10 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         ws.close()
     res = {"meta": {"date": time.strftime("%Y-%m-%d"), "recipe": "default",
+                    "gallery": a.gallery or cfg.objects_gallery,
                     "command": "python -m bench.objects_sample " + " ".join(argv or sys.argv[1:])},
            "rows": rows}
-    out = Path(a.out) / "objects_page_sample.json"
+    out = Path(a.out) / f"objects_page_sample{'_' + a.label if a.label else ''}.json"
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
     return res

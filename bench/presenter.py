@@ -7,6 +7,8 @@ left) and every tab once at the end, at 1400 px and again at 1000 px wide.
     python -m bench.presenter --upload 100:10 --label lfw100     # LFW-100 as an upload: 100
                                                                  # people x 10 pictures (1,000)
     python -m bench.presenter --upload 40:6 --label lfw40        # 40 people
+    GSLORA_CACHE=$(mktemp -d) python -m bench.presenter --short --label first_minute
+                    # from a fresh clone: load the sample, forget 2, roll back (issue 48)
 
 Screenshots go to ``artifacts/screenshots/presenter_<label>/`` (the browser test's, of the
 sample gallery, to ``artifacts/screenshots/``); the seconds of each step (click
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -96,6 +99,7 @@ class Walk:
         self.shoot("1_gallery")
 
     def upload(self, zip_path: Path) -> None:
+        self.tab("1 · Gallery")
         t0 = time.perf_counter()
         self.page.locator("#gallery-upload input[type=file]").set_input_files(str(zip_path))
         # The browser sends the file to the server first; the file's name shows when it is there.
@@ -131,6 +135,14 @@ class Walk:
             self.page.locator("#forget-status").inner_text()
         self.shoot(f"{shot}_forget_page")
 
+    def rollback(self) -> None:
+        """Roll the last task back from the Results tab, timed from the click to its message."""
+        self.tab("4 · Results")
+        self.page.get_by_role("button", name="Roll back the last task").click()
+        self.watch("roll back", lambda: self.page.locator("#history-status").get_by_text(
+            "Rolled back").count() > 0, "4r_rolling_back")
+        self.shoot("4r_rolled_back")
+
     def click_forgotten(self, name: str) -> None:
         """Click a forgotten person's face: a message says why nothing happens; no error."""
         self.tab("3 · Forget")
@@ -154,7 +166,9 @@ class Walk:
         self.page.locator("#compare-btn").scroll_into_view_if_needed()
         self.shoot("4_compare_and_map")
 
-    def try_photo(self, picture: str, expect_now: str, example: bool) -> None:
+    def try_photo(self, picture: str, expect_now: str, example: str = "") -> None:
+        """Ask about a held-back ``picture``; then, if ``example`` names an examples box
+        ("#photo-examples", "#object-examples"), about its last example."""
         self.tab("5 · Try a photo")
         pick = self.page.locator("#test-pick input")
         pick.click()
@@ -167,17 +181,18 @@ class Walk:
         self.texts["try a picture: before"] = self.page.locator("#photo-before").inner_text()
         self.shoot("5_try_a_photo")
         if example:
-            self.page.locator(".gallery-item, [data-testid='examples'] button").last.click()
+            self.page.locator(f"{example} .gallery-item, {example} [data-testid='examples'] "
+                              "button").last.click()
             # The example is fetched into the photo input first; asking before it is there
             # asks about no photo (on a busy machine that took seconds).
             self.page.locator("#photo-input img").first.wait_for(timeout=60_000)
-            self.page.get_by_role("button", name="Who is this?").click()
+            self.page.locator("#photo-btn").click()
             status.get_by_text("Asked about your photo").first.wait_for()
             self.texts["try an example"] = status.inner_text()
             self.shoot("5b_example_photo")
         else:
-            assert self.page.get_by_text("Example photos").count() == 0 or not \
-                self.page.get_by_text("Example photos").first.is_visible()
+            for box in ("#photo-examples", "#object-examples"):
+                assert not self.page.locator(box).is_visible(), box
 
     def export(self) -> None:
         self.tab("4 · Results")
@@ -216,9 +231,10 @@ def people_in(page) -> list[str]:
     return [t.strip() for t in page.locator("#forget-names label").all_inner_texts()]
 
 
-def walk(page, out: Path, upload: Path | None = None, widths: tuple[int, ...] = (1400, 1000)
-         ) -> Walk:
-    """The whole script; raises on the first thing a presenter would see go wrong."""
+def walk(page, out: Path, upload: Path | None = None, widths: tuple[int, ...] = (1400, 1000),
+         short: bool = False) -> Walk:
+    """The whole script; raises on the first thing a presenter would see go wrong. ``short``:
+    the first minute only (load, forget 2, roll back)."""
     w = Walk(page, out)
     if upload is None:
         w.load_sample()
@@ -228,12 +244,15 @@ def walk(page, out: Path, upload: Path | None = None, widths: tuple[int, ...] = 
     names = people_in(page)
     first, more = names[1:3], names[4:10]
     w.forget(first, "3")
+    if short:
+        w.rollback()
+        return w
     w.click_forgotten(first[0])
     w.forget(more, "4")
     w.compare()
     gone = first[0]
-    picture = next(o for o in _test_pictures(page) if o.startswith(gone + "/"))
-    w.try_photo(picture, "not recognized", example=upload is None)
+    picture = next(o for o in held_back_pictures(page) if o.startswith(gone + "/"))
+    w.try_photo(picture, "not recognized", example="" if upload else "#photo-examples")
     w.export()
     for width in widths:
         w.tabs_at(width)
@@ -258,13 +277,13 @@ def walk_objects(page, out: Path) -> Walk:
     w.forget(["cat"], "o3")
     w.tab("4 · Results")
     w.shoot("o4_results")
-    picture = next(o for o in _test_pictures(page) if o.startswith("cat/"))
-    w.try_photo(picture, "", example=False)  # any answer: the test reads which
+    picture = next(o for o in held_back_pictures(page) if o.startswith("cat/"))
+    w.try_photo(picture, "", example="#object-examples")  # any answer: the test reads which
     w.shoot("o5_try_a_cat")
     return w
 
 
-def _test_pictures(page) -> list[str]:
+def held_back_pictures(page) -> list[str]:
     """The held-back pictures the Try-a-photo list offers (opened once to read them)."""
     w = page.locator("#test-pick input")
     page.get_by_role("tab", name="5 · Try a photo").click()
@@ -274,6 +293,16 @@ def _test_pictures(page) -> list[str]:
     return [o.strip() for o in options]
 
 
+def _git_head() -> str:
+    """The commit the walk ran at (and whether files were changed), for the result's record."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+    return git("rev-parse", "--short", "HEAD").strip() + (" (changed)" if git(
+        "status", "--porcelain", "--untracked-files=no").strip() else "")
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--upload", default="", help="people:pictures of LFW-100 as an upload, "
@@ -281,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--label", default="sample")
     ap.add_argument("--width", type=int, default=1400,
                     help="window width for the walk (every tab is shot again at 1000 px)")
+    ap.add_argument("--short", action="store_true",
+                    help="the first minute only: load, forget 2, roll back")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -298,7 +329,8 @@ def main(argv: list[str] | None = None) -> dict:
             page = browser.new_page(viewport={"width": a.width, "height": 1000})
             page.set_default_timeout(120_000)
             page.goto(url)
-            w = walk(page, shots, upload, widths=tuple(sorted({a.width, 1000}, reverse=True)))
+            w = walk(page, shots, upload, widths=tuple(sorted({a.width, 1000}, reverse=True)),
+                     short=a.short)
             browser.close()
     finally:
         demo.close()
@@ -306,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
                        "command": "python -m bench.presenter " + " ".join(
                            sys.argv[1:] if argv is None else argv),
                        "upload": a.upload or "sample gallery", "width": a.width,
+                       "short": a.short, "crop_cache": os.environ.get("GSLORA_CACHE", "default"),
+                       "git": _git_head(),
                        "upload_pictures": (len(zipfile.ZipFile(upload).namelist())
                                            if upload else 300)},
               "seconds": w.seconds, "progress_seen": w.progress, "texts": w.texts,

@@ -353,6 +353,8 @@ class Handlers:
         test picture, and the page clears the one that does not count."""
         ws = self._need(ws)
         res = ws.predict(photo=photo or None, test_picture=None if photo else test_picture)
+        if res["gallery"] is not ws.gallery:  # another gallery was loaded while it ran:
+            return {}                         # its answer is not about what is on screen
         return views.photo_view(self.page, ws, res, photo, test_picture)
 
     def toggle(self, ws: Workspace | None, current: list[str] | None,

@@ -31,9 +31,15 @@ EXAMPLE_PHOTOS = ["assets/probes/Bill_Clinton_0010.jpg", "assets/probes/Serena_W
                   "assets/probes/Vladimir_Putin_0032.jpg", "assets/probes/Angelina_Jolie_0012.jpg"]
 
 
-def example_names() -> list[str]:
-    """Who is in each example photo (its file name: ``Bill_Clinton_0010.jpg``)."""
-    return [Path(p).stem.rsplit("_", 1)[0].replace("_", " ") for p in EXAMPLE_PHOTOS]
+# Objects: one CIFAR-10 test picture of five classes, outside the objects sample (never trained
+# on; written by ``python -m bench.cifar10 --examples 40 --out assets/probes/objects``).
+EXAMPLE_OBJECTS = sorted(str(p.relative_to(ROOT))
+                         for p in (ROOT / "assets" / "probes" / "objects").glob("*.jpg"))
+
+
+def example_names(paths: list[str] = EXAMPLE_PHOTOS) -> list[str]:
+    """What each example shows (its file name: ``Bill_Clinton_0010.jpg``, ``cat_0042.jpg``)."""
+    return [Path(p).stem.rsplit("_", 1)[0].replace("_", " ") for p in paths]
 
 
 # The gallery table's columns: faces (True; how each face was found) or object classes (False:
@@ -197,7 +203,7 @@ class Page:
         self.gallery_md = gr.Markdown(NO_GALLERY, elem_id="gallery-overview")
         self.ident_df = gr.Dataframe(
             headers=IDENT_COLUMNS[True], interactive=False,
-            label="People or classes")
+            label="People")
         self.crops = gr.Gallery(label="Pictures as the recognizer sees them (faces aligned)",
                                 columns=10, height=300, object_fit="contain")
         with gr.Column(visible=False) as self.unused_box:
@@ -302,13 +308,20 @@ class Page:
                 self.test_pick = gr.Dropdown(label="…or pick a held-back test picture",
                                              choices=[], filterable=True,
                                              elem_id="test-pick")
-                self.photo_btn = gr.Button("Who is this?", variant="primary")
+                self.photo_btn = gr.Button("Who is this?", variant="primary",
+                                           elem_id="photo-btn")
                 self.photo_md = gr.Markdown(elem_id="photo-status")
-        with gr.Column(visible=False) as self.examples_box:
+        with gr.Column(visible=False, elem_id="photo-examples") as self.examples_box:
             gr.Examples([[str(ROOT / p)] for p in EXAMPLE_PHOTOS], [self.photo],
                         label="Example photos of sample-gallery people the recognizer "
                               "never saw: " + ", ".join(example_names()) + " (in this order; "
                               "click one, then Who is this?)")
+        with gr.Column(visible=False, elem_id="object-examples") as self.object_examples_box:
+            gr.Examples([[str(ROOT / p)] for p in EXAMPLE_OBJECTS], [self.photo],
+                        label="Example pictures the classifier never saw (CIFAR-10 test "
+                              "pictures outside the sample): " + ", ".join(
+                                  example_names(EXAMPLE_OBJECTS)) + " (in this order; "
+                              "click one, then What is this?)")
         with gr.Row():
             self.photo_crop = gr.Image(label="As the recognizer sees it", height=160,
                                        interactive=False, scale=1, min_width=200)

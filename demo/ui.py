@@ -55,7 +55,8 @@ class Studio:
                 p.metrics_df, p.summary_md, p.bars, p.heatmap, p.evidence_md,
                 p.history_df, p.explain_md, p.report_json, p.compare_md,
                 p.compare_df, p.map_plot, p.export_files, p.examples_box,
-                p.compare_retrain, p.unused_box, p.compared_box, p.export_box, p.suggest_btn]
+                p.compare_retrain, p.unused_box, p.compared_box, p.export_box, p.suggest_btn,
+                p.object_examples_box, p.photo_btn]
 
     def _fresh(self) -> list:
         """What a gallery load clears of the gallery before it (``views.fresh``)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 import pandas as pd
+from PIL import Image
 
 from gslora_core.config import PRESETS
 from gslora_core.report import (
@@ -33,6 +34,9 @@ from . import plots
 from .explain import how_it_works
 from .layout import IDENT_COLUMNS, Page
 from .request import DEFAULT_RECIPE
+
+# Smaller pictures are drawn enlarged in Try a photo (160 px is the image box's height).
+SHOWN_PX = 128
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -75,7 +79,8 @@ def gallery_view(page: Page, ws: Workspace) -> dict:
           + (f"**{len(unused)} file{'s' if len(unused) != 1 else ''} not used** (reasons "
              "below)." if unused else "Every file was used."))
     tests = ws.test_pictures()
-    return {page.gallery_md: md, page.ident_df: rows,
+    return {page.gallery_md: md,
+            page.ident_df: gr.Dataframe(value=rows, label=upper_first(words.many)),
             page.unused_df: unused, page.unused_box: gr.Column(visible=bool(unused)),
             page.notes_df: notes,
             page.crops: gr.Gallery(value=ws.crops(),
@@ -87,7 +92,9 @@ def gallery_view(page: Page, ws: Workspace) -> dict:
                 label=f"…or pick one of the {len(tests)} held-back test pictures (type a "
                       "name to search" + ("; the list shows the first 100)" if len(tests) > 100
                                           else ")")),
-            page.examples_box: gr.Column(visible=ov["source"] == "sample")}
+            page.examples_box: gr.Column(visible=ov["source"] == "sample"),
+            page.object_examples_box: gr.Column(visible=ov["source"] == "objects"),
+            page.photo_btn: gr.Button("Who is this?" if words.faces else "What is this?")}
 
 
 def picker_view(page: Page, ws: Workspace) -> dict:
@@ -302,7 +309,7 @@ def photo_view(page: Page, ws: Workspace, res: dict, photo: str | None,
     that did not count (a picked test picture under an uploaded photo, or the reverse) is
     cleared."""
     forgotten = set(res["forgotten"])
-    one = nouns(ws.kind)[0]
+    one = nouns(res["kind"])[0]
 
     def table(top: list[dict], answer: dict | None) -> pd.DataFrame:
         """A frame, not a list: its columns name the classes ("person" or "class") and the
@@ -321,7 +328,7 @@ def photo_view(page: Page, ws: Workspace, res: dict, photo: str | None,
     how = (f"Face: {FACE_WORDS.get(res['face'], res['face'])}. Scores are cosine "
            "similarities to each person's class" if one == "person" else
            "Scores are cosine similarities to each class")
-    out = {page.photo_crop: res["crop"], page.before_df: table(res["before"],
+    out = {**shown_crop(page, res["crop"]), page.before_df: table(res["before"],
                                                                 res["answer_before"]),
            page.after_df: table(res["after"], res["answer_after"]),
            page.photo_md: f"Asked about {asked}.\n\n"
@@ -335,6 +342,18 @@ def photo_view(page: Page, ws: Workspace, res: dict, photo: str | None,
     else:
         out[page.photo] = None
     return out
+
+
+def shown_crop(page: Page, crop: Image.Image) -> dict:
+    """The picture the recognizer scored, enlarged without smoothing when it is small (a
+    CIFAR-10 picture is 32 px: drawn as is it is a speck), its real size in the label."""
+    w, h = crop.size
+    label = "As the recognizer sees it"
+    if max(w, h) < SHOWN_PX:
+        k = SHOWN_PX // max(w, h)
+        crop = crop.resize((w * k, h * k), Image.NEAREST)
+        label += f" · {w}×{h} px, drawn {k}×"
+    return {page.photo_crop: gr.Image(value=crop, label=label)}
 
 
 def answer_text(answer: dict | None) -> str:

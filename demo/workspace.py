@@ -210,8 +210,10 @@ class Workspace:
              kept: Snapshot | None = None) -> None:
         """Make ``gallery`` and ``model`` the workspace's, measured once (``on_progress``
         hears the pictures measured) unless ``kept`` is the model's snapshot on it already."""
-        self.gallery, self.model, self.source = gallery, model, source
-        self.original = copy.deepcopy(model) if model is not None else None
+        # Swapped in one assignment: a photo asked about meanwhile (another event of the page
+        # can run beside a load) never meets the new model with the old gallery or "before".
+        original = copy.deepcopy(model) if model is not None else None
+        self.gallery, self.model, self.original, self.source = gallery, model, original, source
         self._measured, self._before = {}, {}
         self.inspection = None
         if kept is None and model is not None:
@@ -477,22 +479,22 @@ class Workspace:
                 k: int = 5) -> dict:
         """Top-k identities before any forgetting and now, for a photo or a test picture."""
         self._idle("try a photo")
-        model = self._ready()
+        self._ready()
+        gallery, model, original = self.gallery, self.model, self.original  # one gallery's
         if photo:
             now = top_k(model, photo, k)
             crop = now["crop"]
             face = now["face"]
             now = now["top"]
         elif test_picture:
-            g = self._gallery()
-            if test_picture not in g.test_files:
+            if test_picture not in gallery.test_files:
                 raise ValueError(f"{test_picture!r} is not one of this gallery's test pictures")
-            x = g.test_x[g.test_files.index(test_picture)]
+            x = gallery.test_x[gallery.test_files.index(test_picture)]
             crop, face, now = to_image(x), "gallery test picture", top_k_crop(model, x, k)
         else:
             raise ValueError("upload a photo or pick a test picture")
-        original = self.original
         before = top_k_crop(original, crop, k) if original is not None else []
         return {"face": face, "crop": crop, "before": before, "after": now,
                 "answer_before": verdict(original, before) if before else None,
-                "answer_after": verdict(model, now), "forgotten": model.forgotten()}
+                "answer_after": verdict(model, now), "forgotten": model.forgotten(),
+                "kind": model.kind, "gallery": gallery}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from bench.presenter import ARGS, CHROMIUM, MOVING, Walk, walk, walk_objects
+from bench.presenter import ARGS, CHROMIUM, MOVING, Walk, held_back_pictures, walk, walk_objects
 from gslora_core.config import project_path
 
 pytestmark = pytest.mark.slow
@@ -103,10 +104,23 @@ def test_a_presenters_walk_through_the_page_in_chromium(page, app_url, studio_ro
 CLASSIFIER = project_path("checkpoints/objects_classifier.safetensors")
 
 
+def _upload_zip(path: Path, people: tuple[str, ...], n: int = 8) -> Path:
+    """A visitor's zip: ``n`` pictures of each of ``people`` from the sample gallery's folder."""
+    sample = project_path("assets/sample_gallery")
+    with zipfile.ZipFile(path, "w") as zf:
+        for who in people:
+            for f in sorted((sample / who).iterdir())[:n]:
+                zf.write(f, f"my_people/{who}/{f.name}")
+    return path
+
+
 @pytest.mark.skipif(not CLASSIFIER.exists(), reason="the object classifier is not shipped yet")
-def test_forgetting_cat_in_the_objects_sample_in_chromium(page, app_url):
-    """Issue 36 on the page: load the objects sample, forget "cat", see the heatmap and the
-    per-class bars, try a held-back cat picture before and after."""
+def test_three_galleries_in_one_session_leave_nothing_of_each_other_in_chromium(page, app_url,
+                                                                                  tmp_path):
+    """Issues 36 and 48 on the page, one session: faces (forget 2, roll back, try a picture),
+    then the objects sample (forget "cat": heatmap, per-class bars, a held-back cat and an
+    example picture before and after), then an upload (forget 2, roll back): each gallery
+    loaded shows nothing of the one before, in its own words."""
     out = Path(os.environ.get("GSLORA_SCREENSHOTS") or project_path("artifacts/screenshots"))
     page.goto(app_url)
     # Faces first, in the same session: a task, its rollback message and a photo's answer,
@@ -138,5 +152,35 @@ def test_forgetting_cat_in_the_objects_sample_in_chromium(page, app_url):
     assert "before any forgetting: " in w.texts["try a picture"]
     assert "✂ marks a forgotten class" in w.texts["try a picture"]
     assert "✂ cat" in w.texts["try a picture: before"]  # among the classes it was close to
-    for name in ("o1_gallery", "o3_results", "o4_results", "o5_try_a_cat"):
+    assert "Asked about your photo" in w.texts["try an example"]  # a picture never seen
+    for name in ("o1_gallery", "o3_results", "o4_results", "o5_try_a_cat", "5b_example_photo"):
         assert (out / "objects" / f"{name}.png").exists(), name
+
+    # An upload after the objects: faces' words again, nothing of the cat task left.
+    mine = Walk(page, out / "upload")
+    mine.upload(_upload_zip(tmp_path / "my_people.zip",
+                            ("Kofi_Annan", "Tiger_Woods", "Meryl_Streep", "Fidel_Castro")))
+    for sel in ("#forget-status", "#history-status", "#photo-status", "#photo-now",
+                "#results-summary"):
+        assert "cat" not in page.locator(sel).inner_text(), sel
+    assert not page.locator("#object-examples").is_visible()
+    mine.forget(["Kofi_Annan", "Tiger_Woods"], "u3")
+    assert "someone else" in mine.texts["forget 2"] and "class" not in mine.texts["forget 2"]
+    mine.tab("4 · Results")
+    page.get_by_role("button", name="Roll back the last task").click()
+    page.locator("#history-status").get_by_text("Rolled back task1").wait_for()
+    # Try a photo at 1000 px: a held-back picture of a person named again, its tables uncut.
+    page.set_viewport_size({"width": 1000, "height": 1000})
+    picture = next(o for o in held_back_pictures(page) if o.startswith("Kofi_Annan/"))
+    mine.try_photo(picture, "Kofi_Annan")
+    mine.shoot("u5_try_a_photo_1000px")
+    for table in ("#photo-before", "#photo-now"):  # every shown cell's text inside its cell
+        shown, cut = page.evaluate(f"""() => {{
+            const cells = [...document.querySelectorAll('{table} .cell-wrap')]
+                .filter(w => w.checkVisibility() && w.innerText.trim() !== '');
+            return [cells.length, cells.filter(w => {{
+                const r = document.createRange(); r.selectNodeContents(w);
+                const t = r.getBoundingClientRect(), c = w.parentElement.getBoundingClientRect();
+                return t.right > c.right + 1 || t.left < c.left - 1; }})
+                .map(w => w.innerText)]; }}""")
+        assert shown >= 12 and not cut, (table, shown, cut)  # 4 people x 3 columns (+ header)

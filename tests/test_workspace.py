@@ -1,6 +1,7 @@
 """The per-session workspace behind the app (no gradio): lifetime of its files, uploads, jobs."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import shutil
@@ -227,3 +228,34 @@ def test_the_task_history_is_the_recognizer_s_own(cfg):
     assert job.wait(120) and job.error is None
     assert [(r["task"], r["forgotten"]) for r in ws.reports] == [("task1", ["Kofi_Annan"])]
     ws.close()
+
+
+def test_a_photo_asked_during_a_load_meets_one_gallery_s_model_and_before(cfg, monkeypatch):
+    """Issue 48: a page event can run beside a gallery load. The load swaps gallery, model and
+    "before" in one assignment (a Try-a-photo answer once paired the new face recognizer's crop
+    with the objects classifier as "before": a tensor-size error), and the answer says which
+    gallery it is about, so the page drops one that outlived its gallery."""
+    import demo.workspace as workspace
+
+    ws = Workspace(cfg)
+    try:
+        ws.load_sample(kind="objects")
+        objects = (ws.gallery, ws.model, ws.original)
+        seen = []
+        real = copy.deepcopy
+
+        def deepcopy_watching(x, *a):  # the load copies the new model as "before"
+            seen.append((ws.gallery, ws.model, ws.original) == objects)
+            return real(x, *a)
+
+        monkeypatch.setattr(workspace.copy, "deepcopy", deepcopy_watching)
+        ws.load_sample(kind="faces")
+        monkeypatch.undo()
+        assert seen and all(seen), "the new model was visible before its gallery and 'before'"
+        picture = ws.gallery.test_files[0]
+        res = ws.predict(test_picture=picture)
+        assert res["gallery"] is ws.gallery and res["kind"] == "faces"
+        ws.load_sample(kind="objects")
+        assert res["gallery"] is not ws.gallery  # what the page checks before showing it
+    finally:
+        ws.close()
