@@ -28,7 +28,7 @@ from gslora_core.inference import top_k, top_k_crop, verdict
 from gslora_core.model import Recognizer, load_recognizer, merged_copy, save_recognizer
 from gslora_core.report import to_markdown
 from gslora_core.states import states_path
-from gslora_core.threads import free_cores, machine_load
+from gslora_core.threads import free_cores, machine_load, torch_threads
 
 from . import gpu
 from .jobs import Job, running
@@ -134,13 +134,15 @@ class Workspace:
         if not project_path(weights).exists():
             raise ValueError(f"the {kind} sample's model ({weights}) is not in this copy of the "
                              "project; its README says how it is made")
-        model = load_recognizer(project_path(weights))
-        gallery = load_gallery_for(model, project_path(folder), ingest=self.cfg.ingest,
-                                   on_progress=on_progress)
-        # The states shipped beside the model (``evaluate --keep-states``) spare the measuring
-        # pass; they are used only if they fit these weights and these pictures.
-        kept = kept_snapshot(states_path(project_path(weights)), model, gallery)
-        self._set(gallery, model, "sample" if kind == "faces" else "objects", on_progress, kept)
+        with torch_threads(self._threads()):
+            model = load_recognizer(project_path(weights))
+            gallery = load_gallery_for(model, project_path(folder), ingest=self.cfg.ingest,
+                                       on_progress=on_progress)
+            # The states shipped beside the model (``evaluate --keep-states``) spare the
+            # measuring pass; they are used only if they fit these weights and these pictures.
+            kept = kept_snapshot(states_path(project_path(weights)), model, gallery)
+            self._set(gallery, model, "sample" if kind == "faces" else "objects", on_progress,
+                      kept)
         self._pending = None
         return self.overview()
 
@@ -161,13 +163,14 @@ class Workspace:
                              f"{self.cfg.max_upload_mb:.0f} MB")
         one_zip = len(paths) == 1 and paths[0].suffix.lower() == ".zip"
         source: Path | list[Path] = paths[0] if one_zip else paths
-        backbone = load_recognizer(project_path(self.cfg.backbone))
-        dcfg = DataConfig(preprocess=backbone.data_config.preprocess)
-        # Uploaded faces are aligned once for every session (by content hash), in a cache of
-        # their own that expires like a session, never in the user-wide crop cache.
-        gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
-                               cache_dir=upload_faces_root(self.cfg), on_progress=on_progress,
-                               template=backbone.cfg.face_template)
+        with torch_threads(self._threads()):
+            backbone = load_recognizer(project_path(self.cfg.backbone))
+            dcfg = DataConfig(preprocess=backbone.data_config.preprocess)
+            # Uploaded faces are aligned once for every session (by content hash), in a cache
+            # of their own that expires like a session, never in the user-wide crop cache.
+            gallery = load_gallery(source, backbone.cfg.img_size, dcfg, ingest=self.cfg.ingest,
+                                   cache_dir=upload_faces_root(self.cfg),
+                                   on_progress=on_progress, template=backbone.cfg.face_template)
         if len(gallery.names) < 2:
             found = ", ".join(gallery.names) or "none"
             why = "; ".join(f"{a}: {b}" for a, b in (gallery.excluded + gallery.rejected)[:5])
@@ -481,6 +484,13 @@ class Workspace:
         self._idle("try a photo")
         self._ready()
         gallery, model, original = self.gallery, self.model, self.original  # one gallery's
+        with torch_threads(self._threads()):
+            return self._answer(gallery, model, original, photo, test_picture, k)
+
+    @staticmethod
+    def _answer(gallery: Gallery, model: Recognizer, original: Recognizer | None,
+                photo: str | Path | None, test_picture: str | None, k: int) -> dict:
+        """``predict``'s answer from one gallery's model and "before", read together."""
         if photo:
             now = top_k(model, photo, k)
             crop = now["crop"]

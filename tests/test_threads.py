@@ -8,7 +8,7 @@ import torch
 
 from demo.jobs import Job, running
 from gslora_core.calls import Done, stream
-from gslora_core.threads import free_cores
+from gslora_core.threads import free_cores, torch_threads
 
 
 def test_a_job_gets_the_free_cores_and_never_none():
@@ -35,3 +35,12 @@ def test_a_calls_work_runs_with_the_threads_it_was_given_and_leaves_the_caller_s
     mine = torch.get_num_threads()
     items = list(stream(lambda progress, cancelled: torch.get_num_threads(), threads=1))
     assert items == [Done(1)] and torch.get_num_threads() == mine
+
+
+def test_torch_threads_sets_the_count_for_a_block_and_gives_the_old_one_back():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(0):  # 0: as it is
+        assert torch.get_num_threads() == before
