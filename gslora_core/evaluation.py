@@ -200,7 +200,7 @@ class ForgetReport(TypedDict):
     config: dict[str, Any]
     curve: list[dict]
     accuracy_rule: str
-    stop: dict  # forgetting.Stop.to_dict(): why training ended, in numbers and words
+    stop: dict  # stopping.Stop.to_dict(): why training ended, in numbers and words
     blocks_used: int  # blocks whose group this task changed
     open_set: dict  # open_set_rows(): answers at the recognizer's threshold
     before_seconds: float  # measuring "before" (0 when the previous task's "after" was kept)
@@ -219,7 +219,7 @@ class TaskOutcome:
     seconds: float
     train_seconds: float
     curve: list[dict]
-    stop: dict | None = None  # forgetting.Stop.to_dict(): why training ended
+    stop: dict | None = None  # stopping.Stop.to_dict(): why training ended
     tau: float | None = None  # the open-set threshold the task worked against
     before_seconds: float = 0.0  # measuring "before" (0: the previous task's "after" was kept)
 

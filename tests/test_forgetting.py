@@ -119,7 +119,7 @@ def test_report_has_the_promised_keys():
 
 
 def test_adam_metric_threshold_spares_the_group_with_large_gradients():
-    from gslora_core.forgetting import adam_group_scale
+    from gslora_core.lasso import adam_group_scale
     big, small = [torch.nn.Parameter(torch.ones(10))], [torch.nn.Parameter(torch.ones(10))]
     opt = torch.optim.AdamW(big + small, lr=0.1)
     for _ in range(3):
@@ -174,7 +174,7 @@ def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypa
     """Task 2 keeps task 1's people forgotten: each step draws ``replay_forgotten`` pictures of
     them and adds their own bounded forget term; task 1 itself (nobody earlier) draws none, and
     ``replay_forgotten=0`` is the authors' way (this task's people only)."""
-    import gslora_core.forgetting as fg
+    import gslora_core.objective as fg
     calls = []
     real = fg.bounded_forget_loss
 
@@ -231,7 +231,7 @@ def test_a_zeroed_group_becomes_nonzero_again_when_the_loss_needs_it():
 def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
     """With the lower groups exactly zero and held there, the refit runs from cached tokens at
     the first active block: the same losses and the same adapters as the full forward pass."""
-    import gslora_core.forgetting as fg
+    import gslora_core.states as fg
     cfg = ForgetConfig(schedule="fixed", steps=8, batch_size=4, eval_every=0, alpha=1e-6,
                        sparsity_warmup=0.25, refit=0.5, lr=0.05, replay_forgotten=2)
     used = []
@@ -271,7 +271,7 @@ def test_lasso_thresholds_are_relative_to_the_task_and_weigh_lower_blocks_more()
     """One alpha for every gallery: the same gradients scaled by 1000 (a recognizer less sure of
     the faces) give the same thresholds; the strongest depth-weighted block's is
     ``lr * alpha * sqrt(entries)``, and a lower block (larger depth weight) needs more."""
-    from gslora_core.forgetting import depth_weights, lasso_thresholds
+    from gslora_core.lasso import depth_weights, lasso_thresholds
     assert depth_weights(3, 1.0) == [3.0, 2.0, 1.0] and depth_weights(3, 0.0) == [1.0] * 3
 
     def thresholds(scale: float) -> list[float]:
@@ -328,7 +328,7 @@ def test_prototypes_come_from_the_k_shot_pictures_only():
 
 def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default():
     from gslora_core.config import DataConfig
-    from gslora_core.forgetting import pushes_unknown
+    from gslora_core.stopping import pushes_unknown
     cfg = ForgetConfig()
     assert pushes_unknown(cfg, "faces") and not pushes_unknown(cfg, "objects")
     assert pushes_unknown(replace(cfg, unknown="on"), "objects")

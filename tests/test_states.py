@@ -61,15 +61,23 @@ def test_a_state_cache_fills_once_per_picture_and_view():
     assert torch.allclose(a[0], model.mid_state(x[3:4], 1)[0], atol=1e-6)
 
 
+def count_full_passes(monkeypatch) -> list[int]:
+    """A 1 for every full pass over the gallery a task takes (before it, or after it)."""
+    import gslora_core.forgetting as fg
+    import gslora_core.task as task
+    passes: list[int] = []
+    for module in (fg, task):
+        monkeypatch.setattr(module, "snapshot",
+                            lambda *a, **k: passes.append(1) or snapshot(*a, **k))
+    return passes
+
+
 def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch):
     """The top-only task's "after" is read from the "before"'s top-block states, and equals a
     full pass over the gallery; the "before" passed in is used as it is (no second pass)."""
-    import gslora_core.forgetting as fg
     model, gallery = tiny_model(), tiny_gallery()
     before = snapshot(model, gallery)
-    passes = []
-    real = fg.snapshot
-    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
+    passes = count_full_passes(monkeypatch)
     cfg = replace(CFG, stage_steps=100)  # never releases a second block
     report, after = forget(model, gallery, ["ann"], cfg, before=before)
     assert report["blocks_used"] == 1 and report["before_seconds"] == 0.0
@@ -82,17 +90,14 @@ def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch
 
 
 def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch):
-    import gslora_core.forgetting as fg
     model, gallery = tiny_model(), tiny_gallery()
     before = snapshot(model, gallery)
-    passes = []
-    real = fg.snapshot
-    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
+    passes = count_full_passes(monkeypatch)
     report, after = forget(model, gallery, ["ann"], CFG, before=before)
     assert report["blocks_used"] == 3 and report["stop"]["reason"] == "step cap"
     assert report["stop"]["text"].startswith("stopped at the cap (16 steps): ")
     assert passes == [1]
-    full = real(model, gallery)
+    full = snapshot(model, gallery)
     assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
 
 
