@@ -37,7 +37,7 @@ import torch
 from gslora_core.cli import knob_overrides
 from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.evaluation import snapshot
-from gslora_core.forgetting import forget
+from gslora_core.forgetting import forget, plan_task
 
 from .forgetting import write_figure
 from .stats import interval
@@ -85,8 +85,8 @@ def run_tasks(model, gallery, before, tasks: list[list[str]], cfg: ForgetConfig)
     rows = []
     for t, names in enumerate(tasks, 1):
         t0 = time.perf_counter()
-        rep, before = forget(model, gallery, names, replace(cfg, seed=cfg.seed + t - 1),
-                                  before=before)
+        rep, before = forget(model, gallery, plan_task(model, gallery, names),
+                             replace(cfg, seed=cfg.seed + t - 1), before=before)
         wall = time.perf_counter() - t0
         row = {"task": t, "wall_seconds": wall, **task_row(rep)}
         rows.append(row)

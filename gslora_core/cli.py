@@ -26,7 +26,7 @@ from .config import (
 )
 from .data import load_gallery, load_gallery_for
 from .evaluation import evaluate, keep_snapshot, kept_snapshot, snapshot
-from .forgetting import forget, rollback
+from .forgetting import forget, plan_task, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
 from .states import carry_kept, states_path
@@ -149,7 +149,8 @@ def cmd_forget(a: argparse.Namespace) -> int:
     # The states the previous command kept (enroll's, or the previous task's "after"): the
     # task's "before" then costs the top block only.
     before = kept_snapshot(states_path(a.checkpoint), model, gallery)
-    result = forget(model, gallery, a.forget, cfg, on_progress=progress, before=before)
+    plan = plan_task(model, gallery, a.forget)
+    result = forget(model, gallery, plan, cfg, before=before, on_progress=progress)
     report = result.report
     save_recognizer(model, a.out)
     kept = keep_snapshot(states_path(a.out), result.after, model, gallery) if result.after else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -39,7 +39,7 @@ from .evaluation import (
 from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
-from .progress import CancelFn, ProgressFn
+from .progress import CancelFn, ProgressFn, Stage
 from .stopping import pushes_unknown
 from .task import Pools, Task, after_snapshot
 from .training import check_labels, fix_threshold
@@ -63,7 +63,8 @@ def select_train_indices(gallery: Gallery, classes: Sequence[int], cfg: ForgetCo
 
 def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str],
               earlier: Sequence[str] | None = None) -> Roles:
-    """Forget F, earlier-forgotten O and retain R class indices, with readable errors.
+    """Forget F, earlier-forgotten O and retain R class indices, with readable errors: a
+    request is planned once, by the caller, and the plan passed to ``forget``.
 
     ``earlier`` names the people forgotten before this task; by default the model's own task
     history. Methods that keep no history (full fine-tuning) must pass it, or the people they
@@ -174,29 +175,28 @@ def _release(task: Task) -> None:
     task.model.eval().requires_grad_(False)
 
 
-def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-           cfg: ForgetConfig = ForgetConfig(), task_name: str | None = None,
-           on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-           earlier: Sequence[str] | None = None, before: Snapshot | None = None,
-           on_stage: Callable[[str], None] | None = None, plan: Roles | None = None
-           ) -> TaskResult:
+def _stage(on_progress: ProgressFn | None, stage: str) -> None:
+    if on_progress:
+        on_progress(Stage(stage=stage))
+
+
+def forget(model: Recognizer, gallery: Gallery, plan: Roles, cfg: ForgetConfig, *,
+           before: Snapshot | None = None, on_progress: ProgressFn | None = None,
+           should_cancel: CancelFn | None = None) -> TaskResult:
     """Run one forgetting task on ``model`` in place: ``forget(...).report`` is its report.
 
-    A cancelled task removes its adapters, leaving the model exactly as before; the report is
-    then ``Cancelled``. ``earlier``: the people forgotten before (default: the model's task
-    history). ``before``: the model's snapshot on this gallery, if the caller kept the previous
-    task's ``after``: the "before" of a task is the "after" of the one before it, so the
-    gallery is not measured twice. ``on_progress`` hears every step; ``on_stage`` the work
-    around the steps, in words (a page shows it meanwhile); ``plan``: ``plan_task``'s roles when
-    the caller checked the request already (planned once)."""
+    ``plan``: the task's roles (``plan_task``: the request checked, once, by the caller).
+    ``before``: the model's snapshot on this gallery, if the caller kept the previous task's
+    ``after``: the "before" of a task is the "after" of the one before it, so the gallery is
+    not measured twice. ``on_progress`` hears every step (``progress.ForgetStep``) and, in
+    words, the work around the steps (``progress.Stage``). A cancelled task removes its
+    adapters, leaving the model exactly as before; the report is then ``Cancelled``."""
     t0 = time.perf_counter()
-    if on_stage:
-        on_stage("preparing" if before is not None and before.fits(model, gallery)
-                 else "measuring the recognizer before the task")
-    roles = plan if plan is not None else plan_task(model, gallery, forget_names, earlier)
-    task = _prepare(model, gallery, roles, cfg, before)
+    kept = before is not None and before.fits(model, gallery)
+    _stage(on_progress, "preparing" if kept else "measuring the recognizer before the task")
+    task = _prepare(model, gallery, plan, cfg, before)
     before_seconds = time.perf_counter() - t0 if task.before is not before else 0.0
-    task, record = _start_task(task, task_name or f"task{len(model.tasks) + 1}")
+    task, record = _start_task(task, f"task{len(model.tasks) + 1}")
     t_train = time.perf_counter()
     try:  # a failed task (out of memory, a bad value) leaves the model as it was
         curve, stop = train(task, on_progress, should_cancel)
@@ -210,32 +210,29 @@ def forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
         model.remove_task(task.name)
         return TaskResult(Cancelled(cancelled=True, task=task.name, step=len(curve),
                                     seconds=time.perf_counter() - t0), None)
-    if on_stage:
-        on_stage("measuring the recognizer after the task")
+    _stage(on_progress, "measuring the recognizer after the task")
     after = after_snapshot(task, top_only=_top_only(task))
     model.revision += 1
     after.revision = model.revision
     report = build_report(model, gallery, TaskOutcome(
-        record=record, roles=roles, before=task.before, after=after, cfg=cfg,
+        record=record, roles=plan, before=task.before, after=after, cfg=cfg,
         seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,
         stop=stop.to_dict(), tau=task.tau, before_seconds=before_seconds))
     return TaskResult(report, after)
 
 
-def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[str],
-                    cfg: ForgetConfig, earlier: Sequence[str] | None = None,
+def finetune_forget(model: Recognizer, gallery: Gallery, plan: Roles, cfg: ForgetConfig, *,
                     before: Snapshot | None = None) -> dict:
     """The baseline GS-LoRA is measured against: the same losses, schedule and stopping rule,
     but every weight of the model trained (no adapters, no sparsity, no cached states). It
     changes the weights in place, keeps no task history and cannot be rolled back; it is for
     benchmarks, not for the app.
 
-    ``earlier``: the people it forgot in previous tasks. It records no task, so in a sequence
-    they must be passed here (else they would be trained as retained, and not replayed).
-    Returns its cost and who played which role."""
+    ``plan``: it records no task, so in a sequence the people it forgot in previous tasks must
+    be planned as earlier (``plan_task(..., earlier=...)``), else they would be trained as
+    retained, and not replayed. Returns its cost and who played which role."""
     t0 = time.perf_counter()
-    roles = plan_task(model, gallery, forget_names, earlier if earlier is not None else [])
-    task = _trains(_prepare(model, gallery, roles, cfg, before), list(model.parameters()))
+    task = _trains(_prepare(model, gallery, plan, cfg, before), list(model.parameters()))
     t_train = time.perf_counter()
     try:
         curve, stop = train(task)
@@ -245,7 +242,7 @@ def finetune_forget(model: Recognizer, gallery: Gallery, forget_names: Sequence[
     total = count_parameters(model)
     return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
             "trainable_params": total, "total_params": total, "trainable_share": 1.0,
-            "earlier_forgotten": [model.class_names[c] for c in roles.earlier],
+            "earlier_forgotten": [model.class_names[c] for c in plan.earlier],
             "replayed_pictures": len(task.pools.earlier), "curve": curve,
             "stop": stop.to_dict() if stop else None}
 

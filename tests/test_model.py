@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
+from tiny import NAMES, forget_people, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig, TaskRecord
-from gslora_core.forgetting import forget, rollback
+from gslora_core.forgetting import rollback
 from gslora_core.model import load_recognizer, merged_copy, read_metadata, save_recognizer
 
 
@@ -42,7 +42,7 @@ def test_load_refuses_foreign_files(tmp_path):
 
 def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
     model = tiny_model()
-    forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
+    forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
     rollback(model)
     path = save_recognizer(model, tmp_path / "back.safetensors")
     again = load_recognizer(path)
