@@ -137,8 +137,7 @@ def apply_task(model: Recognizer, delta: TaskDelta) -> Snapshot:
         raise
     model.threshold = delta.threshold
     model.eval().requires_grad_(False)
-    model.revision += 1
-    delta.after.revision = model.revision
+    delta.after.revision = model.revision  # the call measured what the model now is
     return delta.after
 
 

@@ -169,7 +169,7 @@ class TaskResult(NamedTuple):
 
 
 def _release(task: Task) -> None:
-    """Drop gradients and freeze: the task's weights are done training."""
+    """Drop gradients and freeze a task that will be taken out (its revision untouched)."""
     for p in task.params:
         p.grad = None
     task.model.eval().requires_grad_(False)
@@ -205,15 +205,14 @@ def forget(model: Recognizer, gallery: Gallery, plan: Roles, cfg: ForgetConfig, 
         model.remove_task(task.name)
         raise
     train_seconds = time.perf_counter() - t_train
-    _release(task)
     if stop is None:  # the model is exactly as before: its revision (and snapshot) still hold
+        _release(task)
         model.remove_task(task.name)
         return TaskResult(Cancelled(cancelled=True, task=task.name, step=len(curve),
                                     seconds=time.perf_counter() - t0), None)
+    model.freeze()
     _stage(on_progress, "measuring the recognizer after the task")
     after = after_snapshot(task, top_only=_top_only(task))
-    model.revision += 1
-    after.revision = model.revision
     report = build_report(model, gallery, TaskOutcome(
         record=record, roles=plan, before=task.before, after=after, cfg=cfg,
         seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,
@@ -237,8 +236,7 @@ def finetune_forget(model: Recognizer, gallery: Gallery, plan: Roles, cfg: Forge
     try:
         curve, stop = train(task)
     finally:
-        _release(task)
-        model.revision += 1
+        model.freeze()
     total = count_parameters(model)
     return {"train_seconds": time.perf_counter() - t_train, "seconds": time.perf_counter() - t0,
             "trainable_params": total, "total_params": total, "trainable_share": 1.0,
@@ -251,6 +249,4 @@ def rollback(model: Recognizer) -> str:
     """Remove the last (un-merged) task's adapters: the model behaves as before that task."""
     if not model.tasks or model.tasks[-1].merged:
         raise ValueError("no un-merged task to roll back")
-    rec = model.remove_task(model.tasks[-1].name)
-    model.revision += 1
-    return rec.name
+    return model.remove_task(model.tasks[-1].name).name
