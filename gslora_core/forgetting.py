@@ -25,7 +25,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 from . import lora
-from .config import ForgetConfig, TaskRecord
+from .config import LORA_ALPHA, ForgetConfig, TaskRecord
 from .data import Gallery
 from .evaluation import (
     Cancelled,
@@ -150,7 +150,7 @@ def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     make the adapters what ``task`` trains."""
     model, cfg = task.model, task.cfg
     record = TaskRecord(name=name, forgotten=[model.class_names[c] for c in task.roles.forget],
-                        rank=cfg.rank, lora_alpha=cfg.lora_alpha, config=cfg.to_dict())
+                        rank=cfg.rank, lora_alpha=LORA_ALPHA, config=cfg.to_dict())
     model.add_task(record, seed=cfg.seed)
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record
 

@@ -58,10 +58,9 @@ def _live_accuracy(task: Task, inputs: Inputs) -> dict:
 
 def _sparsify(task: Task, opt: torch.optim.Optimizer, lr: float, alpha: float) -> None:
     """The group lasso's proximal step after the optimizer's (fixed schedule: alpha > 0)."""
-    if task.cfg.proximal and alpha > 0 and task.lasso:
+    if alpha > 0 and task.lasso:
         lasso = list(task.lasso)
-        proximal_group_step(lasso, lasso_thresholds(opt, lasso, lr, alpha,
-                                                     task.cfg.alpha_depth))
+        proximal_group_step(lasso, lasso_thresholds(opt, lasso, lr, alpha))
 
 
 def _optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:

@@ -117,9 +117,8 @@ def step_loss(task: Task, inputs: Inputs, batch: Batch, anchor: Anchor | None,
     if task.unknown:
         l_u = unknown_loss(cos_f, task.tau - cfg.margin, model.head.s)
         loss = loss + cfg.beta * l_u
+    # The lasso acts by its proximal step after the optimizer's (``lasso``): here its value only.
     l_struct = group_lasso(list(task.lasso)) if task.lasso else torch.zeros((), device=model.device)
-    if not cfg.proximal:
-        loss = loss + cfg.alpha * l_struct
     l_pro = torch.zeros((), device=model.device)
     if cfg.prototype_weight > 0:
         l_pro = prototype_loss(emb_f, task.prototypes[yf], cfg.bnd_pro)

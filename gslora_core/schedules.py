@@ -178,7 +178,7 @@ class Fixed(Schedule):
             return None
         zero = [n == 0.0 for n in lora.norms_of(lasso)]
         if all(zero):
-            weights = depth_weights(len(zero), self.cfg.alpha_depth)
+            weights = depth_weights(len(zero))
             scales = adam_group_scale(opt, lasso)
             zero[max(range(len(zero)), key=lambda g: scales[g] / weights[g])] = False
         first = zero.index(False)

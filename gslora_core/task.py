@@ -23,6 +23,10 @@ from .metrics import embed_all
 from .model import Recognizer
 from .states import StateCache, embed_states
 
+# The shortcut is always taken (no result ever turned it off); tests turn it off to check it
+# gives the full pass's numbers.
+CACHE_STATES = True
+
 
 class Pools(NamedTuple):
     """Gallery training pictures a task draws its batches from, by role."""
@@ -65,7 +69,7 @@ class Inputs:
     def start_at(self, block: int | None, seeded: bool = False) -> None:
         """Training pictures from states at ``block`` from now on (None: the whole backbone);
         ``seeded``: the "before" snapshot's top-block states may fill the cache."""
-        if not self.task.cfg.cache_hidden or block is None:
+        if not CACHE_STATES or block is None:
             return
         task, top = self.task, len(self.task.model.blocks) - 1
         seed = task.before.top_train if seeded and block == top else None
@@ -111,7 +115,7 @@ def after_snapshot(task: Task, top_only: bool) -> Snapshot:
     """The gallery after the task: from the top block's states the "before" kept when the task
     changed the top block only (``top_only``: nothing below it moved), else a full pass."""
     before = task.before
-    if (task.cfg.cache_hidden and top_only and before.top_test is not None
+    if (CACHE_STATES and top_only and before.top_test is not None
             and before.top_train is not None):
         return snapshot_from(task.model, before.top_test, before.top_train)
     return snapshot(task.model, task.gallery)

@@ -248,21 +248,23 @@ def test_a_zeroed_group_becomes_nonzero_again_when_the_loss_needs_it():
 def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
     """With the lower groups exactly zero and held there, the refit runs from cached tokens at
     the first active block: the same losses and the same adapters as the full forward pass."""
-    import gslora_core.states as fg
+    import gslora_core.states as states
+    import gslora_core.task as task
     cfg = ForgetConfig(schedule="fixed", steps=8, batch_size=4, eval_every=0, alpha=1e-6,
                        sparsity_warmup=0.25, refit=0.5, lr=0.05, replay_forgotten=2)
     used = []
-    real_call = fg.StateCache.__call__
+    real_call = states.StateCache.__call__
 
     def counting(self, idx, flip=False):
         used.append(self.block)
         return real_call(self, idx, flip)
 
-    monkeypatch.setattr(fg.StateCache, "__call__", counting)
+    monkeypatch.setattr(states.StateCache, "__call__", counting)
     runs = []
     for cache in (False, True):
+        monkeypatch.setattr(task, "CACHE_STATES", cache)
         model, gallery = tiny_model(), tiny_gallery()
-        forget_people(model, gallery, ["dee"], replace(cfg, steps=4, refit=0.5, cache_hidden=cache))
+        forget_people(model, gallery, ["dee"], replace(cfg, steps=4, refit=0.5))
         curve = []
 
         def zero_lower(point, model=model, curve=curve):
@@ -275,8 +277,7 @@ def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
                             p.zero_()
             curve.append(point["loss"])
 
-        forget_people(model, gallery, ["ann"], replace(cfg, cache_hidden=cache),
-               on_progress=zero_lower)
+        forget_people(model, gallery, ["ann"], cfg, on_progress=zero_lower)
         runs.append((curve, [p.detach().clone() for p in
                              lora.iter_task_parameters(model.blocks, "task2")]))
     assert used and set(used) == {2}, "the refit ran from the tokens at block 3's input"
