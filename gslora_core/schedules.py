@@ -18,7 +18,10 @@ import torch
 from . import lora
 from .config import ForgetConfig
 from .lasso import adam_group_scale, depth_weights
-from .stopping import FULL_CHECK_EVERY
+
+# Every this many checks all the task's pictures are judged again (between them only those not
+# yet past the rule): progress, the release of a block and the stop go by these full checks.
+FULL_CHECK_EVERY = 4
 
 
 class Blocks(NamedTuple):

@@ -17,10 +17,6 @@ from .objective import forget_gap
 from .openset import own_and_other
 from .task import Inputs, Task
 
-# Every this many checks all the task's pictures are judged again (between them only those not
-# yet past the rule): progress, the release of a block and the stop go by these full checks.
-FULL_CHECK_EVERY = 4
-
 
 def pushes_unknown(cfg: ForgetConfig, kind: str) -> bool:
     """Whether a release task pushes its pictures below the open-set threshold (and its stopping
