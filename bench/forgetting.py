@@ -160,8 +160,8 @@ def measure(view: View, gallery: Gallery, forget_now: list[str], earlier: list[s
     forgotten-now people's training pictures. Label-free features: it applies to retrain too."""
     truth = [gallery.names[i] for i in gallery.test_y.tolist()]
     gone = set(forget_now) | set(earlier)
-    roles = Roles(forget=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
-                  retain=[c for c, n in enumerate(gallery.names) if n not in gone])
+    roles = Roles(forgotten=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
+                  retained=[c for c, n in enumerate(gallery.names) if n not in gone])
     m = membership(view.snap, gallery, roles, view.s, seed)
 
     def share(who: set[str], test) -> float | None:

@@ -67,7 +67,7 @@ def task_row(rep: dict) -> dict:
             "acc_r_before": rep["acc_r_before"], "acc_r_after": rep["acc_r_after"],
             "acc_r_change": rep["acc_r_after"] - rep["acc_r_before"],
             "acc_f_before": rep["acc_f_before"], "acc_f_after": rep["acc_f_after"],
-            "acc_o": rep["acc_o"], "h_mean": rep["h_mean"], "threshold": o["threshold"],
+            "acc_o": rep["acc_o_after"], "h_mean": rep["h_mean"], "threshold": o["threshold"],
             "f_unknown": f["unknown"], "f_other": f["other"], "f_recognized": f["recognized"],
             "f_pictures": f["pictures"],
             "r_at_tau_before": r["before"]["recognized"], "r_at_tau": r["after"]["recognized"],

@@ -25,7 +25,7 @@ from .config import (
     preset,
 )
 from .data import load_gallery, load_gallery_for
-from .evaluation import evaluate, keep_snapshot, kept_snapshot, snapshot
+from .evaluation import evaluate, keep_snapshot, kept_snapshot, read_report, snapshot
 from .forgetting import forget, plan_task, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
@@ -246,7 +246,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     reports = []
     for path in a.json:
         data = json.loads(Path(path).read_text())
-        reports += data["tasks"] if "tasks" in data else [data]  # app export or forget --report
+        tasks = data["tasks"] if "tasks" in data else [data]  # app export or forget --report
+        reports += [read_report(t) for t in tasks]  # older files' keys in today's words
     text = to_markdown(reports)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

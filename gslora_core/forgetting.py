@@ -83,7 +83,7 @@ def plan_task(model: Recognizer, gallery: Gallery, forget: Sequence[str],
     has_train = set(gallery.train_y.tolist())
     if not any(c in has_train for c in f_idx):
         raise ValueError("the gallery has no training images of the identities to forget")
-    return Roles(forget=f_idx, earlier=o_idx, retain=r_idx)
+    return Roles(forgotten=f_idx, earlier=o_idx, retained=r_idx)
 
 
 @torch.no_grad()
@@ -120,8 +120,8 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
     if before is None or not before.fits(model, gallery):
         before = snapshot(model, gallery)
     tau = ensure_threshold(model, gallery, before)
-    pools = Pools(select_train_indices(gallery, roles.retain, cfg, gen),
-                  select_train_indices(gallery, roles.forget, cfg, gen),
+    pools = Pools(select_train_indices(gallery, roles.retained, cfg, gen),
+                  select_train_indices(gallery, roles.forgotten, cfg, gen),
                   select_train_indices(gallery, roles.earlier, cfg, gen)
                   if cfg.replay_forgotten else torch.zeros(0, dtype=torch.long))
     if len(pools.retain) == 0:
@@ -149,7 +149,7 @@ def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     """Give the model the task (its record and fresh adapters, ``Recognizer.add_task``) and
     make the adapters what ``task`` trains."""
     model, cfg = task.model, task.cfg
-    record = TaskRecord(name=name, forgotten=[model.class_names[c] for c in task.roles.forget],
+    record = TaskRecord(name=name, forgotten=[model.class_names[c] for c in task.roles.forgotten],
                         rank=cfg.rank, lora_alpha=LORA_ALPHA, config=cfg.to_dict())
     model.add_task(record, seed=cfg.seed)
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record

@@ -52,8 +52,8 @@ def _live_accuracy(task: Task, inputs: Inputs) -> dict:
     """Acc_r and Acc_f on the test pictures, for the live plot only (never a decision)."""
     task.model.eval()
     pred, y = inputs.test_cosines().argmax(1), task.gallery.test_y
-    return {"acc_r": subset_accuracy(pred, y, task.roles.retain),
-            "acc_f": subset_accuracy(pred, y, task.roles.forget)}
+    return {"acc_r": subset_accuracy(pred, y, task.roles.retained),
+            "acc_f": subset_accuracy(pred, y, task.roles.forgotten)}
 
 
 def _sparsify(task: Task, opt: torch.optim.Optimizer, lr: float, alpha: float) -> None:

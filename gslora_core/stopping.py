@@ -69,9 +69,9 @@ class Rule:
             if bool(done.all()):
                 return self.check(full=True)
         y = task.gallery.train_y[idx]
-        mine = torch.isin(y, torch.tensor(task.roles.forget))
+        mine = torch.isin(y, torch.tensor(task.roles.forgotten))
         self.focus = idx[mine & ~done]
-        return {"full": full, "people": len(task.roles.forget),
+        return {"full": full, "people": len(task.roles.forgotten),
                 "pictures_left": int((~done).sum()),
                 "people_left": len(set(y[mine & ~done].tolist())),
                 "recognized_left": len(set(y[mine & recognized].tolist())),

@@ -86,7 +86,7 @@ def test_closing_a_forget_call_cancels_it_and_the_caller_keeps_its_model():
 def test_a_failing_call_raises_in_the_caller_and_changes_nothing():
     gallery, caller = tiny_gallery(), tiny_model()
     untouched = weights(caller)
-    nobody_kept = Roles(forget=[0], earlier=[], retain=[])
+    nobody_kept = Roles(forgotten=[0], earlier=[], retained=[])
     with pytest.raises(ValueError, match="retained identities"):
         list(run(ForgetCall(caller, gallery, nobody_kept, CFG)))
     assert same(weights(caller), untouched)

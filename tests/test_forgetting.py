@@ -121,16 +121,18 @@ def test_forget_validates_requests():
 def test_report_has_the_promised_keys():
     model = tiny_model()
     report = forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4)).report
-    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o", "h_mean",
-                "seconds", "trainable_params", "total_params", "group_norms", "zero_groups",
-                "membership", "membership_before"]:
+    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o_before",
+                "acc_o_after", "h_mean", "seconds", "trainable_params", "total_params",
+                "group_norms", "zero_groups", "membership_before", "membership_after"]:
         assert key in report, key
     assert set(report) <= set(ForgetReport.__annotations__)  # the typed contract, nothing else
     assert set(report) == ForgetReport.__required_keys__  # and every key of it, always
     assert len(report["group_norms"]) == 1 and len(report["group_norms"][0]) == 3
     # A random tiny model on a handful of pictures: the attack has no power, and says so.
-    assert report["membership"]["has_power"] is False
-    assert "means nothing" in report["membership"]["verdict"]
+    assert report["membership_after"]["has_power"] is False
+    assert "means nothing" in report["membership_after"]["verdict"]
+    assert {r["role"] for r in report["per_identity"]} == {"forgotten", "retained"}
+    assert set(report["open_set"]) == {"threshold", "forgotten", "earlier", "retained"}
 
 
 def test_adam_metric_threshold_spares_the_group_with_large_gradients():

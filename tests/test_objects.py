@@ -142,7 +142,7 @@ def test_a_report_on_object_classes_speaks_of_classes() -> None:
                 "retained": {"before": {"recognized": 0.9}, "after": {"recognized": 0.9}}}
     rep = {"acc_r_before": 0.9, "acc_r_after": 0.89, "acc_f_before": 0.8, "acc_f_after": 0.0,
            "h_mean": 0.8, "open_set": open_set,
-           "per_identity": [{"identity": "cat", "role": "forget", "before": 0.8, "after": 0.0}]}
+           "per_identity": [{"identity": "cat", "role": "forgotten", "before": 0.8, "after": 0.0}]}
     faces = [row[0] for row in metric_rows(rep)]
     objects = [row[0] for row in metric_rows({**rep, "kind": "objects"})]
     assert "Acc_r (retained people)" in faces and "Acc_r (retained classes)" in objects
