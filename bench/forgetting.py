@@ -54,7 +54,7 @@ import torch
 from gslora_core.config import PRESETS, ForgetConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery_for
 from gslora_core.evaluation import Roles, Snapshot, membership, snapshot
-from gslora_core.forgetting import finetune_forget, forget
+from gslora_core.forgetting import finetune_forget, forget, plan_task
 from gslora_core.metrics import accuracy_by_name, h_mean
 from gslora_core.model import Recognizer, count_parameters, load_recognizer
 from gslora_core.openset import answer
@@ -160,8 +160,8 @@ def measure(view: View, gallery: Gallery, forget_now: list[str], earlier: list[s
     forgotten-now people's training pictures. Label-free features: it applies to retrain too."""
     truth = [gallery.names[i] for i in gallery.test_y.tolist()]
     gone = set(forget_now) | set(earlier)
-    roles = Roles(forget=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
-                  retain=[c for c, n in enumerate(gallery.names) if n not in gone])
+    roles = Roles(forgotten=gallery.indices_of(forget_now), earlier=gallery.indices_of(earlier),
+                  retained=[c for c, n in enumerate(gallery.names) if n not in gone])
     m = membership(view.snap, gallery, roles, view.s, seed)
 
     def share(who: set[str], test) -> float | None:
@@ -192,8 +192,9 @@ class Method:
 
 def gslora(name: str, cfg: ForgetConfig) -> Method:
     def run(model, gallery, names, earlier, ctx):
-        rep, after = forget(model, gallery, names, replace(cfg, seed=ctx["seed"]),
-                                 earlier=earlier, before=ctx.get("before"))
+        plan = plan_task(model, gallery, names, earlier)
+        rep, after = forget(model, gallery, plan, replace(cfg, seed=ctx["seed"]),
+                            before=ctx.get("before"))
         return model, {"after": after, "train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"],
                        "zero_group_ratio": rep["zero_group_ratio"], "group_norms": task_norms(rep),
@@ -204,8 +205,9 @@ def gslora(name: str, cfg: ForgetConfig) -> Method:
 
 def full(cfg: ForgetConfig) -> Method:
     def run(model, gallery, names, earlier, ctx):
-        rep = finetune_forget(model, gallery, names, replace(cfg, seed=ctx["seed"]),
-                              earlier=earlier, before=ctx.get("before"))
+        plan = plan_task(model, gallery, names, earlier if earlier is not None else [])
+        rep = finetune_forget(model, gallery, plan, replace(cfg, seed=ctx["seed"]),
+                              before=ctx.get("before"))
         return model, {"train_seconds": rep["train_seconds"],
                        "trainable_share": rep["trainable_share"], "zero_group_ratio": None,
                        "stop": (rep["stop"] or {}).get("reason"),

@@ -37,7 +37,7 @@ import torch
 from gslora_core.cli import knob_overrides
 from gslora_core.config import PRESETS, ForgetConfig
 from gslora_core.evaluation import snapshot
-from gslora_core.forgetting import forget
+from gslora_core.forgetting import forget, plan_task
 
 from .forgetting import write_figure
 from .stats import interval
@@ -67,7 +67,7 @@ def task_row(rep: dict) -> dict:
             "acc_r_before": rep["acc_r_before"], "acc_r_after": rep["acc_r_after"],
             "acc_r_change": rep["acc_r_after"] - rep["acc_r_before"],
             "acc_f_before": rep["acc_f_before"], "acc_f_after": rep["acc_f_after"],
-            "acc_o": rep["acc_o"], "h_mean": rep["h_mean"], "threshold": o["threshold"],
+            "acc_o": rep["acc_o_after"], "h_mean": rep["h_mean"], "threshold": o["threshold"],
             "f_unknown": f["unknown"], "f_other": f["other"], "f_recognized": f["recognized"],
             "f_pictures": f["pictures"],
             "r_at_tau_before": r["before"]["recognized"], "r_at_tau": r["after"]["recognized"],
@@ -85,8 +85,8 @@ def run_tasks(model, gallery, before, tasks: list[list[str]], cfg: ForgetConfig)
     rows = []
     for t, names in enumerate(tasks, 1):
         t0 = time.perf_counter()
-        rep, before = forget(model, gallery, names, replace(cfg, seed=cfg.seed + t - 1),
-                                  before=before)
+        rep, before = forget(model, gallery, plan_task(model, gallery, names),
+                             replace(cfg, seed=cfg.seed + t - 1), before=before)
         wall = time.perf_counter() - t0
         row = {"task": t, "wall_seconds": wall, **task_row(rep)}
         rows.append(row)

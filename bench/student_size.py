@@ -28,7 +28,7 @@ import torch
 
 from gslora_core.config import ForgetConfig, ModelConfig
 from gslora_core.data import Gallery, load_gallery_for
-from gslora_core.forgetting import forget
+from gslora_core.forgetting import forget, plan_task
 from gslora_core.model import Recognizer, load_recognizer
 from gslora_core.training import from_backbone
 from pretraining.augment import robust_views
@@ -49,7 +49,7 @@ def forget_seconds(model: Recognizer, gallery: Gallery, draws: list[list[str]],
     """The default task on each draw, each on an untouched copy: wall and training seconds."""
     rows = []
     for names in draws:
-        rep = forget(copy.deepcopy(model), gallery, names, cfg).report
+        rep = forget(copy.deepcopy(model), gallery, plan_task(model, gallery, names), cfg).report
         rows.append({"forgotten": names, "seconds": rep["seconds"],
                      "train_seconds": rep["train_seconds"], "zero_groups": rep["zero_groups"],
                      "acc_f_after": rep["acc_f_after"], "acc_r_after": rep["acc_r_after"]})

@@ -48,14 +48,14 @@ def _tasks(model, gallery, before, threads: int, repeats: int) -> list[float]:
     """``repeats`` default tasks on copies of ``model``, this thread at ``threads`` torch
     threads; each task's wall seconds."""
     from gslora_core.config import ForgetConfig
-    from gslora_core.forgetting import forget
+    from gslora_core.forgetting import forget, plan_task
 
     torch.set_num_threads(threads)  # the calling thread's own setting (OpenMP's per thread)
     out = []
     for _ in range(repeats):
         m = copy.deepcopy(model)
         t0 = time.perf_counter()
-        forget(m, gallery, NAMES, ForgetConfig(), before=before)
+        forget(m, gallery, plan_task(m, gallery, NAMES), ForgetConfig(), before=before)
         out.append(time.perf_counter() - t0)
     return out
 

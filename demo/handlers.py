@@ -26,7 +26,7 @@ from . import (
     gpu,  # noqa: F401 - decorates the GPU call on import, before the page launches
     views,
 )
-from .jobs import readable_error
+from .jobs import Job, readable_error
 from .layout import Page
 from .request import PAGE_KNOBS, ForgetRequest
 from .room import Room, RoomFull
@@ -52,6 +52,20 @@ def preload_engine() -> threading.Thread:
 
 
 POLL_S = 1.0  # seconds between page updates while a job runs
+
+
+def watch(job: Job, view: Callable[[], dict], at_once: bool = True) -> Iterator[dict]:
+    """The page while a background job runs: ``view()`` at once (a job may take a second only)
+    and every ``POLL_S``. A visitor who leaves or an event cancelled (the generator closed)
+    stops the job's thread too."""
+    try:
+        if at_once:
+            yield view()
+        while not job.wait(POLL_S):
+            yield view()
+    finally:
+        if not job.done:
+            job.cancel()
 
 
 def ingest_progress(progress, what: str = "") -> Callable[[dict], None]:
@@ -256,14 +270,7 @@ class Handlers:
     def _train(self, ws: Workspace, progress):
         job = ws.start_enroll()
         est = ws.retrain_estimate()["seconds"]
-        try:
-            # At once, not after the first batch.
-            yield views.training_view(self.page, job, progress, est)
-            while not job.wait(POLL_S):
-                yield views.training_view(self.page, job, progress, est)
-        finally:
-            if not job.done:
-                job.cancel()
+        yield from watch(job, lambda: views.training_view(self.page, job, progress, est))
         if job.error:
             raise gr.Error(f"Training the recognizer failed: {job.error}. Your gallery is still "
                            "loaded: press Use my upload again to retry, or load the sample gallery.")
@@ -284,14 +291,7 @@ class Handlers:
                            "again resets them all)") from err
         job = ws.start_forget(req.names, cfg)
         earlier = ws.reports[-1] if ws.reports else None
-        try:
-            # At once, not after the first poll: a task may take a second only.
-            yield views.live_view(self.page, job, earlier, progress)
-            while not job.wait(POLL_S):
-                yield views.live_view(self.page, job, earlier, progress)
-        finally:
-            if not job.done:  # the visitor left or the event was cancelled: stop the thread too
-                job.cancel()
+        yield from watch(job, lambda: views.live_view(self.page, job, earlier, progress))
         if job.error:
             raise gr.Error(f"Forgetting failed: {job.error}. The model is exactly as it was "
                            "before this task: change the settings (or press Cancel sooner) and "
@@ -311,12 +311,8 @@ class Handlers:
         """delete vs GS-LoRA (vs retrain) on everyone forgotten so far, and the embedding map."""
         ws = self._need(ws)
         job = ws.start_inspect(bool(retrain))
-        try:
-            while not job.wait(POLL_S):
-                yield {self.page.compare_md: views.comparing_text(job, progress)}
-        finally:
-            if not job.done:
-                job.cancel()
+        yield from watch(job, lambda: {self.page.compare_md: views.comparing_text(job, progress)},
+                         at_once=False)
         if job.error:
             raise gr.Error(f"The comparison did not run: {job.error}. Your model is unchanged.")
         if job.cancelled:

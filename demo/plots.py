@@ -99,7 +99,7 @@ def identity_bars(per_identity: Sequence[dict], one: str = "person") -> go.Figur
     """Per-person test accuracy before and after this task, as dots joined by a line (a bar of
     height 0 would not show): the people forgotten now first (red ✂), then those forgotten in
     earlier tasks (grey ✂), then everyone else. Readable from 2 to 100 people."""
-    order = {"forget": 0, "earlier": 1}
+    order = {"forgotten": 0, "earlier": 1}
     rows = sorted(per_identity, key=lambda r: (order.get(r["role"], 2), r["identity"]))
     names = [("✂ " if r["role"] in order else "") + r["identity"] for r in rows]
     fig = go.Figure()
@@ -112,7 +112,7 @@ def identity_bars(per_identity: Sequence[dict], one: str = "person") -> go.Figur
     fig.add_scatter(x=names, y=[r["before"] for r in rows], mode="markers",
                     name="before this task", marker={"symbol": "circle-open", "size": 9,
                                                      "color": "#7f7f7f", "line": {"width": 2}})
-    colour = {"forget": "#d62728", "earlier": "#9e9e9e"}
+    colour = {"forgotten": "#d62728", "earlier": "#9e9e9e"}
     fig.add_scatter(x=names, y=[r["after"] for r in rows], mode="markers",
                     name="after this task",
                     marker={"size": 9, "color": [colour.get(r["role"], "#1f77b4") for r in rows],

@@ -147,7 +147,7 @@ def results_view(page: Page, ws: Workspace) -> dict:
     defaults = asdict(PRESETS[DEFAULT_RECIPE])
     rep = ws.reports[-1] if ws.reports else None
     history = [[r["task"], ", ".join(r["forgotten"]), pct(r["acc_r_after"]), pct(r["acc_f_after"]),
-                pct(r["acc_o"]), f"{100 * r['h_mean']:.1f}", f"{r['seconds']:.1f}",
+                pct(r["acc_o_after"]), f"{100 * r['h_mean']:.1f}", f"{r['seconds']:.1f}",
                 blocks_text(task_norms(r))] for r in ws.reports]  # the reports' own keys
     out = {page.history_df: history, page.explain_md: how_it_works(rep, defaults),
            page.report_json: without_curve(rep) if rep else {}, **inspection_view(page, ws),
@@ -374,7 +374,7 @@ def evidence(rep: dict) -> str:
     """Forgetting beyond accuracy, in words."""
     lines = ["### Evidence beyond accuracy"]
     words = nouns(rep.get("kind"))
-    after = rep.get("membership")
+    after = rep.get("membership_after")
     if after:
         before = rep.get("membership_before") or {}
         lines.append(f"- **Membership attack** (calibrated on the {words.many} you kept: their "

@@ -342,7 +342,7 @@ class Workspace:
             budget = seconds - self.cfg.gpu_start_s - measure
             cfg = replace(cfg, max_seconds=min(cfg.max_seconds or budget, budget))
         threads = self._threads()
-        call = ForgetCall(model, gallery, list(names), cfg, before, plan, seconds, threads)
+        call = ForgetCall(model, gallery, plan, cfg, before, seconds, threads)
         self.touch()
 
         def run(progress, cancelled) -> dict:

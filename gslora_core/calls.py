@@ -86,15 +86,15 @@ def _working_copy(model: Recognizer, device: torch.device) -> Recognizer:
 # ----- forgetting ------------------------------------------------------------------------------
 @dataclass
 class ForgetCall:
-    """One forgetting task: ``forgetting.forget``'s inputs. ``before``: the model's snapshot
-    on the gallery (the previous task's after), ``plan``: its roles, planned by the caller."""
+    """One forgetting task: ``forgetting.forget``'s inputs. ``plan``: its roles, planned by
+    the caller (``forgetting.plan_task``); ``before``: the model's snapshot on the gallery (the
+    previous task's after)."""
 
     model: Recognizer
     gallery: Gallery
-    names: list[str]
+    plan: Roles
     cfg: ForgetConfig
     before: Snapshot | None = None
-    plan: Roles | None = None
     seconds: float = 60.0  # what the call may take: ZeroGPU reserves this
     threads: int = 0  # torch threads on a CPU (``threads.free_cores``); 0 = torch's default
 
@@ -137,8 +137,7 @@ def apply_task(model: Recognizer, delta: TaskDelta) -> Snapshot:
         raise
     model.threshold = delta.threshold
     model.eval().requires_grad_(False)
-    model.revision += 1
-    delta.after.revision = model.revision
+    delta.after.revision = model.revision  # the call measured what the model now is
     return delta.after
 
 
@@ -146,9 +145,8 @@ def _forget(call: ForgetCall) -> Iterator[Progress | Done]:
     model = _working_copy(call.model, resolve_device(call.cfg.device))
 
     def work(progress: ProgressFn, cancelled: CancelFn) -> TaskDelta:
-        report, after = forget(model, call.gallery, call.names, call.cfg, on_progress=progress,
-                               should_cancel=cancelled, before=call.before, plan=call.plan,
-                               on_stage=lambda stage: progress({"stage": stage}))
+        report, after = forget(model, call.gallery, call.plan, call.cfg, before=call.before,
+                               on_progress=progress, should_cancel=cancelled)
         if after is None:
             raise InterruptedError("cancelled")
         record = model.tasks[-1]

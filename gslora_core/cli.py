@@ -25,8 +25,8 @@ from .config import (
     preset,
 )
 from .data import load_gallery, load_gallery_for
-from .evaluation import evaluate, keep_snapshot, kept_snapshot, snapshot
-from .forgetting import forget, rollback
+from .evaluation import evaluate, keep_snapshot, kept_snapshot, read_report, snapshot
+from .forgetting import forget, plan_task, rollback
 from .model import Recognizer, load_recognizer, merged_copy, resolve_device, save_recognizer
 from .report import without_curve
 from .states import carry_kept, states_path
@@ -149,7 +149,8 @@ def cmd_forget(a: argparse.Namespace) -> int:
     # The states the previous command kept (enroll's, or the previous task's "after"): the
     # task's "before" then costs the top block only.
     before = kept_snapshot(states_path(a.checkpoint), model, gallery)
-    result = forget(model, gallery, a.forget, cfg, on_progress=progress, before=before)
+    plan = plan_task(model, gallery, a.forget)
+    result = forget(model, gallery, plan, cfg, before=before, on_progress=progress)
     report = result.report
     save_recognizer(model, a.out)
     kept = keep_snapshot(states_path(a.out), result.after, model, gallery) if result.after else None
@@ -245,7 +246,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     reports = []
     for path in a.json:
         data = json.loads(Path(path).read_text())
-        reports += data["tasks"] if "tasks" in data else [data]  # app export or forget --report
+        tasks = data["tasks"] if "tasks" in data else [data]  # app export or forget --report
+        reports += [read_report(t) for t in tasks]  # older files' keys in today's words
     text = to_markdown(reports)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

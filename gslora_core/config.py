@@ -1,7 +1,11 @@
 """Every default of the engine lives here, as dataclasses, so a reader finds each knob once.
 
 Names follow the paper: ``alpha`` weighs the group-sparsity loss, ``beta`` the forget loss,
-``bnd`` bounds the forget loss. The LoRA scaling is ``lora_alpha / rank`` (authors: 1/8).
+``bnd`` bounds the forget loss. The LoRA scaling is ``LORA_ALPHA / rank`` (authors: 1/8).
+Settings that no recipe or result ever changed are constants where they act, not knobs:
+``LORA_ALPHA`` here, ``lasso.ALPHA_DEPTH``, ``task.CACHE_STATES``; the fixed schedule's lasso is
+always the proximal one. Stored configs that still name them are read (``from_dict`` skips
+keys it does not know).
 """
 from __future__ import annotations
 
@@ -211,6 +215,9 @@ def knob(default: Any, help: str, label: str = "") -> Any:
 # Whether a task pushes its forget pictures to "not recognized" (ForgetConfig.unknown).
 UNKNOWN = ("auto", "on", "off")
 
+# A task's adapters add (LORA_ALPHA / rank) * B A: 1/8 at the default rank 8, the authors'.
+LORA_ALPHA = 1.0
+
 # The paper's face head (CosFace s = 64, m = 0.35): BND (ForgetConfig.bnd) is in its logits.
 PAPER_HEAD_SCALE = 64.0
 PAPER_HEAD_MARGIN = 0.35
@@ -226,8 +233,7 @@ class ForgetConfig:
     ``forgetting``), or at the cap (``steps``, ``max_seconds``), which the report then says.
     The "fixed" schedule is the earlier one: a group lasso picks blocks, then a fixed count."""
 
-    rank: int = knob(8, "LoRA rank r", "rank r")
-    lora_alpha: float = knob(1.0, "LoRA scaling numerator: scale = lora_alpha / r (authors 1/8)")
+    rank: int = knob(8, "LoRA rank r (scale LORA_ALPHA / r: 1/8 at 8, the authors')", "rank r")
     schedule: str = knob(
         "release", "release: blocks released from the top as the task needs them, stop when "
                    "done; fixed: a group lasso over every block, then a fixed step count "
@@ -255,12 +261,9 @@ class ForgetConfig:
                               "time cap (s, 0 = none)")
     alpha: float = knob(
         0.5, "fixed: group sparsity, relative: a block keeps its adapter while its gradient is "
-             "at least alpha x the strongest block's (after the depth weighting); 0 = none. "
-             "With --no-proximal: the absolute weight of L_struct (authors')",
+             "at least alpha x the strongest block's (after the depth weighting, "
+             "lasso.depth_weights); 0 = none",
         "α (group sparsity, fixed schedule)")
-    alpha_depth: float = knob(
-        1.0, "fixed: per-block sparsity weight (blocks from this one to the top)^alpha_depth: "
-             "an edit low in the network reaches every block above it")
     beta: float = knob(0.25, "forget-loss weight (authors 0.15-0.3)", "β (forget loss)")
     keep: float = knob(
         100.0, "weight of holding each retained picture's embedding where it was at the task's "
@@ -286,11 +289,6 @@ class ForgetConfig:
     replay_forgotten: int = knob(
         4, "pictures per step of identities forgotten in earlier tasks, kept forgotten by their "
            "own bounded term (0: this task's only, the authors' way)")
-    proximal: bool = knob(True, "fixed: exact zeros by the group soft-threshold after each "
-                                "step; off = the authors' plain gradient term")
-    cache_hidden: bool = knob(
-        True, "train and measure from cached states below the first active block (the same "
-              "computation as the full pass while the blocks below are zero)")
     data_fraction: float = knob(1.0, "share of each identity's train images used")
     shots: int | None = knob(None, "K images per identity (few-shot) instead of a fraction",
                              "shots per person (0 = all)")
@@ -316,9 +314,7 @@ class ForgetConfig:
             (self.unknown in UNKNOWN, f"unknown must be one of {', '.join(UNKNOWN)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),
-            (self.lora_alpha > 0, "lora_alpha must be positive"),
             (self.alpha >= 0, "alpha (group sparsity weight) must be 0 or more"),
-            (self.alpha_depth >= 0, "alpha_depth must be 0 or more"),
             (self.beta >= 0, "beta (forget-loss weight) must be 0 or more"),
             (self.bnd > 0, "bnd (forget-loss bound) must be positive"),
             (self.steps >= 1, "steps must be at least 1"),
@@ -344,6 +340,9 @@ class ForgetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ForgetConfig":
+        """A config from a stored one; keys of knobs that are gone (``proximal``,
+        ``alpha_depth``, ``lora_alpha``, ``cache_hidden``: never changed, now constants) are
+        skipped."""
         return _from_dict(cls, data)
 
     def with_overrides(self, **kw: Any) -> "ForgetConfig":

@@ -110,13 +110,36 @@ def keep_snapshot(path: str | Path, snap: Snapshot, model: Recognizer,
     return save_kept(path, model, gallery, snap.top_test, snap.top_train)
 
 
+# The roles' names in every report, evaluation and open-set row: the paper's Acc_f, Acc_o, Acc_r.
+ROLES = ("forgotten", "earlier", "retained")
+# What task reports stored before the vocabulary was one called some keys and roles.
+_OLD_KEYS = {"acc_o": "acc_o_after", "membership": "membership_after"}
+_OLD_ROLES = {"forget": "forgotten", "retain": "retained"}
+
+
+def read_report(data: dict) -> dict:
+    """A stored task report (``forget --report``, an app export) in today's words: an older
+    file's ``acc_o`` and ``membership`` are its ``acc_o_after`` and ``membership_after``, and
+    its roles "forget" and "retain" are "forgotten" and "retained". Today's reports pass
+    through unchanged."""
+    out = dict(data)
+    if "acc_o_before" in out:  # a task report (an evaluation's acc_o is its only state)
+        out = {_OLD_KEYS.get(k, k): v for k, v in out.items()}
+    if "per_identity" in out:
+        out["per_identity"] = [{**r, "role": _OLD_ROLES.get(r.get("role"), r.get("role"))}
+                               for r in out["per_identity"]]
+    return out
+
+
 @dataclass(frozen=True)
 class Roles:
-    """Who is who in a task, as class indices: forgotten now (F), in earlier tasks (O), retained."""
+    """Who is who in a task, as class indices, in the paper's measures' words: forgotten now
+    (Acc_f), forgotten in earlier tasks (Acc_o), retained (Acc_r). Reports, evaluations and
+    their open-set rows name the roles the same way."""
 
-    forget: list[int]
+    forgotten: list[int]
     earlier: list[int]
-    retain: list[int]
+    retained: list[int]
 
 
 def accuracy(snap: Snapshot, gallery: Gallery, classes: list[int]) -> float | None:
@@ -129,11 +152,11 @@ def membership(snap: Snapshot, gallery: Gallery, roles: Roles, s: float, seed: i
     pictures. Roles are the *gallery's* labels, so any recognizer's snapshot (retrain's too) can
     be read; ``s`` is its head's scale. The dict says whether the attack has power
     (``has_power``)."""
-    retain = torch.tensor(roles.retain, dtype=torch.long)
-    forget = torch.tensor(roles.forget, dtype=torch.long)
-    result = membership_attack(snap.train_cos[torch.isin(gallery.train_y, retain)],
-                               snap.test_cos[torch.isin(gallery.test_y, retain)],
-                               snap.train_cos[torch.isin(gallery.train_y, forget)],
+    retained = torch.tensor(roles.retained, dtype=torch.long)
+    forgotten = torch.tensor(roles.forgotten, dtype=torch.long)
+    result = membership_attack(snap.train_cos[torch.isin(gallery.train_y, retained)],
+                               snap.test_cos[torch.isin(gallery.test_y, retained)],
+                               snap.train_cos[torch.isin(gallery.train_y, forgotten)],
                                s=s, seed=seed)
     return result.to_dict()
 
@@ -148,7 +171,7 @@ def mean_cos_to_prototype(emb: torch.Tensor, protos: torch.Tensor,
 
 class IdentityRow(TypedDict):
     identity: str
-    role: str  # "forget", "earlier" or "retain"
+    role: str  # "forgotten", "earlier" or "retained" (ROLES)
     before: float | None
     after: float | None
 
@@ -179,7 +202,7 @@ class ForgetReport(TypedDict):
     acc_f_before: float | None
     acc_f_after: float | None
     acc_o_before: float | None
-    acc_o: float | None
+    acc_o_after: float | None
     drop: float
     h_mean: float
     seconds: float
@@ -192,7 +215,7 @@ class ForgetReport(TypedDict):
     zero_groups: int
     zero_group_ratio: float
     membership_before: dict  # privacy.MembershipResult.to_dict() on the untouched model
-    membership: dict  # the same attack after the task
+    membership_after: dict  # the same attack after the task
     forgotten_cos_to_prototype_before: float | None
     forgotten_cos_to_prototype_after: float | None
     per_identity: list[IdentityRow]
@@ -200,7 +223,7 @@ class ForgetReport(TypedDict):
     config: dict[str, Any]
     curve: list[dict]
     accuracy_rule: str
-    stop: dict  # forgetting.Stop.to_dict(): why training ended, in numbers and words
+    stop: dict  # stopping.Stop.to_dict(): why training ended, in numbers and words
     blocks_used: int  # blocks whose group this task changed
     open_set: dict  # open_set_rows(): answers at the recognizer's threshold
     before_seconds: float  # measuring "before" (0 when the previous task's "after" was kept)
@@ -219,7 +242,7 @@ class TaskOutcome:
     seconds: float
     train_seconds: float
     curve: list[dict]
-    stop: dict | None = None  # forgetting.Stop.to_dict(): why training ended
+    stop: dict | None = None  # stopping.Stop.to_dict(): why training ended
     tau: float | None = None  # the open-set threshold the task worked against
     before_seconds: float = 0.0  # measuring "before" (0: the previous task's "after" was kept)
 
@@ -232,8 +255,7 @@ def open_set_rows(before: Snapshot, after: Snapshot, gallery: Gallery, roles: Ro
     people the same as for the forgotten."""
     y = gallery.test_y
     out: dict = {"threshold": tau}
-    for role, classes in (("forgotten", roles.forget), ("retained", roles.retain),
-                          ("earlier", roles.earlier)):
+    for role, classes in zip(ROLES, (roles.forgotten, roles.earlier, roles.retained)):
         out[role] = {"before": rates(before.test_cos, y, classes, tau),
                      "after": rates(after.test_cos, y, classes, tau)}
     return out
@@ -243,17 +265,17 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
     """Everything the CLI prints and the UI shows about one finished task."""
     roles, before, after = done.roles, done.before, done.after
     C = len(model.class_names)
-    acc_r_b, acc_r_a = (accuracy(s, gallery, roles.retain) for s in (before, after))
-    acc_f_b, acc_f_a = (accuracy(s, gallery, roles.forget) for s in (before, after))
+    acc_r_b, acc_r_a = (accuracy(s, gallery, roles.retained) for s in (before, after))
+    acc_f_b, acc_f_a = (accuracy(s, gallery, roles.forgotten) for s in (before, after))
     drop = (acc_f_b or 0.0) - (acc_f_a or 0.0)
     norms = lora.group_norms(model.blocks)
     live = [t.name for t in model.tasks if not t.merged]
     current = norms[live.index(done.record.name)]
     protos = class_prototypes(before.train_emb, gallery.train_y, C)
-    fm_te = torch.isin(gallery.test_y, torch.tensor(roles.forget))
+    fm_te = torch.isin(gallery.test_y, torch.tensor(roles.forgotten))
     per_b = per_identity_accuracy(before.pred, gallery.test_y, C)
     per_a = per_identity_accuracy(after.pred, gallery.test_y, C)
-    role = {c: "forget" for c in roles.forget} | {c: "earlier" for c in roles.earlier}
+    role = {c: "forgotten" for c in roles.forgotten} | {c: "earlier" for c in roles.earlier}
     trainable = sum(p.numel() for p in lora.iter_task_parameters(model.blocks, done.record.name))
     total = count_parameters(model)
     zero_groups = sum(n == 0.0 for n in current)
@@ -261,22 +283,22 @@ def build_report(model: Recognizer, gallery: Gallery, done: TaskOutcome) -> Forg
     return ForgetReport(
         cancelled=False, task=done.record.name, kind=model.kind, forgotten=done.record.forgotten,
         earlier_forgotten=[model.class_names[c] for c in roles.earlier],
-        num_retained=len(roles.retain),
+        num_retained=len(roles.retained),
         acc_r_before=acc_r_b, acc_r_after=acc_r_a, acc_f_before=acc_f_b, acc_f_after=acc_f_a,
         acc_o_before=accuracy(before, gallery, roles.earlier),
-        acc_o=accuracy(after, gallery, roles.earlier),
+        acc_o_after=accuracy(after, gallery, roles.earlier),
         drop=drop, h_mean=h_mean(acc_r_a or 0.0, drop),
         seconds=done.seconds, train_seconds=done.train_seconds,
         trainable_params=trainable, total_params=total, trainable_share=trainable / max(1, total),
         group_norms=norms, task_names=live, zero_groups=zero_groups,
         zero_group_ratio=zero_groups / max(1, len(current)),
         membership_before=membership(before, gallery, roles, model.head.s, seed),
-        membership=membership(after, gallery, roles, model.head.s, seed),
+        membership_after=membership(after, gallery, roles, model.head.s, seed),
         forgotten_cos_to_prototype_before=mean_cos_to_prototype(before.test_emb[fm_te], protos,
                                                                  gallery.test_y[fm_te]),
         forgotten_cos_to_prototype_after=mean_cos_to_prototype(after.test_emb[fm_te], protos,
                                                                gallery.test_y[fm_te]),
-        per_identity=[IdentityRow(identity=n, role=role.get(c, "retain"), before=per_b[c],
+        per_identity=[IdentityRow(identity=n, role=role.get(c, "retained"), before=per_b[c],
                                   after=per_a[c]) for c, n in enumerate(model.class_names)],
         device=str(model.device), config=done.cfg.to_dict(), curve=done.curve,
         accuracy_rule=ACCURACY_RULE, stop=done.stop or {},
@@ -318,7 +340,7 @@ def evaluate(model: Recognizer, gallery: Gallery, snap: Snapshot | None = None) 
         acc_all=fraction_correct(snap.pred, gallery.test_y), forgotten=model.forgotten(),
         tasks=[t.name for t in model.tasks], group_norms=lora.group_norms(model.blocks),
         per_identity=[{"identity": n, "accuracy": per[c],
-                       "role": "forgotten" if c in o_idx else "retain"}
+                       "role": "forgotten" if c in o_idx else "retained"}
                       for c, n in enumerate(model.class_names)],
         accuracy_rule=ACCURACY_RULE,
         threshold=model.threshold.to_dict() if model.threshold else None,

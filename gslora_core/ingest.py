@@ -109,15 +109,10 @@ def _zip_parts(name: str) -> list[str] | None:
     return None if ".." in parts else parts
 
 
-def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list[RawFile], list[Rejection]]:
-    """A zip of identity folders (optionally inside one top-level folder); members are read lazily.
-
-    Refused up front: unreadable zips and zips whose pictures would expand past ``max_zip_mb``.
-    Refused per member: absolute or '..' names, links, expansion ratio past ``max_zip_ratio``."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{Path(path).name} is not a readable zip file ({e})") from None
+def _zip_members(zf: zipfile.ZipFile) -> tuple[list[tuple[list[str], zipfile.ZipInfo]],
+                                                list[Rejection]]:
+    """The zip's files with their path parts; unsafe names, empty names and links refused,
+    folders and hidden or macOS side files passed over."""
     rejected: list[Rejection] = []
     members: list[tuple[list[str], zipfile.ZipInfo]] = []
     for info in zf.infolist():
@@ -136,6 +131,19 @@ def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list
             rejected.append((info.filename, "symbolic link in zip: skipped"))
             continue
         members.append((parts, info))
+    return members, rejected
+
+
+def from_zip(path: str | Path, cfg: IngestConfig = IngestConfig()) -> tuple[list[RawFile], list[Rejection]]:
+    """A zip of identity folders (optionally inside one top-level folder); members are read lazily.
+
+    Refused up front: unreadable zips and zips whose pictures would expand past ``max_zip_mb``.
+    Refused per member: absolute or '..' names, links, expansion ratio past ``max_zip_ratio``."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{Path(path).name} is not a readable zip file ({e})") from None
+    members, rejected = _zip_members(zf)
     total = sum(i.file_size for _, i in members if _is_image_name(i.filename))
     if total > cfg.max_zip_mb * MB:
         zf.close()

@@ -3,16 +3,19 @@
 Per step, after AdamW, the group lasso ``sum_g lambda_g ||B_g||`` is applied as its exact proximal
 operator (a group soft-threshold on each block's B matrices), so unneeded blocks end exactly
 untouched. The threshold is taken in Adam's own metric and ``lambda_g`` is relative to the task's
-strongest block (``lasso_thresholds``), so one ``alpha`` suits every gallery. With
-``proximal=False`` the lasso is a plain (sub)gradient term ``alpha * L_struct`` in the loss, as in
-the authors' code (there alpha is an absolute weight), which never reaches exact zeros.
-The default ("release") schedule needs none of this: it never opens a block it does not need.
+strongest block (``lasso_thresholds``), so one ``alpha`` suits every gallery. (The authors'
+code adds ``alpha * L_struct`` to the loss as a plain (sub)gradient term, which never reaches
+exact zeros.) The default ("release") schedule needs none of this: it never opens a block it does not need.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+# The depth weighting's power (``depth_weights``): 1, a block's lasso weight is the count of
+# blocks from it to the top. Never changed in any stored result, so a constant.
+ALPHA_DEPTH = 1.0
 
 
 @torch.no_grad()
@@ -40,7 +43,7 @@ def adam_group_scale(opt: torch.optim.Optimizer, groups: list[list[torch.Tensor]
 
 
 
-def depth_weights(groups: int, power: float) -> list[float]:
+def depth_weights(groups: int, power: float = ALPHA_DEPTH) -> list[float]:
     """w_g = (blocks from g to the top)^power: an edit in block g changes the input of every
     block above it, so its footprint on everyone else grows with that count."""
     return [float(groups - g) ** power for g in range(groups)]
@@ -48,7 +51,7 @@ def depth_weights(groups: int, power: float) -> list[float]:
 
 @torch.no_grad()
 def lasso_thresholds(opt: torch.optim.Optimizer, lasso: list[list[torch.Tensor]], lr: float,
-                     alpha: float, depth_power: float) -> list[float]:
+                     alpha: float, depth_power: float = ALPHA_DEPTH) -> list[float]:
     """Per group, the soft-threshold of one proximal step of ``sum_g lambda_g ||B_g||``, taken in
     Adam's metric: ``lr * lambda_g / d_g`` with ``d_g`` Adam's per-entry gradient scale.
 

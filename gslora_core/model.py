@@ -139,11 +139,14 @@ class Recognizer(nn.Module):
         self.backbone = build_backbone(cfg)
         self.head = CosFaceHead(cfg.embedding_dim, len(class_names), cfg.cosface_s, cfg.cosface_m)
         self.tasks: list[TaskRecord] = []
+        # Moved on by this class's own methods at every change of what it answers (weights,
+        # tasks, threshold): a Snapshot of another revision is stale. ``_added_at``: the
+        # revision when each live task was added.
+        self._revision = 0
+        self._added_at: dict[str, int] = {}
         # The open-set operating point (openset.Threshold), fixed at enrollment; None for a
         # backbone or a checkpoint written before it existed.
-        self.threshold: Threshold | None = None
-        # Bumped by every change of weights or tasks: a Snapshot of another revision is stale.
-        self.revision = 0
+        self._threshold: Threshold | None = None
         # Inputs are float images in [0, 1]; the model normalises them itself (the hybrid as
         # dlib does: (pixel - dlib's mean) / 256).
         mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.5)
@@ -152,6 +155,38 @@ class Recognizer(nn.Module):
             std = torch.full((1, 3, 1, 1), dlib_resnet.SCALE / 255.0)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
+
+    @property
+    def revision(self) -> int:
+        """Which state of the model a measurement belongs to (``evaluation.Snapshot.fits``)."""
+        return self._revision
+
+    @property
+    def threshold(self) -> Threshold | None:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: Threshold | None) -> None:
+        if value != self._threshold:  # answers at the threshold change with it
+            self._threshold = value
+            self._revision += 1
+
+    def freeze(self) -> None:
+        """Training is over: gradients dropped, every weight frozen, evaluation mode. The
+        weights may have changed, so the revision moves on (snapshots taken before are
+        stale)."""
+        for p in self.parameters():
+            p.grad = None
+        self.eval().requires_grad_(False)
+        self._revision += 1
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """``nn.Module.load_state_dict``; the loaded weights (even a load that fails part way)
+        move the revision on."""
+        try:
+            return super().load_state_dict(state_dict, *args, **kwargs)
+        finally:
+            self._revision += 1
 
     @property
     def blocks(self) -> nn.Sequential:
@@ -270,16 +305,21 @@ class Recognizer(nn.Module):
             raise ValueError(f"a task named {record.name!r} exists already")
         if not record.merged:
             lora.add_task(self.blocks, record.name, record.rank, record.lora_alpha, seed=seed)
+            self._added_at[record.name] = self._revision
         self.tasks.append(record)
 
     def remove_task(self, name: str) -> TaskRecord:
-        """Take an un-merged task out: its adapters and its record. (The caller bumps
-        ``revision`` when the task had changed the outputs someone may have measured.)"""
+        """Take an un-merged task out: its adapters and its record. If the model changed since
+        the task was added (it trained, or its weights were loaded), the revision moves on; a
+        task taken out before that (cancelled, failed) leaves the model, and its revision,
+        exactly as they were."""
         rec = next((t for t in self.tasks if t.name == name), None)
         if rec is None or rec.merged:
             raise ValueError(f"no un-merged task named {name!r}")
         lora.remove_task(self.blocks, name)
         self.tasks.remove(rec)
+        if self._added_at.pop(name, None) != self._revision:
+            self._revision += 1
         return rec
 
     def metadata(self) -> dict[str, Any]:

@@ -137,10 +137,11 @@ def metric_rows(report: dict) -> list[list[str]]:
         [f"Acc_f ({many} forgotten now)", pct(report["acc_f_before"]),
          pct(report["acc_f_after"])],
         ["Acc_o (forgotten in earlier tasks)", pct(report.get("acc_o_before")),
-         pct(report.get("acc_o"))],
+         pct(report.get("acc_o_after"))],
         ["H-Mean (Acc_r after, Acc_f drop)", "", f"{100 * report['h_mean']:.1f}"],
         [f"membership attack: forgotten {words.owners} training pictures called members",
-         membership_cell(report.get("membership_before")), membership_cell(report.get("membership"))],
+         membership_cell(report.get("membership_before")),
+         membership_cell(report.get("membership_after"))],
         [f"forgotten {words.pictures}: cosine to their old class centre",
          num(report.get("forgotten_cos_to_prototype_before")),
          num(report.get("forgotten_cos_to_prototype_after"))],
@@ -179,7 +180,7 @@ def forgotten_line(report: dict) -> str:
     words = nouns(report.get("kind"))
     f = (report.get("open_set") or {}).get("forgotten", {}).get("after")
     if not f or not f["pictures"]:  # a report without open-set answers: by person
-        rows = [r for r in report.get("per_identity", []) if r["role"] == "forget"]
+        rows = [r for r in report.get("per_identity", []) if r["role"] == "forgotten"]
         gone = sum(1 for r in rows if r["after"] is not None and r["after"] == 0.0)
         return f"{gone} of {len(rows)} forgotten {words.many} never named as themselves"
     n = f["pictures"]

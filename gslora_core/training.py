@@ -104,8 +104,7 @@ def train_recognizer(model: Recognizer, gallery: Gallery, cfg: TrainConfig = Tra
         on_progress({"stage": "measuring", "epoch": cfg.epochs, "epochs": cfg.epochs,
                      "step": step, "steps": total, "loss": losses[-1] if losses else None,
                      "seconds": time.perf_counter() - t0})
-    model.eval().requires_grad_(False)
-    model.revision += 1
+    model.freeze()
     return _measured(model, gallery, cfg, t0, losses)
 
 

@@ -33,3 +33,11 @@ def test_knob_overrides_type_each_knob_and_refuse_what_is_not_one():
     for bad in ("nope=1", "keep=", "keep"):
         with pytest.raises(SystemExit, match=f"--set '{bad}': give NAME=VALUE"):
             knob_overrides([bad])
+
+
+def test_a_stored_config_naming_knobs_that_are_now_constants_still_reads():
+    """Results stored before ``proximal``, ``alpha_depth``, ``lora_alpha`` and ``cache_hidden``
+    became constants (none ever left its default) read back into today's config."""
+    old = {**ForgetConfig(steps=12).to_dict(), "proximal": True, "alpha_depth": 1.0,
+           "lora_alpha": 1.0, "cache_hidden": True}
+    assert ForgetConfig.from_dict(old) == ForgetConfig(steps=12)

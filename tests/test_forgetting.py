@@ -5,18 +5,19 @@ from dataclasses import replace
 
 import pytest
 import torch
-from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
+from tiny import NAMES, finetune_people, forget_people, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig, TaskRecord
 from gslora_core.evaluation import ForgetReport
-from gslora_core.forgetting import forget, rollback
+from gslora_core.forgetting import forget, plan_task, rollback
 
 
 def test_forget_trains_only_lora_and_keeps_everything_else():
-    model = tiny_model()
+    model, gallery = tiny_model(), tiny_gallery()
     frozen = {k: v.clone() for k, v in model.state_dict().items()}
-    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4, eval_every=0)).report
+    plan = plan_task(model, gallery, ["ann"])  # the caller plans once, then forgets
+    report = forget(model, gallery, plan, ForgetConfig(steps=3, batch_size=4, eval_every=0)).report
     for k, v in model.state_dict().items():
         if "lora_" not in k:
             assert torch.equal(v, frozen[k.replace(".base.", ".")]), k
@@ -54,7 +55,7 @@ def test_cancel_leaves_model_exactly_as_before():
         calls["n"] += 1
         return calls["n"] > 2
 
-    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
+    report = forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
                     should_cancel=cancel).report
     assert report["cancelled"] and report["step"] == 2
     assert model.tasks == [] and not lora.task_names(model.blocks)
@@ -68,22 +69,36 @@ def test_a_failing_task_removes_its_adapters_and_reraises():
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     def boom(point: dict) -> None:
-        if point["step"] == 3:
+        if point.get("step") == 3:
             raise RuntimeError("simulated out of memory")
 
     with pytest.raises(RuntimeError, match="simulated"):
-        forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
+        forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=10, batch_size=4, eval_every=0),
                on_progress=boom)
     after = model.state_dict()
     assert model.tasks == [] and not lora.has_lora(model.blocks)
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
 
 
+def test_the_work_around_the_steps_travels_as_stages_beside_the_steps():
+    """One callback hears everything: the stages in words (``progress.Stage``) before and after
+    the steps, and the steps themselves."""
+    model, gallery = tiny_model(), tiny_gallery()
+    heard = []
+    forget_people(model, gallery, ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0),
+                  on_progress=heard.append)
+    stages = [p["stage"] for p in heard if "step" not in p]
+    assert stages == ["measuring the recognizer before the task",
+                      "measuring the recognizer after the task"]
+    assert [p["step"] for p in heard if "step" in p] == [1, 2]
+    assert heard[0] == {"stage": stages[0]} and heard[-1] == {"stage": stages[1]}
+
+
 def test_forget_is_seeded_and_reproducible():
     reports = []
     for _ in range(2):
         model = tiny_model()
-        reports.append(forget(model, tiny_gallery(), ["ann"],
+        reports.append(forget_people(model, tiny_gallery(), ["ann"],
                               ForgetConfig(steps=4, batch_size=4, eval_every=2, seed=7)).report)
     assert reports[0]["group_norms"] == reports[1]["group_norms"]
     assert [p["loss"] for p in reports[0]["curve"]] == [p["loss"] for p in reports[1]["curve"]]
@@ -93,33 +108,35 @@ def test_forget_validates_requests():
     model = tiny_model()
     gallery = tiny_gallery()
     with pytest.raises(ValueError, match="at least one"):
-        forget(model, gallery, [], ForgetConfig(steps=1))
+        forget_people(model, gallery, [], ForgetConfig(steps=1))
     with pytest.raises(KeyError):
-        forget(model, gallery, ["zed"], ForgetConfig(steps=1))
+        forget_people(model, gallery, ["zed"], ForgetConfig(steps=1))
     with pytest.raises(ValueError, match="retained"):
-        forget(model, gallery, NAMES, ForgetConfig(steps=1))
-    forget(model, gallery, ["ann"], ForgetConfig(steps=1, batch_size=2, eval_every=0))
+        forget_people(model, gallery, NAMES, ForgetConfig(steps=1))
+    forget_people(model, gallery, ["ann"], ForgetConfig(steps=1, batch_size=2, eval_every=0))
     with pytest.raises(ValueError, match="already forgotten"):
-        forget(model, gallery, ["ann"], ForgetConfig(steps=1))
+        forget_people(model, gallery, ["ann"], ForgetConfig(steps=1))
 
 
 def test_report_has_the_promised_keys():
     model = tiny_model()
-    report = forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4)).report
-    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o", "h_mean",
-                "seconds", "trainable_params", "total_params", "group_norms", "zero_groups",
-                "membership", "membership_before"]:
+    report = forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4)).report
+    for key in ["acc_r_before", "acc_r_after", "acc_f_before", "acc_f_after", "acc_o_before",
+                "acc_o_after", "h_mean", "seconds", "trainable_params", "total_params",
+                "group_norms", "zero_groups", "membership_before", "membership_after"]:
         assert key in report, key
     assert set(report) <= set(ForgetReport.__annotations__)  # the typed contract, nothing else
     assert set(report) == ForgetReport.__required_keys__  # and every key of it, always
     assert len(report["group_norms"]) == 1 and len(report["group_norms"][0]) == 3
     # A random tiny model on a handful of pictures: the attack has no power, and says so.
-    assert report["membership"]["has_power"] is False
-    assert "means nothing" in report["membership"]["verdict"]
+    assert report["membership_after"]["has_power"] is False
+    assert "means nothing" in report["membership_after"]["verdict"]
+    assert {r["role"] for r in report["per_identity"]} == {"forgotten", "retained"}
+    assert set(report["open_set"]) == {"threshold", "forgotten", "earlier", "retained"}
 
 
 def test_adam_metric_threshold_spares_the_group_with_large_gradients():
-    from gslora_core.forgetting import adam_group_scale
+    from gslora_core.lasso import adam_group_scale
     big, small = [torch.nn.Parameter(torch.ones(10))], [torch.nn.Parameter(torch.ones(10))]
     opt = torch.optim.AdamW(big + small, lr=0.1)
     for _ in range(3):
@@ -141,6 +158,8 @@ def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
     seen = []
 
     def spy(point):
+        if "step" not in point:  # a stage, in words
+            return
         seen.append(point)
         if point["step"] == 4:  # the last sparsity step: make block 2's group exactly zero
             with torch.no_grad():
@@ -148,7 +167,7 @@ def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
                     p.zero_()
             point["group_norms"] = lora.norms_of(lora.group_params(model.blocks, "task1"))
 
-    forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    forget_people(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
     assert [p["alpha"] for p in seen] == [0.0, 0.0, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0]
     for a, b in zip(seen[4:], seen[5:]):
         assert b["group_norms"][1] == 0.0
@@ -158,10 +177,9 @@ def test_refit_holds_zero_groups_at_zero_and_trains_the_rest():
 
 
 def test_full_finetuning_baseline_trains_every_weight_and_adds_no_adapter():
-    from gslora_core.forgetting import finetune_forget
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    rep = finetune_forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4,
+    rep = finetune_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=3, batch_size=4,
                                                                         eval_every=0, lr=1e-3))
     assert not lora.has_lora(model.blocks) and not model.tasks
     assert rep["trainable_share"] == 1.0 and len(rep["curve"]) == 3
@@ -174,7 +192,7 @@ def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypa
     """Task 2 keeps task 1's people forgotten: each step draws ``replay_forgotten`` pictures of
     them and adds their own bounded forget term; task 1 itself (nobody earlier) draws none, and
     ``replay_forgotten=0`` is the authors' way (this task's people only)."""
-    import gslora_core.forgetting as fg
+    import gslora_core.objective as fg
     calls = []
     real = fg.bounded_forget_loss
 
@@ -185,24 +203,23 @@ def test_earlier_forgotten_identities_are_replayed_with_their_own_bound(monkeypa
     monkeypatch.setattr(fg, "bounded_forget_loss", spy)
     model, gallery = tiny_model(), tiny_gallery()
     cfg = ForgetConfig(steps=2, batch_size=4, eval_every=0, replay_forgotten=3)
-    forget(model, gallery, ["ann"], cfg)
+    forget_people(model, gallery, ["ann"], cfg)
     assert calls == [[0], [0]]
     calls.clear()
-    forget(model, gallery, ["bob"], cfg)
+    forget_people(model, gallery, ["bob"], cfg)
     assert calls == [[1], [0], [1], [0]]  # this task's term, then the replayed one, per step
     calls.clear()
-    forget(model, gallery, ["cid"], ForgetConfig(steps=2, batch_size=4, eval_every=0,
+    forget_people(model, gallery, ["cid"], ForgetConfig(steps=2, batch_size=4, eval_every=0,
                                                  replay_forgotten=0))
     assert calls == [[2], [2]]
     # Full fine-tuning keeps no task history: the people it forgot before are passed to it, and
     # it replays them like GS-LoRA (before, they were trained as retained people again).
-    from gslora_core.forgetting import finetune_forget
     calls.clear()
     full = tiny_model()
-    finetune_forget(full, gallery, ["ann"], cfg)
+    finetune_people(full, gallery, ["ann"], cfg)
     assert calls == [[0], [0]]
     calls.clear()
-    rep = finetune_forget(full, gallery, ["bob"], cfg, earlier=["ann"])
+    rep = finetune_people(full, gallery, ["bob"], cfg, earlier=["ann"])
     assert calls == [[1], [0], [1], [0]]
     assert rep["earlier_forgotten"] == ["ann"] and rep["replayed_pictures"] > 0
     with pytest.raises(ValueError, match="replay_forgotten"):
@@ -218,37 +235,43 @@ def test_a_zeroed_group_becomes_nonzero_again_when_the_loss_needs_it():
     seen = []
 
     def spy(point):
+        if "step" not in point:
+            return
         if point["step"] == 2:
             with torch.no_grad():
                 for p in lora.lasso_params(model.blocks, "task1")[0]:
                     p.zero_()
         seen.append(lora.delta_norms(model.blocks, "task1")[0])
 
-    forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
+    forget_people(model, tiny_gallery(), ["ann"], cfg, on_progress=spy)
     assert seen[1] == 0.0 and seen[-1] > 0.0
 
 
 def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
     """With the lower groups exactly zero and held there, the refit runs from cached tokens at
     the first active block: the same losses and the same adapters as the full forward pass."""
-    import gslora_core.forgetting as fg
+    import gslora_core.states as states
+    import gslora_core.task as task
     cfg = ForgetConfig(schedule="fixed", steps=8, batch_size=4, eval_every=0, alpha=1e-6,
                        sparsity_warmup=0.25, refit=0.5, lr=0.05, replay_forgotten=2)
     used = []
-    real_call = fg.StateCache.__call__
+    real_call = states.StateCache.__call__
 
     def counting(self, idx, flip=False):
         used.append(self.block)
         return real_call(self, idx, flip)
 
-    monkeypatch.setattr(fg.StateCache, "__call__", counting)
+    monkeypatch.setattr(states.StateCache, "__call__", counting)
     runs = []
     for cache in (False, True):
+        monkeypatch.setattr(task, "CACHE_STATES", cache)
         model, gallery = tiny_model(), tiny_gallery()
-        forget(model, gallery, ["dee"], replace(cfg, steps=4, refit=0.5, cache_hidden=cache))
+        forget_people(model, gallery, ["dee"], replace(cfg, steps=4, refit=0.5))
         curve = []
 
         def zero_lower(point, model=model, curve=curve):
+            if "step" not in point:
+                return
             if point["step"] == 4:  # the last lasso step: blocks 1 and 2 exactly zero
                 with torch.no_grad():
                     for group in lora.lasso_params(model.blocks, "task2")[:2]:
@@ -256,8 +279,7 @@ def test_refit_from_cached_tokens_equals_the_full_forward(monkeypatch):
                             p.zero_()
             curve.append(point["loss"])
 
-        forget(model, gallery, ["ann"], replace(cfg, cache_hidden=cache),
-               on_progress=zero_lower)
+        forget_people(model, gallery, ["ann"], cfg, on_progress=zero_lower)
         runs.append((curve, [p.detach().clone() for p in
                              lora.iter_task_parameters(model.blocks, "task2")]))
     assert used and set(used) == {2}, "the refit ran from the tokens at block 3's input"
@@ -271,7 +293,7 @@ def test_lasso_thresholds_are_relative_to_the_task_and_weigh_lower_blocks_more()
     """One alpha for every gallery: the same gradients scaled by 1000 (a recognizer less sure of
     the faces) give the same thresholds; the strongest depth-weighted block's is
     ``lr * alpha * sqrt(entries)``, and a lower block (larger depth weight) needs more."""
-    from gslora_core.forgetting import depth_weights, lasso_thresholds
+    from gslora_core.lasso import depth_weights, lasso_thresholds
     assert depth_weights(3, 1.0) == [3.0, 2.0, 1.0] and depth_weights(3, 0.0) == [1.0] * 3
 
     def thresholds(scale: float) -> list[float]:
@@ -300,6 +322,8 @@ def test_a_lasso_that_zeroes_every_block_leaves_the_strongest_to_finish_the_task
     seen = []
 
     def spy(point):
+        if "step" not in point:
+            return
         if point["step"] == 4:  # the last lasso step: every group exactly zero
             with torch.no_grad():
                 for group in lora.lasso_params(model.blocks, "task1"):
@@ -307,7 +331,7 @@ def test_a_lasso_that_zeroes_every_block_leaves_the_strongest_to_finish_the_task
                         p.zero_()
         seen.append(lora.delta_norms(model.blocks, "task1"))
 
-    rep = forget(model, tiny_gallery(), ["ann"], cfg, on_progress=spy).report
+    rep = forget_people(model, tiny_gallery(), ["ann"], cfg, on_progress=spy).report
     assert seen[3] == [0.0, 0.0, 0.0]
     assert sum(n > 0 for n in seen[-1]) == 1 and rep["zero_groups"] == 2
 
@@ -328,7 +352,7 @@ def test_prototypes_come_from_the_k_shot_pictures_only():
 
 def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default():
     from gslora_core.config import DataConfig
-    from gslora_core.forgetting import pushes_unknown
+    from gslora_core.stopping import pushes_unknown
     cfg = ForgetConfig()
     assert pushes_unknown(cfg, "faces") and not pushes_unknown(cfg, "objects")
     assert pushes_unknown(replace(cfg, unknown="on"), "objects")
@@ -338,9 +362,9 @@ def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default(
         ForgetConfig(unknown="maybe")
     # In a task: the unknown term trains for faces, and is never computed for object classes.
     quick = ForgetConfig(steps=4, batch_size=4, eval_every=0, check_every=2)
-    faces = forget(tiny_model(), tiny_gallery(), ["ann"], quick).report
+    faces = forget_people(tiny_model(), tiny_gallery(), ["ann"], quick).report
     objects = tiny_model()
     objects.data_config = DataConfig(preprocess="whole")
-    classes = forget(objects, tiny_gallery(), ["ann"], quick).report
+    classes = forget_people(objects, tiny_gallery(), ["ann"], quick).report
     assert any(p["unknown"] > 0 for p in faces["curve"])
     assert all(p["unknown"] == 0 for p in classes["curve"])

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import torch
-from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
+from tiny import NAMES, forget_people, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig, TaskRecord
-from gslora_core.forgetting import forget
 from gslora_core.model import merged_copy
 
 
@@ -26,7 +25,7 @@ def test_only_current_task_lora_gets_gradients():
     gallery = tiny_gallery()
     cfg = ForgetConfig(schedule="fixed", steps=2, batch_size=4, eval_every=0,
                        sparsity_warmup=1.0, refit=0.0)
-    forget(model, gallery, ["ann"], cfg)
+    forget_people(model, gallery, ["ann"], cfg)
     with_grad: set[str] = set()
 
     def spy(point: dict) -> None:
@@ -34,7 +33,7 @@ def test_only_current_task_lora_gets_gradients():
         with_grad.update(n for n, p in model.named_parameters()
                          if p.grad is not None and bool(p.grad.abs().sum() > 0))
 
-    forget(model, gallery, ["bob"], cfg, on_progress=spy)
+    forget_people(model, gallery, ["bob"], cfg, on_progress=spy)
     task2 = {n for n, _ in model.named_parameters() if "lora_" in n and n.endswith(".task2")}
     assert with_grad == task2
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-from tiny import NAMES, images, randomise_task, tiny_gallery, tiny_model
+from tiny import NAMES, forget_people, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig, TaskRecord
-from gslora_core.forgetting import forget, rollback
+from gslora_core.forgetting import rollback
 from gslora_core.model import load_recognizer, merged_copy, read_metadata, save_recognizer
 
 
@@ -42,7 +42,7 @@ def test_load_refuses_foreign_files(tmp_path):
 
 def test_rolling_back_the_only_task_gives_a_loadable_plain_checkpoint(tmp_path):
     model = tiny_model()
-    forget(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
+    forget_people(model, tiny_gallery(), ["ann"], ForgetConfig(steps=2, batch_size=4, eval_every=0))
     rollback(model)
     path = save_recognizer(model, tmp_path / "back.safetensors")
     again = load_recognizer(path)
@@ -66,3 +66,39 @@ def test_a_task_s_adapters_and_record_come_and_go_together():
     assert torch.allclose(model(x), base)
     with pytest.raises(ValueError, match="no un-merged task"):
         model.remove_task("task1")
+
+
+def test_the_recognizer_moves_its_own_revision_on_every_change_of_what_it_answers():
+    """Only the model's own methods move its revision, so a snapshot's freshness trusts it
+    alone: a fresh adapter set (B = 0) or a task taken out untrained changes nothing; training
+    (``freeze``), loaded weights, a new threshold and a trained task taken out do."""
+    from gslora_core.openset import Threshold
+    model = tiny_model()
+    with pytest.raises(AttributeError):
+        model.revision = 5  # read only
+    r = model.revision
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0))
+    assert model.revision == r
+    model.remove_task("task1")  # cancelled before it trained: exactly as before
+    assert model.revision == r
+    model.add_task(TaskRecord("task1", ["ann"], 4, 1.0))
+    model.freeze()  # it trained
+    assert model.revision == r + 1
+    assert rollback(model) == "task1" and model.revision == r + 2
+    model.load_state_dict(model.state_dict())
+    assert model.revision == r + 3
+    threshold = Threshold(tau=0.3, keep=0.99, part="test", pictures=4, false_accept=0.0)
+    model.threshold = threshold
+    model.threshold = threshold  # the same one again: nothing changed
+    assert model.revision == r + 4
+
+
+def test_a_task_moves_the_revision_once_and_a_cancelled_one_not_at_all():
+    model, gallery = tiny_model(), tiny_gallery()
+    quick = ForgetConfig(steps=2, batch_size=4, eval_every=0)
+    forget_people(model, gallery, ["ann"], quick)  # fixes the threshold, then trains
+    r = model.revision
+    _, after = forget_people(model, gallery, ["bob"], quick)
+    assert model.revision == r + 1 and after.fits(model, gallery)
+    cancelled = forget_people(model, gallery, ["cid"], quick, should_cancel=lambda: True)
+    assert cancelled.after is None and model.revision == r + 1

@@ -69,7 +69,7 @@ def test_the_objects_sample_forgets_a_class_and_keeps_the_others(tmp_path: Path)
     """The app's second sample through the workspace: CIFAR-10 pictures used whole with the
     shipped classifier; forgetting "cat" stops by the rule with no held-back cat answered
     "cat" while the other classes stay (a forgotten class may be taken for another: the
-    default pushes object classes by the gap only, ``forgetting.pushes_unknown``); Compare runs
+    default pushes object classes by the gap only, ``stopping.pushes_unknown``); Compare runs
     without a retrain, which is refused in words."""
     from demo.workspace import Workspace
     from gslora_core.config import PRESETS, StudioConfig
@@ -120,7 +120,7 @@ def test_the_forget_bound_asks_one_cosine_gap_of_any_head() -> None:
     forget picture's best other class and its own. Unscaled (45 at s = 16) no forget margin
     could ever pass it: the logits span only 2 s = 32."""
     from gslora_core.config import ForgetConfig
-    from gslora_core.forgetting import forget_bound, forget_gap
+    from gslora_core.objective import forget_bound, forget_gap
 
     cfg = ForgetConfig()
     assert forget_bound(cfg, 64.0, 0.35) == pytest.approx(cfg.bnd)
@@ -142,7 +142,7 @@ def test_a_report_on_object_classes_speaks_of_classes() -> None:
                 "retained": {"before": {"recognized": 0.9}, "after": {"recognized": 0.9}}}
     rep = {"acc_r_before": 0.9, "acc_r_after": 0.89, "acc_f_before": 0.8, "acc_f_after": 0.0,
            "h_mean": 0.8, "open_set": open_set,
-           "per_identity": [{"identity": "cat", "role": "forget", "before": 0.8, "after": 0.0}]}
+           "per_identity": [{"identity": "cat", "role": "forgotten", "before": 0.8, "after": 0.0}]}
     faces = [row[0] for row in metric_rows(rep)]
     objects = [row[0] for row in metric_rows({**rep, "kind": "objects"})]
     assert "Acc_r (retained people)" in faces and "Acc_r (retained classes)" in objects

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import tiny_gallery, tiny_model
+from tiny import forget_people, tiny_gallery, tiny_model
 
 from gslora_core.config import ForgetConfig
-from gslora_core.forgetting import forget
 from gslora_core.inference import verdict
 from gslora_core.model import load_recognizer, save_recognizer
 from gslora_core.openset import EDGE, UNKNOWN, answer, calibrate, rates
@@ -58,7 +57,7 @@ def test_the_threshold_travels_in_the_checkpoint_and_drives_the_verdict(tmp_path
 
 def test_a_task_reports_its_answers_at_the_threshold_and_why_it_stopped():
     model, gallery = tiny_model(), tiny_gallery()
-    report, _ = forget(model, gallery, ["ann"], ForgetConfig(steps=3, batch_size=4,
+    report, _ = forget_people(model, gallery, ["ann"], ForgetConfig(steps=3, batch_size=4,
                                                                    eval_every=0, check_every=1))
     assert model.threshold is not None  # fixed on the fly for a model that had none
     open_set = report["open_set"]

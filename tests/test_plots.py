@@ -57,9 +57,9 @@ def test_curves_and_bars_follow_the_report() -> None:
 
 
 def test_per_person_dots_show_forgotten_people_at_zero_first() -> None:
-    fig = identity_bars([{"identity": "Ben", "role": "retain", "before": 0.75, "after": 0.75},
+    fig = identity_bars([{"identity": "Ben", "role": "retained", "before": 0.75, "after": 0.75},
                          {"identity": "Cy", "role": "earlier", "before": 0.0, "after": 0.0},
-                         {"identity": "Ana", "role": "forget", "before": 1.0, "after": 0.0}])
+                         {"identity": "Ana", "role": "forgotten", "before": 1.0, "after": 0.0}])
     lines, before, after = fig.data
     assert list(after.x) == ["✂ Ana", "✂ Cy", "Ben"]  # forgotten now, earlier, the rest
     assert list(before.y) == [1.0, 0.0, 0.75] and list(after.y) == [0.0, 0.0, 0.75]

@@ -70,14 +70,14 @@ def test_three_ways_to_forget_on_real_faces():
     retraining keep that too on this gallery (a face embedding recognizes people it was never
     trained on), which the table shows as it is."""
     from gslora_core.data import load_gallery_for
-    from gslora_core.forgetting import forget
+    from gslora_core.forgetting import forget, plan_task
     from gslora_core.model import load_recognizer
     from gslora_core.probes import retrain_without
 
     model = load_recognizer(ROOT / "checkpoints" / "sample_recognizer.safetensors")
     gallery = load_gallery_for(model, ROOT / "assets" / "sample_gallery")
     forgotten = ["Bill_Clinton", "Serena_Williams"]
-    rep = forget(model, gallery, forgotten, ForgetConfig()).report
+    rep = forget(model, gallery, plan_task(model, gallery, forgotten), ForgetConfig()).report
     backbone = load_recognizer(ROOT / "checkpoints" / "backbone.safetensors")
     retrained = retrain_without(backbone, gallery, forgotten, data_config=model.data_config)
     rows = {r["method"]: r for r in compare(model, gallery, rep["seconds"], retrained,

@@ -7,12 +7,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from tiny import images, randomise_task, tiny_gallery, tiny_model
+from tiny import forget_people, images, randomise_task, tiny_gallery, tiny_model
 
 from gslora_core import lora
 from gslora_core.config import ForgetConfig
 from gslora_core.evaluation import snapshot
-from gslora_core.forgetting import forget
 from gslora_core.metrics import embed_all
 from gslora_core.states import StateCache, embed_states, mid_states
 
@@ -61,17 +60,25 @@ def test_a_state_cache_fills_once_per_picture_and_view():
     assert torch.allclose(a[0], model.mid_state(x[3:4], 1)[0], atol=1e-6)
 
 
+def count_full_passes(monkeypatch) -> list[int]:
+    """A 1 for every full pass over the gallery a task takes (before it, or after it)."""
+    import gslora_core.forgetting as fg
+    import gslora_core.task as task
+    passes: list[int] = []
+    for module in (fg, task):
+        monkeypatch.setattr(module, "snapshot",
+                            lambda *a, **k: passes.append(1) or snapshot(*a, **k))
+    return passes
+
+
 def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch):
     """The top-only task's "after" is read from the "before"'s top-block states, and equals a
     full pass over the gallery; the "before" passed in is used as it is (no second pass)."""
-    import gslora_core.forgetting as fg
     model, gallery = tiny_model(), tiny_gallery()
     before = snapshot(model, gallery)
-    passes = []
-    real = fg.snapshot
-    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
+    passes = count_full_passes(monkeypatch)
     cfg = replace(CFG, stage_steps=100)  # never releases a second block
-    report, after = forget(model, gallery, ["ann"], cfg, before=before)
+    report, after = forget_people(model, gallery, ["ann"], cfg, before=before)
     assert report["blocks_used"] == 1 and report["before_seconds"] == 0.0
     assert passes == [], "neither before nor after ran a full pass"
     full = snapshot(model, gallery)
@@ -82,26 +89,25 @@ def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch
 
 
 def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch):
-    import gslora_core.forgetting as fg
     model, gallery = tiny_model(), tiny_gallery()
     before = snapshot(model, gallery)
-    passes = []
-    real = fg.snapshot
-    monkeypatch.setattr(fg, "snapshot", lambda *a, **k: passes.append(1) or real(*a, **k))
-    report, after = forget(model, gallery, ["ann"], CFG, before=before)
+    passes = count_full_passes(monkeypatch)
+    report, after = forget_people(model, gallery, ["ann"], CFG, before=before)
     assert report["blocks_used"] == 3 and report["stop"]["reason"] == "step cap"
     assert report["stop"]["text"].startswith("stopped at the cap (16 steps): ")
     assert passes == [1]
-    full = real(model, gallery)
+    full = snapshot(model, gallery)
     assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
 
 
-def test_training_from_cached_states_equals_the_full_forward():
+def test_training_from_cached_states_equals_the_full_forward(monkeypatch):
     """The same task with and without cached states: the same losses, releases and adapters."""
+    import gslora_core.task as task
     runs = []
     for cache in (False, True):
+        monkeypatch.setattr(task, "CACHE_STATES", cache)
         model, gallery = tiny_model(), tiny_gallery()
-        report, _ = forget(model, gallery, ["dee"], replace(CFG, cache_hidden=cache))
+        report, _ = forget_people(model, gallery, ["dee"], CFG)
         params = [p.detach().clone() for p in lora.iter_task_parameters(model.blocks, "task1")]
         runs.append(([p["loss"] for p in report["curve"]],
                      [p.get("released") for p in report["curve"]], params))
@@ -119,10 +125,12 @@ def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one()
     seen = []
 
     def spy(point):
+        if "step" not in point:  # a stage, in words
+            return
         seen.append({n.split(".")[2] for n, p in model.named_parameters()
                      if "lora_" in n and p.grad is not None and bool(p.grad.abs().sum() > 0)})
 
-    report, _ = forget(model, gallery, ["ann"], CFG, on_progress=spy)
+    report, _ = forget_people(model, gallery, ["ann"], CFG, on_progress=spy)
     assert seen[0] == {"2"}
     assert set().union(*seen) == {"0", "1", "2"} and report["blocks_used"] == 3
     released = [p["released"] for p in report["curve"] if "released" in p]

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 from gslora_core import lora
-from gslora_core.config import ModelConfig
+from gslora_core.config import ForgetConfig, ModelConfig
 from gslora_core.data import Gallery
+from gslora_core.forgetting import TaskResult, finetune_forget, forget, plan_task
 from gslora_core.model import Recognizer
 
 NAMES = ["ann", "bob", "cid", "dee"]
@@ -40,3 +41,17 @@ def randomise_task(model: Recognizer, task: str, seed: int = 3) -> None:
             for p in group:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
 
+
+
+def forget_people(model: Recognizer, gallery: Gallery, names: list[str], cfg: ForgetConfig,
+                  earlier: list[str] | None = None, **kw) -> TaskResult:
+    """``forgetting.forget`` of people by name: the tests' shorthand for plan, then forget."""
+    return forget(model, gallery, plan_task(model, gallery, names, earlier), cfg, **kw)
+
+
+def finetune_people(model: Recognizer, gallery: Gallery, names: list[str], cfg: ForgetConfig,
+                    earlier: list[str] | None = None, **kw) -> dict:
+    """``forgetting.finetune_forget`` of people by name (no task history: ``earlier`` says who
+    it forgot before)."""
+    plan = plan_task(model, gallery, names, earlier if earlier is not None else [])
+    return finetune_forget(model, gallery, plan, cfg, **kw)

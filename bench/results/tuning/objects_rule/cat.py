@@ -1,3 +1,7 @@
+# Frozen: a record of what ran at commit 0f6f1a3 (2026-12-05), kept beside its logs; only its layout
+# changed since (ruff checks every Python file). It does not run on today's engine:
+# forgetting.forget_task is now forget, which takes a plan.
+# To run it again: git worktree add /tmp/at-0f6f1a3 0f6f1a3, then run it from there.
 """Why forgetting "cat" runs long: the stopping rule's progress on the shipped classifier
 (200 training pictures a class, validation part scored). Prints every full check.
 

@@ -1,0 +1,121 @@
+"""One forgetting task as its training loop sees it: what was planned and drawn once (``Task``),
+and where its pictures enter the network (``Inputs``).
+
+``Task`` is frozen: everything in it is decided before the first step. What changes while the
+task trains is which blocks train, and so where a picture's pass may start: while a task's
+groups are exactly zero below block ``k``, every picture's state at block ``k`` is the same at
+every step, so ``Inputs`` runs from states cached there (``states.StateCache``) instead of the
+whole backbone: a one-block task trains on one row per picture. ``Inputs.start_at`` is the one
+place that moves it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .config import ForgetConfig
+from .data import Gallery
+from .evaluation import Roles, Snapshot, snapshot, snapshot_from
+from .metrics import embed_all
+from .model import Recognizer
+from .states import StateCache, embed_states
+
+# The shortcut is always taken (no result ever turned it off); tests turn it off to check it
+# gives the full pass's numbers.
+CACHE_STATES = True
+
+
+class Pools(NamedTuple):
+    """Gallery training pictures a task draws its batches from, by role."""
+
+    retain: torch.Tensor
+    forget: torch.Tensor
+    earlier: torch.Tensor  # identities forgotten in earlier tasks (replayed)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's plan, drawn once: who plays which role, the pictures it may use, the
+    threshold it works against, and what trains (a task's LoRA, or every weight)."""
+
+    model: Recognizer
+    gallery: Gallery
+    cfg: ForgetConfig
+    roles: Roles
+    before: Snapshot
+    pools: Pools
+    prototypes: torch.Tensor  # GS-LoRA++: per class, the mean embedding of its K-shot pictures
+    gen: torch.Generator  # every batch is drawn from it, in the order ``objective`` draws
+    tau: float  # the recognizer's open-set threshold
+    unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
+    name: str = ""  # the task's adapters ("" for full fine-tuning)
+    params: tuple[torch.Tensor, ...] = ()  # what trains
+    groups: tuple[list[torch.Tensor], ...] = ()  # LoRA groups, one per block (none: full)
+    lasso: tuple[list[torch.Tensor], ...] = ()  # their B matrices (fixed schedule only)
+
+
+class Inputs:
+    """Where a task's pictures enter the network: the whole backbone, or states cached at the
+    first block that trains (training pictures; test pictures for the live plot)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.cache: StateCache | None = None
+        self.test_cache: StateCache | None = None
+
+    def start_at(self, block: int | None, seeded: bool = False) -> None:
+        """Training pictures from states at ``block`` from now on (None: the whole backbone);
+        ``seeded``: the "before" snapshot's top-block states may fill the cache."""
+        if not CACHE_STATES or block is None:
+            return
+        task, top = self.task, len(self.task.model.blocks) - 1
+        seed = task.before.top_train if seeded and block == top else None
+        self.cache = StateCache(task.model, task.gallery.train_x, block, seed=seed)
+
+    def embed(self, idx: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """Training embeddings of gallery pictures ``idx`` (mirrored if ``flip``)."""
+        model = self.task.model
+        if self.cache is not None:
+            return model.embed_from_mid(self.cache(idx, flip), self.cache.block)
+        x = self.task.gallery.train_x[idx].to(model.device)
+        return model.embed(x.flip(-1) if flip else x)
+
+    def answer(self, idx: torch.Tensor) -> torch.Tensor:
+        """The embedding the recognizer answers with (both views' unit embeddings averaged, as
+        ``Recognizer.embed_flip``), with gradients: the forget terms act on what the stopping
+        rule and every answer read, not on one view of it."""
+        a, b = (F.normalize(self.embed(idx, flip), dim=-1) for flip in (False, True))
+        return (a + b) / 2
+
+    @torch.no_grad()
+    def judged(self, idx: torch.Tensor) -> torch.Tensor:
+        """Evaluation embeddings (both views) of training pictures ``idx``."""
+        model = self.task.model
+        if self.cache is not None:
+            return embed_states(model, self.cache.states(idx))
+        return embed_all(model, self.task.gallery.train_x[idx])
+
+    @torch.no_grad()
+    def test_cosines(self) -> torch.Tensor:
+        """Every test picture's cosines to every class, from the same block as training."""
+        model, test_x = self.task.model, self.task.gallery.test_x
+        if self.cache is None:
+            return model.head.cosine(embed_all(model, test_x).to(model.device)).cpu()
+        block = self.cache.block
+        if self.test_cache is None or self.test_cache.block != block:
+            self.test_cache = StateCache(model, test_x, block, seed=self.task.before.top_test)
+        emb = embed_states(model, self.test_cache.states(torch.arange(len(test_x))))
+        return model.head.cosine(emb.to(model.device)).cpu()
+
+
+def after_snapshot(task: Task, top_only: bool) -> Snapshot:
+    """The gallery after the task: from the top block's states the "before" kept when the task
+    changed the top block only (``top_only``: nothing below it moved), else a full pass."""
+    before = task.before
+    if (CACHE_STATES and top_only and before.top_test is not None
+            and before.top_train is not None):
+        return snapshot_from(task.model, before.top_test, before.top_train)
+    return snapshot(task.model, task.gallery)
