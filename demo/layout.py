@@ -203,7 +203,7 @@ class Page:
         self.gallery_md = gr.Markdown(NO_GALLERY, elem_id="gallery-overview")
         self.ident_df = gr.Dataframe(
             headers=IDENT_COLUMNS[True], interactive=False,
-            label="People")
+            show_label=False)  # its first column says "person" or "class"
         self.crops = gr.Gallery(label="Pictures as the recognizer sees them (faces aligned)",
                                 columns=10, height=300, object_fit="contain")
         with gr.Column(visible=False) as self.unused_box:
@@ -260,6 +260,11 @@ class Page:
         self.heatmap = gr.Plot(label="Task × block LoRA group norms",
                                elem_id="results-heatmap")
         self.evidence_md = gr.Markdown()
+        self._compare_box()
+        self._history_box()
+
+    def _compare_box(self) -> None:
+        """Results' second half: delete vs GS-LoRA vs retrain."""
         gr.Markdown("### Is it gone from the model, or only from its answers?\n"
                     "The same people (or classes) forgotten three ways, measured alike: *delete* "
                     "drops their rows from the recognizer's answer sheet (instant), "
@@ -281,6 +286,9 @@ class Page:
                                                           "18%", "18%", "18%"],
                                            elem_id="compare-table")
             self.map_plot = gr.Plot(label="Embedding map", elem_id="embedding-map")
+
+    def _history_box(self) -> None:
+        """Results' last part: every task, and what can be done with them."""
         gr.Markdown("### Task history")
         self.history_df = gr.Dataframe(
             headers=["task", "forgot", "Acc_r", "Acc_f", "Acc_o", "H-Mean", "seconds",

@@ -156,46 +156,53 @@ def accuracy_bars(per_identity: Sequence[dict], title: str) -> go.Figure:
     return fig
 
 
+def _default_sizes(summary: Sequence[dict]) -> tuple[str, list[dict]] | None:
+    """(gallery's name, the default recipe's summary rows by task size) of LFW-100, or else of
+    the sample gallery; None when neither has any."""
+    for part, name in (("lfw", "LFW-100"), ("sample", "the sample gallery")):
+        pts = sorted((s for s in summary if s["part"] == part and s["recipe"] == "default"
+                      and s.get("gallery") in ("lfw100", "sample")), key=lambda s: s["people"])
+        if pts:
+            return name, pts
+    return None
+
+
+def _spread(pts: Sequence[dict], rows: Sequence[dict], key: str, k: float) -> dict:
+    """Error bars from each size's mean down to its lowest draw and up to its highest
+    (``rows``: the per-draw rows; none: no bar), scaled by ``k``."""
+    lows, highs = [], []
+    for s in pts:
+        vals = [float(r[key]) for r in rows if r["part"] == s["part"]
+                and r["gallery"] == s["gallery"] and r["recipe"] == "default"
+                and r["people"] == s["people"] and r.get("task", 1) == s.get("task", 1)]
+        vals = vals or [s[key]["mean"]]
+        lows.append(k * (s[key]["mean"] - min(vals)))
+        highs.append(k * (max(vals) - s[key]["mean"]))
+    return dict(type="data", symmetric=False, array=highs, arrayminus=lows)
+
+
 def task_size_figure(summary: Sequence[dict], rows: Sequence[dict] = ()) -> go.Figure | None:
     """Blocks used and Acc_f against the number of people forgotten at once, from
     bench/sizes.py's summary (the default recipe on LFW-100, or else on the sample gallery).
     Means; with ``rows`` (the per-draw rows) the bars span the lowest to the highest draw,
     which stays readable with 2 draws (a 95 % t-interval from 2 draws is ±12.7 standard
     errors and would dwarf the plot). None when the summary has no such rows."""
-    where = {"lfw": "LFW-100", "sample": "the sample gallery"}
-    parts = [p for p in where if any(s["part"] == p and s["recipe"] == "default"
-                                     and s.get("gallery") in ("lfw100", "sample") for s in summary)]
-    if not parts:
+    found = _default_sizes(summary)
+    if found is None:
         return None
-    gallery = where[parts[0]]
-    pts = sorted((s for s in summary if s["part"] == parts[0] and s["recipe"] == "default"
-                  and s.get("gallery") in ("lfw100", "sample")), key=lambda s: s["people"])
+    gallery, pts = found
     xs = [str(s["people"]) for s in pts]
-
-    def draws(s: dict) -> list[dict]:
-        return [r for r in rows if r["part"] == s["part"] and r["gallery"] == s["gallery"]
-                and r["recipe"] == "default" and r["people"] == s["people"]
-                and r.get("task", 1) == s.get("task", 1)]
-
-    def bars(key: str, k: float) -> dict:
-        lows, highs = [], []
-        for s in pts:
-            vals = [float(r[key]) for r in draws(s)] or [s[key]["mean"]]
-            lows.append(k * (s[key]["mean"] - min(vals)))
-            highs.append(k * (max(vals) - s[key]["mean"]))
-        return dict(type="data", symmetric=False, array=highs, arrayminus=lows)
-
     # The bars sit on the primary axis so that the lines (secondary, drawn later) stay on top.
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=xs, y=[s["blocks_used"]["mean"] for s in pts], name="blocks used (of 6)",
-                marker_color="#9ecae1", opacity=0.75, error_y=bars("blocks_used", 1),
+                marker_color="#9ecae1", opacity=0.75, error_y=_spread(pts, rows, "blocks_used", 1),
                 secondary_y=False)
     for key, name, colour in (("acc_f_after", "Acc_f: forgotten people, %", "#d62728"),
                               ("f_unknown", "forgotten: answered \"not recognized\", %",
                                "#2ca02c")):
         fig.add_scatter(x=xs, y=[100 * s[key]["mean"] for s in pts], name=name,
                         mode="lines+markers", line={"color": colour, "width": 3},
-                        error_y=bars(key, 100), secondary_y=True)
+                        error_y=_spread(pts, rows, key, 100), secondary_y=True)
     # Ranges chosen so that 0 blocks and 0 % sit at the same height.
     fig.update_yaxes(title_text="blocks used", range=[-0.18, 6.2], secondary_y=False,
                      tickvals=list(range(7)))

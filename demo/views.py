@@ -79,8 +79,7 @@ def gallery_view(page: Page, ws: Workspace) -> dict:
           + (f"**{len(unused)} file{'s' if len(unused) != 1 else ''} not used** (reasons "
              "below)." if unused else "Every file was used."))
     tests = ws.test_pictures()
-    return {page.gallery_md: md,
-            page.ident_df: gr.Dataframe(value=rows, label=upper_first(words.many)),
+    return {page.gallery_md: md, page.ident_df: rows,
             page.unused_df: unused, page.unused_box: gr.Column(visible=bool(unused)),
             page.notes_df: notes,
             page.crops: gr.Gallery(value=ws.crops(),
