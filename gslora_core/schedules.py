@@ -63,7 +63,10 @@ class Schedule:
         return self.cfg.lr, 0.0
 
     def cap(self, step: int, seconds: float) -> str | None:
-        """Before step ``step + 1``, ``seconds`` into training: the cap that ends the task."""
+        """Before step ``step + 1``, ``seconds`` into training: the cap that ends the task. Every
+        schedule keeps ``max_seconds`` (on ZeroGPU it is the call's reservation)."""
+        if self.cfg.max_seconds and seconds > self.cfg.max_seconds:
+            return "time cap"
         return None
 
     def refit(self, step: int, opt: torch.optim.Optimizer, lasso) -> Blocks | None:
@@ -113,11 +116,7 @@ class Release(Schedule):
         self.best = status["pictures_left"] if status else 0
 
     def cap(self, step: int, seconds: float) -> str | None:
-        if step >= self.cfg.steps:
-            return "step cap"
-        if self.cfg.max_seconds and seconds > self.cfg.max_seconds:
-            return "time cap"
-        return None
+        return "step cap" if step >= self.cfg.steps else super().cap(step, seconds)
 
     def check_at(self, step: int) -> bool | None:
         """Every ``check_every`` steps and at the cap; every ``FULL_CHECK_EVERY``-th judges

@@ -368,3 +368,12 @@ def test_the_unknown_push_is_on_for_faces_and_off_for_object_classes_by_default(
     classes = forget_people(objects, tiny_gallery(), ["ann"], quick).report
     assert any(p["unknown"] > 0 for p in faces["curve"])
     assert all(p["unknown"] == 0 for p in classes["curve"])
+
+
+def test_the_fixed_schedule_keeps_the_time_cap_too():
+    """On ZeroGPU a task's ``max_seconds`` is its reservation: the fixed schedule, whose own
+    length ends it, must stop there as well (it ran on to its step count before)."""
+    cfg = ForgetConfig(schedule="fixed", steps=100_000, batch_size=4, eval_every=0,
+                       max_seconds=0.5)
+    stop = forget_people(tiny_model(), tiny_gallery(), ["ann"], cfg).report["stop"]
+    assert stop["reason"] == "time cap" and stop["steps"] < 100_000
