@@ -18,6 +18,7 @@ import hashlib
 import io
 import tarfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -108,19 +109,26 @@ def gallery(train_per_class: int, test_per_class: int = 0, val_per_class: int = 
                    val_x=vx, val_y=vy)
 
 
+def _ranked(part: str, classes: Sequence[str], archive: Path
+            ) -> dict[str, list[tuple[str, str, bytes]]]:
+    """Each of ``classes``' pictures in the archive's ``part`` as (name hash, file name, JPEG
+    bytes), in hash order: the order samples and examples are taken in."""
+    chosen: dict[str, list[tuple[str, str, bytes]]] = {c: [] for c in classes}
+    for p, cls, name, data in _members(archive):
+        if p == part and cls in chosen:
+            chosen[cls].append((_val_rank(cls, name), name, data))
+    return {c: sorted(items) for c, items in chosen.items()}
+
+
 def write_sample(out: Path, per_class: int, part: str = "test", archive: Path = ARCHIVE,
                  skip: int = 0) -> int:
     """``per_class`` JPEGs a class from the archive's ``part`` (the first by name hash after
     ``skip``), as a gallery folder (one folder per class) the app loads like a face gallery.
     ``part="train"`` takes the validation pictures (the lowest hashes, never trained on)."""
-    chosen: dict[str, list[tuple[str, str, bytes]]] = {c: [] for c in CLASSES}
-    for p, cls, name, data in _members(archive):
-        if p == part:
-            chosen[cls].append((_val_rank(cls, name), name, data))
     count = 0
-    for cls, items in chosen.items():
+    for cls, items in _ranked(part, CLASSES, archive).items():
         (out / cls).mkdir(parents=True, exist_ok=True)
-        for _, name, data in sorted(items)[skip:skip + per_class]:
+        for _, name, data in items[skip:skip + per_class]:
             (out / cls / f"{cls}_{name}").write_bytes(data)
             count += 1
     return count
@@ -130,14 +138,10 @@ def write_examples(out: Path, after: int, classes: tuple[str, ...] = EXAMPLE_CLA
                    part: str = "test", archive: Path = ARCHIVE) -> list[Path]:
     """One picture of each of ``classes`` that a sample of ``after`` a class does not hold (the
     next by the same name hash): Try a photo's examples, pictures the classifier never saw."""
-    chosen: dict[str, list[tuple[str, str, bytes]]] = {c: [] for c in classes}
-    for p, cls, name, data in _members(archive):
-        if p == part and cls in chosen:
-            chosen[cls].append((_val_rank(cls, name), name, data))
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for cls in classes:
-        _, name, data = sorted(chosen[cls])[after]
+    for cls, items in _ranked(part, classes, archive).items():
+        _, name, data = items[after]
         path = out / f"{cls}_{name}"
         path.write_bytes(data)
         written.append(path)

@@ -138,11 +138,17 @@ def friendly(fn: Callable, title: str, lasting: bool = False) -> Callable:
     return call
 
 
+def file_paths(files: list | None) -> list[str]:
+    """The server paths of an upload box's files (gradio gives paths or file objects)."""
+    paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
+    return [p for p in paths if p]
+
+
 def latest_zip(files: list | None) -> list | None:
     """The upload box keeps every file chosen so far; a gallery is one zip, so a zip chosen
     after another replaces it (pictures chosen one batch after another still add up)."""
-    paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
-    zips = [p for p in paths if p and str(p).lower().endswith(".zip")]
+    paths = file_paths(files)
+    zips = [p for p in paths if str(p).lower().endswith(".zip")]
     if not zips or (len(zips) == 1 and len(paths) == 1):
         return gr.skip()
     return [zips[-1]]
@@ -230,8 +236,7 @@ class Handlers:
 
     def upload_gallery(self, ws: Workspace | None, files: list | None, request: gr.Request,
                        progress=gr.Progress()) -> dict:
-        paths = [f if isinstance(f, str) else getattr(f, "name", None) for f in (files or [])]
-        paths = [p for p in paths if p]
+        paths = file_paths(files)
         if not paths:
             raise gr.Error("Choose a .zip (one folder per person) or several pictures named "
                            "after the person (Ana_Lima_0001.jpg), then press Use my upload.")
