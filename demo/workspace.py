@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,7 @@ class Workspace:
         self.gallery: Gallery | None = None
         self.model: Recognizer | None = None
         self.original: Recognizer | None = None  # before any forgetting: "before" in try-a-photo
+        self._swap = threading.Lock()  # gallery, model and original change together (``_set``)
         self.enroll_seconds: float | None = None  # the uploaded gallery's training, timed
         self._report_cache: tuple[int, dict] | None = None  # (model revision, evaluation)
         # The recognizer's current snapshot on the gallery: the next task's "before" (a task
@@ -213,10 +215,12 @@ class Workspace:
              kept: Snapshot | None = None) -> None:
         """Make ``gallery`` and ``model`` the workspace's, measured once (``on_progress``
         hears the pictures measured) unless ``kept`` is the model's snapshot on it already."""
-        # Swapped in one assignment: a photo asked about meanwhile (another event of the page
-        # can run beside a load) never meets the new model with the old gallery or "before".
+        # Swapped together under ``_swap``: a photo asked about meanwhile (another event of the
+        # page can run beside a load) never meets the new model with the old gallery or "before".
         original = copy.deepcopy(model) if model is not None else None
-        self.gallery, self.model, self.original, self.source = gallery, model, original, source
+        with self._swap:
+            self.gallery, self.model, self.original = gallery, model, original
+        self.source = source
         self._measured, self._before = {}, {}
         self.inspection = None
         if kept is None and model is not None:
@@ -483,7 +487,8 @@ class Workspace:
         """Top-k identities before any forgetting and now, for a photo or a test picture."""
         self._idle("try a photo")
         self._ready()
-        gallery, model, original = self.gallery, self.model, self.original  # one gallery's
+        with self._swap:  # one gallery's model and "before"
+            gallery, model, original = self.gallery, self.model, self.original
         with torch_threads(self._threads()):
             return self._answer(gallery, model, original, photo, test_picture, k)
 
