@@ -40,6 +40,7 @@ from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
 from .progress import CancelFn, ProgressFn, Stage
+from .states import Stems
 from .stopping import pushes_unknown
 from .task import Pools, Task, after_snapshot
 from .training import check_labels, fix_threshold
@@ -129,7 +130,8 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
     prototypes = (shot_prototypes(model, gallery, pools.forget) if cfg.prototype_weight > 0
                   else torch.zeros(0))
     return Task(model, gallery, cfg, roles, before, pools, prototypes, gen, tau,
-                unknown=pushes_unknown(cfg, model.kind))
+                unknown=pushes_unknown(cfg, model.kind),
+                stems=Stems(model, gallery, before.stem_test, before.stem_train))
 
 
 def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:

@@ -35,14 +35,25 @@ def _use(task: Task, inputs: Inputs, blocks: Blocks | None) -> None:
     inputs.start_at(blocks.cache_at, blocks.seeded)
 
 
+@torch.no_grad()
+def _group_norms(task: Task, last: list[float] | None) -> list[float]:
+    """Per block, the norm of the task's weight change there (``lora.delta_norms``): a group
+    that does not train now is as it was, so its norm is carried from ``last``, the previous
+    step's (a one-block task computes one norm a step, not one per block)."""
+    layers = [lora.lora_layers(b) for b in task.model.blocks]
+    return [float(lora.group_norm([layer.delta_weight(task.name) for layer in block]))
+            if last is None or group[0].requires_grad else last[g]
+            for g, (block, group) in enumerate(zip(layers, task.groups))]
+
+
 def _point(task: Task, step: int, lr: float, alpha: float, blocks: int, parts: dict,
-           started: float) -> ForgetStep:
-    """One step of the curve (what the page plots live)."""
+           started: float, last: ForgetStep | None) -> ForgetStep:
+    """One step of the curve (what the page plots live); ``last``: the step before it."""
     point: ForgetStep = {"step": step, "steps": task.cfg.steps, "lr": lr, "alpha": alpha,
                          "blocks": blocks, "seconds": time.perf_counter() - started,
                          **parts}  # type: ignore[typeddict-item]
     if task.groups:
-        point["group_norms"] = lora.delta_norms(task.model.blocks, task.name)
+        point["group_norms"] = _group_norms(task, last["group_norms"] if last else None)
         point["zero_groups"] = sum(n == 0.0 for n in point["group_norms"])
     return point
 
@@ -116,7 +127,8 @@ def train(task: Task, on_progress: ProgressFn | None = None,
         _optimizer_step(opt, loss, lr)
         _sparsify(task, opt, lr, alpha)
         step += 1
-        point = _point(task, step, lr, alpha, plan.blocks, parts, started)
+        point = _point(task, step, lr, alpha, plan.blocks, parts, started,
+                       curve[-1] if curve else None)
         # check -> release or stop
         reason, checked = _check(task, inputs, rule, plan, step, point)
         status = checked or status

@@ -171,6 +171,14 @@ class Recognizer(nn.Module):
             self._threshold = value
             self._revision += 1
 
+    def train(self, mode: bool = True) -> "Recognizer":
+        """``nn.Module.train``, skipped when the model is in that mode already: the switch walks
+        every submodule (a hybrid's trunk has hundreds), and a forgetting task switches between
+        its steps and its checks. Nothing sets a submodule's mode alone."""
+        if self.training == mode:
+            return self
+        return super().train(mode)
+
     def freeze(self) -> None:
         """Training is over: gradients dropped, every weight frozen, evaluation mode. The
         weights may have changed, so the revision moves on (snapshots taken before are
@@ -230,13 +238,24 @@ class Recognizer(nn.Module):
         x = bb.blocks(bb.norm_pre(bb.patch_drop(bb._pos_embed(x))))
         return bb.forward_head(bb.norm(x))
 
-    def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
-        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``."""
+    @property
+    def stem_is_costly(self) -> bool:
+        """Whether the tokens entering block 0 are worth keeping between passes: a hybrid's
+        frozen trunk is most of a whole pass's cost, a patch or conv stem almost none of it."""
+        return self.trunk is not None
+
+    def stem_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Tokens (N, 1 + patches, D) entering ``blocks[0]``: the stem, positions and class
+        token. No forgetting task changes them (LoRA sits on the blocks' MLPs)."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
         bb = self.backbone
-        x = bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed((images - self.mean) / self.std))))
-        for blk in bb.blocks[:block]:
+        return bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed((images - self.mean) / self.std))))
+
+    def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
+        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``."""
+        x = self.stem_tokens(images)
+        for blk in self.blocks[:block]:
             x = blk(x)
         return x
 
@@ -247,7 +266,12 @@ class Recognizer(nn.Module):
         nothing up to here changes: computed once, these let a task train and measure through
         the active MLPs and the blocks above only (``embed_from_mid``). For the top block only
         the class token's row is needed (``kept_rows``)."""
-        x = self.tokens_at(images, block)
+        return self.mid_state_from_stem(self.stem_tokens(images), block)
+
+    def mid_state_from_stem(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """``mid_state`` from ``stem_tokens``: the blocks below ``block`` and its attention."""
+        for blk in self.blocks[:block]:
+            x = blk(x)
         blk = self.blocks[block]
         return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x))))
 

@@ -37,22 +37,85 @@ class MidStates:
     flip: torch.Tensor
 
 
+@dataclass
+class Stem:
+    """Tokens entering block 0 (``Recognizer.stem_tokens``) of a set of pictures, as they are
+    and mirrored. No forgetting task changes them, so a hybrid's trunk runs once a picture and
+    view however many tasks and released blocks follow (``Stems``)."""
+
+    plain: torch.Tensor  # (N, T, D) on CPU
+    flip: torch.Tensor
+
+
 @torch.no_grad()
-def mid_states(model: Recognizer, images: torch.Tensor, block: int,
-               chunk: int = CHUNK, on_done: Callable[[int], None] | None = None) -> MidStates:
-    """Both views' states of ``images`` (uint8) at ``block`` (the evaluation pass's first half).
-    ``on_done`` hears the count of pictures done after each chunk."""
+def stem_states(model: Recognizer, images: torch.Tensor, chunk: int = CHUNK,
+                on_done: Callable[[int], None] | None = None) -> Stem:
+    """Both views' stem tokens of ``images`` (uint8). ``on_done`` hears the count of pictures
+    done after each chunk."""
     model.eval()
     plain, flip = [], []
     for i in range(0, len(images), chunk):
         x = images[i:i + chunk].to(model.device)
-        plain.append(model.kept_rows(model.mid_state(x, block), block).cpu())
-        flip.append(model.kept_rows(model.mid_state(x.flip(-1), block), block).cpu())
+        plain.append(model.stem_tokens(x).cpu())
+        flip.append(model.stem_tokens(x.flip(-1)).cpu())
+        if on_done:
+            on_done(min(i + chunk, len(images)))
+    empty = torch.zeros((0, 1, model.cfg.embed_dim))
+    return Stem(torch.cat(plain) if plain else empty, torch.cat(flip) if flip else empty)
+
+
+def _mid_rows(model: Recognizer, block: int, images: torch.Tensor, part: list[int] | slice,
+              flip: bool, stem: Stem | None) -> torch.Tensor:
+    """States at ``block`` of pictures ``part``: from their stem tokens when there are some,
+    else from the pictures."""
+    if stem is not None:
+        h = model.mid_state_from_stem((stem.flip if flip else stem.plain)[part].to(model.device),
+                                      block)
+    else:
+        x = images[part].to(model.device)
+        h = model.mid_state(x.flip(-1) if flip else x, block)
+    return model.kept_rows(h, block)
+
+
+@torch.no_grad()
+def mid_states(model: Recognizer, images: torch.Tensor, block: int,
+               chunk: int = CHUNK, on_done: Callable[[int], None] | None = None,
+               stem: Stem | None = None) -> MidStates:
+    """Both views' states of ``images`` (uint8) at ``block`` (the evaluation pass's first half);
+    from ``stem``, the pictures' stem tokens, when given. ``on_done`` hears the count of
+    pictures done after each chunk."""
+    model.eval()
+    plain, flip = [], []
+    for i in range(0, len(images), chunk):
+        part = slice(i, i + chunk)
+        plain.append(_mid_rows(model, block, images, part, False, stem).cpu())
+        flip.append(_mid_rows(model, block, images, part, True, stem).cpu())
         if on_done:
             on_done(min(i + chunk, len(images)))
     empty = torch.zeros((0, 1, model.cfg.embed_dim))
     return MidStates(block, torch.cat(plain) if plain else empty,
                      torch.cat(flip) if flip else empty)
+
+
+class Stems:
+    """A task's stem tokens of the gallery's training and test pictures: taken from its
+    "before" snapshot, else computed on first need (a task that releases a block below the
+    top), and handed to its "after" snapshot, so the next task has them too. Only for a
+    recognizer whose stem is costly (``Recognizer.stem_is_costly``): elsewhere None, and
+    states come from the pictures."""
+
+    def __init__(self, model: Recognizer, gallery: Gallery, test: Stem | None = None,
+                 train: Stem | None = None):
+        self.model, self.gallery = model, gallery
+        self.known = {"test": test, "train": train}
+
+    def get(self, part: str, on_done: Callable[[int], None] | None = None) -> Stem | None:
+        """The stem tokens of the ``part`` ("test" or "train") pictures (``on_done`` hears
+        the pictures done, if they are computed now)."""
+        if self.known[part] is None and self.model.stem_is_costly:
+            images = self.gallery.test_x if part == "test" else self.gallery.train_x
+            self.known[part] = stem_states(self.model, images, on_done=on_done)
+        return self.known[part]
 
 
 @torch.no_grad()
@@ -71,11 +134,13 @@ def embed_states(model: Recognizer, states: MidStates, chunk: int = CHUNK) -> to
 class StateCache:
     """States at ``block`` of gallery pictures ``images``, per picture and view, filled on first
     use (a large gallery costs only the pictures a task draws). ``seed`` fills it from states
-    computed before (a snapshot's top-block states cost a task nothing)."""
+    computed before (a snapshot's top-block states cost a task nothing); ``stem``, the
+    pictures' stem tokens, spares the stem (a hybrid's trunk) when it fills."""
 
     def __init__(self, model: Recognizer, images: torch.Tensor, block: int,
-                 seed: MidStates | None = None, chunk: int = CHUNK):
+                 seed: MidStates | None = None, chunk: int = CHUNK, stem: Stem | None = None):
         self.model, self.images, self.block, self.chunk = model, images, block, chunk
+        self.stem = stem  # the pictures' stem tokens: states from them, not from the pictures
         self.rows: dict[tuple[int, bool], torch.Tensor] = {}
         self.computed = 0  # pictures x views run through the blocks below (the cost it saves)
         if seed is not None and seed.block == block and len(seed.plain) == len(images):
@@ -87,9 +152,8 @@ class StateCache:
     def _fill(self, missing: list[int], flip: bool) -> None:
         for i in range(0, len(missing), self.chunk):
             part = missing[i:i + self.chunk]
-            x = self.images[torch.tensor(part)].to(self.model.device)
-            h = self.model.mid_state(x.flip(-1) if flip else x, self.block)
-            for j, row in zip(part, self.model.kept_rows(h, self.block)):
+            rows = _mid_rows(self.model, self.block, self.images, part, flip, self.stem)
+            for j, row in zip(part, rows):
                 self.rows[(j, flip)] = row
             self.computed += len(part)
 

@@ -21,7 +21,7 @@ from .data import Gallery
 from .evaluation import Roles, Snapshot, snapshot, snapshot_from
 from .metrics import embed_all
 from .model import Recognizer
-from .states import StateCache, embed_states
+from .states import StateCache, Stems, embed_states
 
 # The shortcut is always taken (no result ever turned it off); tests turn it off to check it
 # gives the full pass's numbers.
@@ -51,6 +51,7 @@ class Task:
     gen: torch.Generator  # every batch is drawn from it, in the order ``objective`` draws
     tau: float  # the recognizer's open-set threshold
     unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
+    stems: Stems  # the gallery's stem tokens, from ``before`` or computed on first need
     name: str = ""  # the task's adapters ("" for full fine-tuning)
     params: tuple[torch.Tensor, ...] = ()  # what trains
     groups: tuple[list[torch.Tensor], ...] = ()  # LoRA groups, one per block (none: full)
@@ -73,7 +74,8 @@ class Inputs:
             return
         task, top = self.task, len(self.task.model.blocks) - 1
         seed = task.before.top_train if seeded and block == top else None
-        self.cache = StateCache(task.model, task.gallery.train_x, block, seed=seed)
+        stem = task.stems.get("train") if block < top else None  # the top block's come seeded
+        self.cache = StateCache(task.model, task.gallery.train_x, block, seed=seed, stem=stem)
 
     def embed(self, idx: torch.Tensor, flip: bool = False) -> torch.Tensor:
         """Training embeddings of gallery pictures ``idx`` (mirrored if ``flip``)."""
@@ -106,16 +108,20 @@ class Inputs:
             return model.head.cosine(embed_all(model, test_x).to(model.device)).cpu()
         block = self.cache.block
         if self.test_cache is None or self.test_cache.block != block:
-            self.test_cache = StateCache(model, test_x, block, seed=self.task.before.top_test)
+            top = len(model.blocks) - 1
+            self.test_cache = StateCache(model, test_x, block, seed=self.task.before.top_test,
+                                         stem=self.task.stems.get("test") if block < top else None)
         emb = embed_states(model, self.test_cache.states(torch.arange(len(test_x))))
         return model.head.cosine(emb.to(model.device)).cpu()
 
 
 def after_snapshot(task: Task, top_only: bool) -> Snapshot:
     """The gallery after the task: from the top block's states the "before" kept when the task
-    changed the top block only (``top_only``: nothing below it moved), else a full pass."""
-    before = task.before
+    changed the top block only (``top_only``: nothing below it moved), else a pass from the
+    stem tokens (``Stems``: the trunk runs no more); the stem tokens go on to the next task."""
+    before, stems = task.before, task.stems
     if (CACHE_STATES and top_only and before.top_test is not None
             and before.top_train is not None):
-        return snapshot_from(task.model, before.top_test, before.top_train)
-    return snapshot(task.model, task.gallery)
+        return snapshot_from(task.model, before.top_test, before.top_train,
+                             stems.known["test"], stems.known["train"])
+    return snapshot(task.model, task.gallery, stems=stems if CACHE_STATES else None)

@@ -150,3 +150,41 @@ def test_the_top_mlp_on_the_class_row_alone_changes_nothing(block):
     for later in model.blocks[block + 1:]:
         whole = later(whole)
     assert torch.equal(model.embed_from_mid(h, block), bb.forward_head(bb.norm(whole)))
+
+
+@pytest.mark.parametrize("block", [0, 2])
+def test_the_stem_tokens_then_the_blocks_give_the_state(block):
+    model, x = adapted_model(), images()
+    assert torch.equal(model.mid_state_from_stem(model.stem_tokens(x), block),
+                       model.mid_state(x, block))
+
+
+def two_tasks_counting_stems(monkeypatch, costly: bool):
+    """Two tasks that release every block, with the stem costly or not: their losses, the
+    first one's "after" and its "before", and the pictures the stem ran on after the first
+    snapshot."""
+    from gslora_core.model import Recognizer
+    monkeypatch.setattr(Recognizer, "stem_is_costly", property(lambda self: costly))
+    model, gallery = tiny_model(), tiny_gallery()
+    before = snapshot(model, gallery)
+    stem_runs: list[int] = []
+    stem = model.stem_tokens
+    monkeypatch.setattr(model, "stem_tokens", lambda x: stem_runs.append(len(x)) or stem(x))
+    first, after = forget_people(model, gallery, ["ann"], CFG, before=before)
+    second, _ = forget_people(model, gallery, ["bob"], CFG, before=after)
+    assert first["blocks_used"] == second["blocks_used"] == 3
+    return [p["loss"] for p in first["curve"] + second["curve"]], after, before, stem_runs
+
+
+def test_a_costly_stem_runs_once_per_picture_and_view_however_many_tasks_release_blocks(
+        monkeypatch):
+    """A hybrid's trunk is most of a pass: its stem tokens are taken once (in the first
+    snapshot) and every released block, "after" and next task starts from them, with the
+    numbers of the pass from the pictures."""
+    loss_a, after_a, before_a, runs_a = two_tasks_counting_stems(monkeypatch, costly=False)
+    loss_b, after_b, before_b, runs_b = two_tasks_counting_stems(monkeypatch, costly=True)
+    assert runs_a and before_a.stem_train is None
+    assert runs_b == [], "the trunk ran again"
+    assert after_b.stem_train is before_b.stem_train and after_b.stem_test is before_b.stem_test
+    assert loss_b == pytest.approx(loss_a, rel=1e-5, abs=1e-6)
+    assert torch.allclose(after_a.test_cos, after_b.test_cos, atol=1e-6)
