@@ -26,10 +26,11 @@ from .model import Recognizer, count_parameters
 from .openset import rates
 from .privacy import membership_attack
 from .states import (
+    Grids,
     MidStates,
-    Stem,
-    Stems,
+    advance,
     embed_states,
+    keeps_grids,
     load_kept,
     mid_states,
     save_kept,
@@ -55,10 +56,9 @@ class Snapshot:
     top_test: MidStates | None = None
     top_train: MidStates | None = None
     revision: int = -1
-    # The pictures' stem tokens (``states.Stems``), kept for a recognizer whose stem is costly:
-    # no task changes them, so every later snapshot and released block starts from them.
-    stem_test: Stem | None = None
-    stem_train: Stem | None = None
+    # Token grids below the top block (``states.Grids``), kept for a recognizer whose stem is
+    # costly: the next task's lower blocks and its "after" start from them.
+    grids: Grids | None = None
 
     def fits(self, model: Recognizer, gallery: Gallery, train: bool = True) -> bool:
         """Whether this is the model's current state on this gallery (nothing changed since);
@@ -70,37 +70,37 @@ class Snapshot:
 @torch.no_grad()
 def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True,
              on_progress: Callable[[dict], None] | None = None,
-             stems: Stems | None = None) -> Snapshot:
+             grids: Grids | None = None) -> Snapshot:
     """A full pass over the gallery (both views), keeping the top block's states on the way,
-    and the stem tokens where the stem is costly (``states.Stems``; from ``stems`` when a
-    task already has them). ``on_progress`` hears {"stage": "measuring", "done", "total"} in
-    pictures."""
+    and the token grids below it where the stem is costly (``states.Grids``; from ``grids``
+    when a task already has them). ``on_progress`` hears {"stage": "measuring", "done",
+    "total"} in pictures."""
     top = len(model.blocks) - 1
     n_test = len(gallery.test_y)
     total = n_test + (len(gallery.train_y) if with_train else 0)
-    stems = stems or Stems(model, gallery)
+    grids = grids or Grids()
 
     def done(offset: int) -> Callable[[int], None] | None:
         if on_progress is None:
             return None
         return lambda k: on_progress({"stage": "measuring", "done": offset + k, "total": total})
 
-    def states(part: str, images: torch.Tensor, offset: int) -> tuple[MidStates, Stem | None]:
-        stem = stems.get(part, on_done=done(offset))  # the costly part of the pass, if any
-        return mid_states(model, images, top, stem=stem,
-                          on_done=None if stem is not None else done(offset)), stem
-    test, stem_test = states("test", gallery.test_x, 0)
-    train, stem_train = (states("train", gallery.train_x, n_test) if with_train
-                         else (None, None))
-    return snapshot_from(model, test, train, stem_test, stem_train)
+    def states(part: str, images: torch.Tensor, offset: int) -> MidStates:
+        below = grids.below(model, gallery, part, on_done=done(offset))  # the costly part
+        if below is not None:
+            return advance(model, below, top)
+        return mid_states(model, images, top, on_done=done(offset))
+    test = states("test", gallery.test_x, 0)
+    train = states("train", gallery.train_x, n_test) if with_train else None
+    return snapshot_from(model, test, train, grids if keeps_grids(model) else None)
 
 
 @torch.no_grad()
 def snapshot_from(model: Recognizer, test: MidStates, train: MidStates | None,
-                  stem_test: Stem | None = None, stem_train: Stem | None = None) -> Snapshot:
+                  grids: Grids | None = None) -> Snapshot:
     """The snapshot from states at one block (``states.mid_states``): only the blocks from
-    there up run. States at the top block, and the stem tokens, are kept in the snapshot for
-    the next task."""
+    there up run. States at the top block, and ``grids``, are kept in the snapshot for the
+    next task."""
     def cosines(emb: torch.Tensor) -> torch.Tensor:
         return model.head.cosine(emb.to(model.device)).cpu()
 
@@ -109,7 +109,7 @@ def snapshot_from(model: Recognizer, test: MidStates, train: MidStates | None,
     test_cos = cosines(test_emb)
     snap = Snapshot(pred=test_cos.argmax(1), test_emb=test_emb, test_cos=test_cos,
                     top_test=test if test.block == top else None, revision=model.revision,
-                    stem_test=stem_test, stem_train=stem_train)
+                    grids=grids)
     if train is not None:
         snap.train_emb = embed_states(model, train)
         snap.train_cos = cosines(snap.train_emb)

@@ -40,7 +40,7 @@ from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
 from .progress import CancelFn, ProgressFn, Stage
-from .states import Stems
+from .states import Grids
 from .stopping import pushes_unknown
 from .task import Pools, Task, after_snapshot
 from .training import check_labels, fix_threshold
@@ -131,7 +131,7 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
                   else torch.zeros(0))
     return Task(model, gallery, cfg, roles, before, pools, prototypes, gen, tau,
                 unknown=pushes_unknown(cfg, model.kind),
-                stems=Stems(model, gallery, before.stem_test, before.stem_train))
+                grids=before.grids or Grids())
 
 
 def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:
@@ -157,9 +157,10 @@ def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record
 
 
-def _top_only(task: Task) -> bool:
-    """Whether the task changed the top block alone (every block below exactly untouched)."""
-    return all(n == 0.0 for n in lora.delta_norms(task.model.blocks, task.name)[:-1])
+def _lowest_changed(task: Task) -> int:
+    """The lowest block the task changed (every block under it exactly untouched)."""
+    norms = lora.delta_norms(task.model.blocks, task.name)
+    return next((b for b, n in enumerate(norms) if n != 0.0), len(norms))
 
 
 class TaskResult(NamedTuple):
@@ -214,7 +215,7 @@ def forget(model: Recognizer, gallery: Gallery, plan: Roles, cfg: ForgetConfig, 
                                     seconds=time.perf_counter() - t0), None)
     model.freeze()
     _stage(on_progress, "measuring the recognizer after the task")
-    after = after_snapshot(task, top_only=_top_only(task))
+    after = after_snapshot(task, lowest=_lowest_changed(task))
     report = build_report(model, gallery, TaskOutcome(
         record=record, roles=plan, before=task.before, after=after, cfg=cfg,
         seconds=time.perf_counter() - t0, train_seconds=train_seconds, curve=curve,

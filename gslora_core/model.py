@@ -268,12 +268,21 @@ class Recognizer(nn.Module):
         the class token's row is needed (``kept_rows``)."""
         return self.mid_state_from_stem(self.stem_tokens(images), block)
 
-    def mid_state_from_stem(self, x: torch.Tensor, block: int) -> torch.Tensor:
-        """``mid_state`` from ``stem_tokens``: the blocks below ``block`` and its attention."""
-        for blk in self.blocks[:block]:
+    def mid_state_from_stem(self, x: torch.Tensor, block: int, start: int = 0) -> torch.Tensor:
+        """``mid_state`` from ``stem_tokens`` (or from tokens entering ``blocks[start]``): the
+        blocks below ``block`` and its attention."""
+        for blk in self.blocks[start:block]:
             x = blk(x)
         blk = self.blocks[block]
         return x + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(x))))
+
+    def mid_state_from_mid(self, h: torch.Tensor, low: int, block: int) -> torch.Tensor:
+        """``mid_state`` at ``block`` from the full token grid of ``mid_state`` at a lower
+        block ``low``: its MLP, the blocks between, ``block``'s attention (the ops of the
+        whole pass, in its order)."""
+        blk = self.blocks[low]
+        x = h + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(h))))
+        return self.mid_state_from_stem(x, block, start=low + 1)
 
     def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,

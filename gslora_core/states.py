@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +41,7 @@ class MidStates:
 class Stem:
     """Tokens entering block 0 (``Recognizer.stem_tokens``) of a set of pictures, as they are
     and mirrored. No forgetting task changes them, so a hybrid's trunk runs once a picture and
-    view however many tasks and released blocks follow (``Stems``)."""
+    view however many tasks and released blocks follow (``Grids``)."""
 
     plain: torch.Tensor  # (N, T, D) on CPU
     flip: torch.Tensor
@@ -97,25 +97,68 @@ def mid_states(model: Recognizer, images: torch.Tensor, block: int,
                      torch.cat(flip) if flip else empty)
 
 
-class Stems:
-    """A task's stem tokens of the gallery's training and test pictures: taken from its
-    "before" snapshot, else computed on first need (a task that releases a block below the
-    top), and handed to its "after" snapshot, so the next task has them too. Only for a
-    recognizer whose stem is costly (``Recognizer.stem_is_costly``): elsewhere None, and
-    states come from the pictures."""
+@torch.no_grad()
+def advance(model: Recognizer, states: MidStates, block: int, chunk: int = CHUNK) -> MidStates:
+    """States at ``block`` from full token grids at a lower block (``states``)."""
+    model.eval()
 
-    def __init__(self, model: Recognizer, gallery: Gallery, test: Stem | None = None,
-                 train: Stem | None = None):
-        self.model, self.gallery = model, gallery
-        self.known = {"test": test, "train": train}
+    def run(h: torch.Tensor) -> torch.Tensor:
+        return torch.cat([model.kept_rows(model.mid_state_from_mid(
+            h[i:i + chunk].to(model.device), states.block, block), block).cpu()
+            for i in range(0, len(h), chunk)] or [torch.zeros((0, 1, model.cfg.embed_dim))])
+    return MidStates(block, run(states.plain), run(states.flip))
 
-    def get(self, part: str, on_done: Callable[[int], None] | None = None) -> Stem | None:
-        """The stem tokens of the ``part`` ("test" or "train") pictures (``on_done`` hears
-        the pictures done, if they are computed now)."""
-        if self.known[part] is None and self.model.stem_is_costly:
-            images = self.gallery.test_x if part == "test" else self.gallery.train_x
-            self.known[part] = stem_states(self.model, images, on_done=on_done)
-        return self.known[part]
+
+def keeps_grids(model: Recognizer) -> bool:
+    """Whether ``model`` keeps token grids below its top block (``Grids``)."""
+    return model.stem_is_costly and len(model.blocks) > 1
+
+
+def below_block(model: Recognizer) -> int:
+    """The block under the top, whose states ``Grids`` keep."""
+    return len(model.blocks) - 2
+
+
+def _part(gallery: Gallery, part: str) -> torch.Tensor:
+    return gallery.test_x if part == "test" else gallery.train_x
+
+
+@dataclass
+class Grids:
+    """A gallery's token grids below the top block, kept for a recognizer whose stem is costly
+    (``keeps_grids``; elsewhere none, and states come from the pictures): the stem tokens,
+    which no task changes, and the states at the MLP input of the block under the top
+    (``below_block``), which no task that leaves every block under it alone changes. Filled
+    on first need (by ``part``, "test" or "train"), carried from a snapshot to the next task
+    and its "after" (a task that changed a block under ``below_block`` hands on the stem
+    tokens only: ``stems_only``), so a hybrid's trunk runs once a picture and view, and a
+    task that releases the second block starts from its states. Tensors only: a snapshot
+    crosses a process boundary with them (``calls``)."""
+
+    stems: dict[str, Stem | None] = field(default_factory=lambda: {"test": None, "train": None})
+    belows: dict[str, MidStates | None] = field(
+        default_factory=lambda: {"test": None, "train": None})
+
+    def stem(self, model: Recognizer, gallery: Gallery, part: str,
+             on_done: Callable[[int], None] | None = None) -> Stem | None:
+        """The stem tokens of the gallery's ``part`` pictures (``on_done`` hears the pictures
+        done, if they are computed now)."""
+        if self.stems[part] is None and keeps_grids(model):
+            self.stems[part] = stem_states(model, _part(gallery, part), on_done=on_done)
+        return self.stems[part]
+
+    def below(self, model: Recognizer, gallery: Gallery, part: str,
+              on_done: Callable[[int], None] | None = None) -> MidStates | None:
+        """The ``part`` pictures' states at ``below_block`` (full token grids)."""
+        if self.belows[part] is None and keeps_grids(model):
+            stem = self.stem(model, gallery, part, on_done)
+            self.belows[part] = mid_states(model, _part(gallery, part), below_block(model),
+                                           stem=stem)
+        return self.belows[part]
+
+    def stems_only(self) -> "Grids":
+        """These grids for a model whose blocks under ``below_block`` changed."""
+        return Grids(stems=dict(self.stems))
 
 
 @torch.no_grad()

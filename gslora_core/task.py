@@ -21,7 +21,15 @@ from .data import Gallery
 from .evaluation import Roles, Snapshot, snapshot, snapshot_from
 from .metrics import embed_all
 from .model import Recognizer
-from .states import StateCache, Stems, embed_states
+from .states import (
+    Grids,
+    MidStates,
+    StateCache,
+    Stem,
+    below_block,
+    embed_states,
+    keeps_grids,
+)
 
 # The shortcut is always taken (no result ever turned it off); tests turn it off to check it
 # gives the full pass's numbers.
@@ -51,7 +59,7 @@ class Task:
     gen: torch.Generator  # every batch is drawn from it, in the order ``objective`` draws
     tau: float  # the recognizer's open-set threshold
     unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
-    stems: Stems  # the gallery's stem tokens, from ``before`` or computed on first need
+    grids: Grids  # the gallery's token grids below the top, from ``before`` or on first need
     name: str = ""  # the task's adapters ("" for full fine-tuning)
     params: tuple[torch.Tensor, ...] = ()  # what trains
     groups: tuple[list[torch.Tensor], ...] = ()  # LoRA groups, one per block (none: full)
@@ -66,16 +74,35 @@ class Inputs:
         self.task = task
         self.cache: StateCache | None = None
         self.test_cache: StateCache | None = None
+        self.seeded = False
 
     def start_at(self, block: int | None, seeded: bool = False) -> None:
         """Training pictures from states at ``block`` from now on (None: the whole backbone);
-        ``seeded``: the "before" snapshot's top-block states may fill the cache."""
+        ``seeded``: every block under ``block`` is as the task found it, so states the
+        "before" snapshot kept there may fill the cache."""
         if not CACHE_STATES or block is None:
             return
+        self.seeded = seeded
+        self.cache = StateCache(self.task.model, self.task.gallery.train_x, block,
+                                seed=self._seed("train", block), stem=self._stem("train", block))
+
+    def _seed(self, part: str, block: int) -> MidStates | None:
+        """States kept at ``block`` that may fill a cache: the "before"'s at the top block, its
+        grids' at the block below (only while ``seeded``)."""
         task, top = self.task, len(self.task.model.blocks) - 1
-        seed = task.before.top_train if seeded and block == top else None
-        stem = task.stems.get("train") if block < top else None  # the top block's come seeded
-        self.cache = StateCache(task.model, task.gallery.train_x, block, seed=seed, stem=stem)
+        if not self.seeded:
+            return None
+        if block == top:
+            return task.before.top_train if part == "train" else task.before.top_test
+        if block != below_block(task.model):
+            return None
+        return task.grids.below(task.model, task.gallery, part)
+
+    def _stem(self, part: str, block: int) -> Stem | None:
+        task = self.task
+        if block >= len(task.model.blocks) - 1:
+            return None
+        return task.grids.stem(task.model, task.gallery, part)
 
     def embed(self, idx: torch.Tensor, flip: bool = False) -> torch.Tensor:
         """Training embeddings of gallery pictures ``idx`` (mirrored if ``flip``)."""
@@ -108,20 +135,22 @@ class Inputs:
             return model.head.cosine(embed_all(model, test_x).to(model.device)).cpu()
         block = self.cache.block
         if self.test_cache is None or self.test_cache.block != block:
-            top = len(model.blocks) - 1
-            self.test_cache = StateCache(model, test_x, block, seed=self.task.before.top_test,
-                                         stem=self.task.stems.get("test") if block < top else None)
+            self.test_cache = StateCache(model, test_x, block, seed=self._seed("test", block),
+                                         stem=self._stem("test", block))
         emb = embed_states(model, self.test_cache.states(torch.arange(len(test_x))))
         return model.head.cosine(emb.to(model.device)).cpu()
 
 
-def after_snapshot(task: Task, top_only: bool) -> Snapshot:
-    """The gallery after the task: from the top block's states the "before" kept when the task
-    changed the top block only (``top_only``: nothing below it moved), else a pass from the
-    stem tokens (``Stems``: the trunk runs no more); the stem tokens go on to the next task."""
-    before, stems = task.before, task.stems
-    if (CACHE_STATES and top_only and before.top_test is not None
-            and before.top_train is not None):
+def after_snapshot(task: Task, lowest: int) -> Snapshot:
+    """The gallery after the task, ``lowest`` the lowest block it changed: from the top
+    block's states the "before" kept when it changed the top block alone, from the token grids
+    at the block below when nothing under that moved, else from the stem tokens (a hybrid's
+    trunk runs no more); the grids that still hold go on to the next task."""
+    before, grids, top = task.before, task.grids, len(task.model.blocks) - 1
+    if not CACHE_STATES:
+        return snapshot(task.model, task.gallery)
+    if lowest >= top and before.top_test is not None and before.top_train is not None:
         return snapshot_from(task.model, before.top_test, before.top_train,
-                             stems.known["test"], stems.known["train"])
-    return snapshot(task.model, task.gallery, stems=stems if CACHE_STATES else None)
+                             grids if keeps_grids(task.model) else None)
+    held = lowest >= below_block(task.model)  # the states kept under the top still hold
+    return snapshot(task.model, task.gallery, grids=grids if held else grids.stems_only())

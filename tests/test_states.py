@@ -183,8 +183,36 @@ def test_a_costly_stem_runs_once_per_picture_and_view_however_many_tasks_release
     numbers of the pass from the pictures."""
     loss_a, after_a, before_a, runs_a = two_tasks_counting_stems(monkeypatch, costly=False)
     loss_b, after_b, before_b, runs_b = two_tasks_counting_stems(monkeypatch, costly=True)
-    assert runs_a and before_a.stem_train is None
+    assert runs_a and before_a.grids is None
     assert runs_b == [], "the trunk ran again"
-    assert after_b.stem_train is before_b.stem_train and after_b.stem_test is before_b.stem_test
+    assert all(after_b.grids.stems[p] is before_b.grids.stems[p] for p in ("test", "train"))
     assert loss_b == pytest.approx(loss_a, rel=1e-5, abs=1e-6)
     assert torch.allclose(after_a.test_cos, after_b.test_cos, atol=1e-6)
+
+
+def test_a_task_that_released_the_second_block_starts_and_ends_from_the_grids_kept_there(
+        monkeypatch):
+    """With the stem costly, the states at the block below the top come from the "before"'s
+    grids, and the "after" is measured from them (nothing runs from the stem tokens), with
+    the numbers of a full pass."""
+    from gslora_core.model import Recognizer
+    monkeypatch.setattr(Recognizer, "stem_is_costly", property(lambda self: True))
+    model, gallery = tiny_model(), tiny_gallery()
+    before = snapshot(model, gallery)
+    from_stem: list[int] = []
+    run = model.mid_state_from_stem
+
+    def counted(x, block, start=0):
+        if start == 0:
+            from_stem.append(len(x))
+        return run(x, block, start)
+    monkeypatch.setattr(model, "mid_state_from_stem", counted)
+    report, after = forget_people(model, gallery, ["ann"], replace(CFG, stage_steps=6, steps=11),
+                                  before=before)
+    assert report["blocks_used"] == 2
+    assert from_stem == [], "a pass started from the stem tokens"
+    assert after.grids is before.grids
+    monkeypatch.undo()
+    full = snapshot(model, gallery)
+    assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
+    assert torch.allclose(after.train_cos, full.train_cos, atol=1e-6)
