@@ -6,7 +6,10 @@ at every step and before and after the task: computed once, it lets the task tra
 stopping rule and measure the gallery through the active MLPs and the blocks above only. At the
 top block only the class token's row is kept (``Recognizer.kept_rows``), so a one-block task runs
 on one 192-wide row per picture. ``Recognizer.embed_from_mid`` finishes the pass; the result is
-the full pass's, as tests/test_states.py checks.
+the full pass's, as tests/test_states.py checks. For a hybrid, whose frozen trunk is most of a
+pass, the token grids under the top (``Grids``: the stem tokens, and the states at the block
+below the top) are kept in snapshots too, so a task that releases lower blocks, and its
+"after", never run the trunk again.
 """
 from __future__ import annotations
 
