@@ -56,8 +56,8 @@ class Snapshot:
     top_test: MidStates | None = None
     top_train: MidStates | None = None
     revision: int = -1
-    # Token grids below the top block (``states.Grids``), kept for a recognizer whose stem is
-    # costly: the next task's lower blocks and its "after" start from them.
+    # Token grids below the top block (``states.Grids``): the next task's lower blocks and its
+    # "after" start from them.
     grids: Grids | None = None
 
     def fits(self, model: Recognizer, gallery: Gallery, train: bool = True) -> bool:
@@ -72,8 +72,8 @@ def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True,
              on_progress: Callable[[dict], None] | None = None,
              grids: Grids | None = None) -> Snapshot:
     """A full pass over the gallery (both views), keeping the top block's states on the way,
-    and the token grids below it where the stem is costly (``states.Grids``; from ``grids``
-    when a task already has them). ``on_progress`` hears {"stage": "measuring", "done",
+    and the token grids below it (``states.Grids``; from ``grids`` when a task already has
+    them). ``on_progress`` hears {"stage": "measuring", "done",
     "total"} in pictures."""
     top = len(model.blocks) - 1
     n_test = len(gallery.test_y)

@@ -6,10 +6,10 @@ at every step and before and after the task: computed once, it lets the task tra
 stopping rule and measure the gallery through the active MLPs and the blocks above only. At the
 top block only the class token's row is kept (``Recognizer.kept_rows``), so a one-block task runs
 on one 192-wide row per picture. ``Recognizer.embed_from_mid`` finishes the pass; the result is
-the full pass's, as tests/test_states.py checks. For a hybrid, whose frozen trunk is most of a
-pass, the token grids under the top (``Grids``: the stem tokens, and the states at the block
-below the top) are kept in snapshots too, so a task that releases lower blocks, and its
-"after", never run the trunk again.
+the full pass's, as tests/test_states.py checks. The token grids under the top (``Grids``: the
+states at the block below the top, and a hybrid's stem tokens, its frozen trunk being most of a
+pass) are kept in snapshots too, so a task that releases the second block starts from kept
+states, and one that releases more never runs the trunk again.
 """
 from __future__ import annotations
 
@@ -113,8 +113,9 @@ def advance(model: Recognizer, states: MidStates, block: int, chunk: int = CHUNK
 
 
 def keeps_grids(model: Recognizer) -> bool:
-    """Whether ``model`` keeps token grids below its top block (``Grids``)."""
-    return model.stem_is_costly and len(model.blocks) > 1
+    """Whether ``model`` keeps token grids below its top block (``Grids``): every model with a
+    block under the top (the stem tokens only where the stem is costly)."""
+    return len(model.blocks) > 1
 
 
 def below_block(model: Recognizer) -> int:
@@ -128,9 +129,9 @@ def _part(gallery: Gallery, part: str) -> torch.Tensor:
 
 @dataclass
 class Grids:
-    """A gallery's token grids below the top block, kept for a recognizer whose stem is costly
-    (``keeps_grids``; elsewhere none, and states come from the pictures): the stem tokens,
-    which no task changes, and the states at the MLP input of the block under the top
+    """A gallery's token grids below the top block (``keeps_grids``): the stem tokens, which no
+    task changes (kept where the stem is costly, a hybrid's trunk; elsewhere states come from
+    the pictures), and the states at the MLP input of the block under the top
     (``below_block``), which no task that leaves every block under it alone changes. Filled
     on first need (by ``part``, "test" or "train"), carried from a snapshot to the next task
     and its "after" (a task that changed a block under ``below_block`` hands on the stem
@@ -146,7 +147,7 @@ class Grids:
              on_done: Callable[[int], None] | None = None) -> Stem | None:
         """The stem tokens of the gallery's ``part`` pictures (``on_done`` hears the pictures
         done, if they are computed now)."""
-        if self.stems[part] is None and keeps_grids(model):
+        if self.stems[part] is None and model.stem_is_costly and keeps_grids(model):
             self.stems[part] = stem_states(model, _part(gallery, part), on_done=on_done)
         return self.stems[part]
 
@@ -156,7 +157,7 @@ class Grids:
         if self.belows[part] is None and keeps_grids(model):
             stem = self.stem(model, gallery, part, on_done)
             self.belows[part] = mid_states(model, _part(gallery, part), below_block(model),
-                                           stem=stem)
+                                           stem=stem, on_done=None if stem else on_done)
         return self.belows[part]
 
     def stems_only(self) -> "Grids":
