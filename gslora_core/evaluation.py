@@ -30,7 +30,6 @@ from .states import (
     MidStates,
     advance,
     embed_states,
-    keeps_grids,
     load_kept,
     mid_states,
     save_kept,
@@ -92,7 +91,7 @@ def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True,
         return mid_states(model, images, top, on_done=done(offset))
     test = states("test", gallery.test_x, 0)
     train = states("train", gallery.train_x, n_test) if with_train else None
-    return snapshot_from(model, test, train, grids if keeps_grids(model) else None)
+    return snapshot_from(model, test, train, grids)
 
 
 @torch.no_grad()

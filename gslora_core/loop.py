@@ -35,15 +35,13 @@ def _use(task: Task, inputs: Inputs, blocks: Blocks | None) -> None:
     inputs.start_at(blocks.cache_at, blocks.seeded)
 
 
-@torch.no_grad()
 def _group_norms(task: Task, last: list[float] | None) -> list[float]:
-    """Per block, the norm of the task's weight change there (``lora.delta_norms``): a group
+    """Per block, the norm of the task's weight change there (``lora.delta_norm``): a group
     that does not train now is as it was, so its norm is carried from ``last``, the previous
     step's (a one-block task computes one norm a step, not one per block)."""
-    layers = [lora.lora_layers(b) for b in task.model.blocks]
-    return [float(lora.group_norm([layer.delta_weight(task.name) for layer in block]))
+    return [lora.delta_norm(block, task.name)
             if last is None or group[0].requires_grad else last[g]
-            for g, (block, group) in enumerate(zip(layers, task.groups))]
+            for g, (block, group) in enumerate(zip(task.model.blocks, task.groups))]
 
 
 def _point(task: Task, step: int, lr: float, alpha: float, blocks: int, parts: dict,

@@ -171,12 +171,16 @@ def norms_of(groups: list[list[nn.Parameter]]) -> list[float]:
 
 
 @torch.no_grad()
-def delta_norms(blocks: nn.Sequential, task: str) -> list[float]:
-    """Per block, the Frobenius norm of the weight change this task makes there:
+def delta_norm(block: nn.Module, task: str) -> float:
+    """The Frobenius norm of the weight change this task makes in ``block``:
     sqrt(||dW_fc1||^2 + ||dW_fc2||^2) with dW = (lora_alpha / r) B A. Exactly 0.0 for a block
     the task leaves untouched, which is what the heatmap shows."""
-    return [float(group_norm([layer.delta_weight(task) for layer in lora_layers(block)]))
-            for block in blocks]
+    return float(group_norm([layer.delta_weight(task) for layer in lora_layers(block)]))
+
+
+def delta_norms(blocks: nn.Sequential, task: str) -> list[float]:
+    """Per block, ``delta_norm``."""
+    return [delta_norm(block, task) for block in blocks]
 
 
 def group_norms(blocks: nn.Sequential) -> list[list[float]]:

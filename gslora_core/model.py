@@ -252,13 +252,6 @@ class Recognizer(nn.Module):
         bb = self.backbone
         return bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed((images - self.mean) / self.std))))
 
-    def tokens_at(self, images: torch.Tensor, block: int) -> torch.Tensor:
-        """Hidden tokens (N, 1 + patches, D) at the input of ``blocks[block]``."""
-        x = self.stem_tokens(images)
-        for blk in self.blocks[:block]:
-            x = blk(x)
-        return x
-
     def mid_state(self, images: torch.Tensor, block: int) -> torch.Tensor:
         """Tokens at the input of ``blocks[block]``'s MLP (after its attention and residual).
 

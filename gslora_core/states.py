@@ -50,21 +50,38 @@ class Stem:
     flip: torch.Tensor
 
 
+def _both_views(model: Recognizer, n: int, rows: Callable[[slice, bool], torch.Tensor],
+                chunk: int, on_done: Callable[[int], None] | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rows(part, flip)`` over ``n`` pictures a chunk at a time, as they are and mirrored,
+    gathered on the CPU (``on_done`` hears the pictures done after each chunk)."""
+    model.eval()
+    plain, flip = [], []
+    for i in range(0, n, chunk):
+        part = slice(i, i + chunk)
+        plain.append(rows(part, False).cpu())
+        flip.append(rows(part, True).cpu())
+        if on_done:
+            on_done(min(i + chunk, n))
+    empty = torch.zeros((0, 1, model.cfg.embed_dim))
+    return (torch.cat(plain) if plain else empty), (torch.cat(flip) if flip else empty)
+
+
+def _view(images: torch.Tensor, part: list[int] | slice, flip: bool,
+          device: torch.device) -> torch.Tensor:
+    x = images[part].to(device)
+    return x.flip(-1) if flip else x
+
+
 @torch.no_grad()
 def stem_states(model: Recognizer, images: torch.Tensor, chunk: int = CHUNK,
                 on_done: Callable[[int], None] | None = None) -> Stem:
     """Both views' stem tokens of ``images`` (uint8). ``on_done`` hears the count of pictures
     done after each chunk."""
-    model.eval()
-    plain, flip = [], []
-    for i in range(0, len(images), chunk):
-        x = images[i:i + chunk].to(model.device)
-        plain.append(model.stem_tokens(x).cpu())
-        flip.append(model.stem_tokens(x.flip(-1)).cpu())
-        if on_done:
-            on_done(min(i + chunk, len(images)))
-    empty = torch.zeros((0, 1, model.cfg.embed_dim))
-    return Stem(torch.cat(plain) if plain else empty, torch.cat(flip) if flip else empty)
+    return Stem(*_both_views(
+        model, len(images),
+        lambda part, flip: model.stem_tokens(_view(images, part, flip, model.device)),
+        chunk, on_done))
 
 
 def _mid_rows(model: Recognizer, block: int, images: torch.Tensor, part: list[int] | slice,
@@ -75,8 +92,7 @@ def _mid_rows(model: Recognizer, block: int, images: torch.Tensor, part: list[in
         h = model.mid_state_from_stem((stem.flip if flip else stem.plain)[part].to(model.device),
                                       block)
     else:
-        x = images[part].to(model.device)
-        h = model.mid_state(x.flip(-1) if flip else x, block)
+        h = model.mid_state(_view(images, part, flip, model.device), block)
     return model.kept_rows(h, block)
 
 
@@ -87,29 +103,18 @@ def mid_states(model: Recognizer, images: torch.Tensor, block: int,
     """Both views' states of ``images`` (uint8) at ``block`` (the evaluation pass's first half);
     from ``stem``, the pictures' stem tokens, when given. ``on_done`` hears the count of
     pictures done after each chunk."""
-    model.eval()
-    plain, flip = [], []
-    for i in range(0, len(images), chunk):
-        part = slice(i, i + chunk)
-        plain.append(_mid_rows(model, block, images, part, False, stem).cpu())
-        flip.append(_mid_rows(model, block, images, part, True, stem).cpu())
-        if on_done:
-            on_done(min(i + chunk, len(images)))
-    empty = torch.zeros((0, 1, model.cfg.embed_dim))
-    return MidStates(block, torch.cat(plain) if plain else empty,
-                     torch.cat(flip) if flip else empty)
+    return MidStates(block, *_both_views(
+        model, len(images), lambda part, flip: _mid_rows(model, block, images, part, flip, stem),
+        chunk, on_done))
 
 
 @torch.no_grad()
 def advance(model: Recognizer, states: MidStates, block: int, chunk: int = CHUNK) -> MidStates:
     """States at ``block`` from full token grids at a lower block (``states``)."""
-    model.eval()
-
-    def run(h: torch.Tensor) -> torch.Tensor:
-        return torch.cat([model.kept_rows(model.mid_state_from_mid(
-            h[i:i + chunk].to(model.device), states.block, block), block).cpu()
-            for i in range(0, len(h), chunk)] or [torch.zeros((0, 1, model.cfg.embed_dim))])
-    return MidStates(block, run(states.plain), run(states.flip))
+    def rows(part: slice, flip: bool) -> torch.Tensor:
+        h = (states.flip if flip else states.plain)[part].to(model.device)
+        return model.kept_rows(model.mid_state_from_mid(h, states.block, block), block)
+    return MidStates(block, *_both_views(model, len(states.plain), rows, chunk, None))
 
 
 def keeps_grids(model: Recognizer) -> bool:

@@ -28,7 +28,6 @@ from .states import (
     Stem,
     below_block,
     embed_states,
-    keeps_grids,
 )
 
 # The shortcut is always taken (no result ever turned it off); tests turn it off to check it
@@ -150,7 +149,6 @@ def after_snapshot(task: Task, lowest: int) -> Snapshot:
     if not CACHE_STATES:
         return snapshot(task.model, task.gallery)
     if lowest >= top and before.top_test is not None and before.top_train is not None:
-        return snapshot_from(task.model, before.top_test, before.top_train,
-                             grids if keeps_grids(task.model) else None)
+        return snapshot_from(task.model, before.top_test, before.top_train, grids)
     held = lowest >= below_block(task.model)  # the states kept under the top still hold
     return snapshot(task.model, task.gallery, grids=grids if held else grids.stems_only())

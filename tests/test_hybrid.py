@@ -81,7 +81,7 @@ def test_the_cached_state_path_equals_the_full_pass(levels, tokens):
     torch.manual_seed(1)
     m = Recognizer(ModelConfig.hybrid(levels), NAMES).eval()
     x = chips(2)
-    assert m.tokens_at(x, 0).shape == (2, tokens, 192)
+    assert m.stem_tokens(x).shape == (2, tokens, 192)
     for block in (0, 5):
         states = mid_states(m, x, block)
         got = m.embed_from_mid(states.plain, block)
