@@ -215,6 +215,9 @@ def knob(default: Any, help: str, label: str = "") -> Any:
 # Whether a task pushes its forget pictures to "not recognized" (ForgetConfig.unknown).
 UNKNOWN = ("auto", "on", "off")
 
+# The learning rate inside a release stage (ForgetConfig.lr_decay).
+LR_DECAY = ("auto", "none", "cosine")
+
 # A task's adapters add (LORA_ALPHA / rank) * B A: 1/8 at the default rank 8, the authors'.
 LORA_ALPHA = 1.0
 
@@ -256,6 +259,13 @@ class ForgetConfig:
                 "(on for faces, where a forgotten person must come out unknown; off for object "
                 "classes, whose measure is Acc_f: a forgotten class may be taken for another)",
         "forgotten = not recognized")
+    lr_decay: str = knob(
+        "auto", "release: the learning rate inside a stage: none (constant), cosine (from lr at "
+                "the stage's first step to 0 at the step cap, again from lr after a release), "
+                "or auto (cosine for object classes, whose one-block stage swings at a constant "
+                "rate and never settles on all of a class's pictures; none for faces, where "
+                "cosine left more held-back pictures named; docs/objects.md)",
+        "learning-rate decay")
     check_every: int = knob(5, "release: steps between checks of the stopping rule")
     max_seconds: float = knob(0.0, "cap on the task's training seconds (0 = none)",
                               "time cap (s, 0 = none)")
@@ -312,6 +322,7 @@ class ForgetConfig:
             (self.stage_steps >= 1, "stage_steps must be at least 1"),
             (self.margin >= 0, "margin must be 0 or more"),
             (self.unknown in UNKNOWN, f"unknown must be one of {', '.join(UNKNOWN)}"),
+            (self.lr_decay in LR_DECAY, f"lr_decay must be one of {', '.join(LR_DECAY)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),
             (self.alpha >= 0, "alpha (group sparsity weight) must be 0 or more"),

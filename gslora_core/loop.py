@@ -103,7 +103,7 @@ def train(task: Task, on_progress: ProgressFn | None = None,
     cancelled, the model then as the loop left it: the caller removes the task)."""
     model, cfg = task.model, task.cfg
     started = time.perf_counter()
-    plan = schedule_for(cfg, len(model.blocks), bool(task.groups))
+    plan = schedule_for(cfg, len(model.blocks), bool(task.groups), task.anneals)
     inputs = Inputs(task)
     rule = Rule(task, inputs)
     _use(task, inputs, plan.start())

@@ -1,0 +1,49 @@
+"""The release schedule as a policy: its learning rate inside a stage and when it releases."""
+from dataclasses import replace
+
+import pytest
+
+from gslora_core.config import ForgetConfig
+from gslora_core.schedules import Release, anneals, schedule_for
+
+CFG = ForgetConfig(steps=100, stage_steps=20, lr=0.01)
+
+
+def _stuck(plan: Release, step: int) -> tuple:
+    """A full check at ``step`` that made no progress since the first one."""
+    return plan.after_check(step, {"full": True, "pictures_left": 5})
+
+
+def test_the_rate_decays_for_object_classes_only_unless_asked():
+    assert anneals(CFG, "objects") and not anneals(CFG, "faces")
+    assert anneals(replace(CFG, lr_decay="cosine"), "faces")
+    assert not anneals(replace(CFG, lr_decay="none"), "objects")
+    assert not anneals(replace(CFG, schedule="fixed", lr_decay="cosine"), "objects")
+    with pytest.raises(ValueError, match="lr_decay"):
+        replace(CFG, lr_decay="linear")
+
+
+def test_a_constant_rate_unless_the_schedule_anneals():
+    plan = schedule_for(CFG, depth=4, sparse=True)
+    assert [plan.rates(s)[0] for s in (0, 50, 99)] == [0.01] * 3
+
+
+def test_an_annealed_stage_decays_to_zero_at_the_cap_and_restarts_at_a_release():
+    plan = schedule_for(CFG, depth=4, sparse=True, anneal=True)
+    plan.begin({"pictures_left": 5})
+    rates = [plan.rates(s)[0] for s in range(100)]
+    assert rates[0] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[50] == pytest.approx(0.005) and rates[99] < 1e-5
+    reason, blocks = _stuck(plan, 40)  # 40 steps without progress: the next block down
+    assert reason is None and blocks is not None and plan.blocks == 2
+    assert plan.rates(40)[0] == pytest.approx(0.01)  # the new stage starts at the full rate
+    assert plan.rates(70)[0] == pytest.approx(0.005)  # and decays over the steps left
+
+
+def test_no_block_is_released_at_the_last_step():
+    """A block released at the cap would never train, yet count as used."""
+    plan = schedule_for(CFG, depth=4, sparse=True)
+    plan.begin({"pictures_left": 5})
+    assert _stuck(plan, 100) == (None, None) and plan.blocks == 1
+    assert _stuck(plan, 99)[1] is not None and plan.blocks == 2
