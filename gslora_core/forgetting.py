@@ -40,7 +40,6 @@ from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
 from .progress import CancelFn, ProgressFn, Stage
-from .schedules import anneals
 from .states import Grids
 from .stopping import pushes_unknown
 from .task import Pools, Task, after_snapshot
@@ -131,7 +130,7 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
     prototypes = (shot_prototypes(model, gallery, pools.forget) if cfg.prototype_weight > 0
                   else torch.zeros(0))
     return Task(model, gallery, cfg, roles, before, pools, prototypes, gen, tau,
-                unknown=pushes_unknown(cfg, model.kind), anneals=anneals(cfg, model.kind),
+                unknown=pushes_unknown(cfg, model.kind),
                 grids=before.grids or Grids())
 
 

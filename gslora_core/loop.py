@@ -19,7 +19,7 @@ from .losses import proximal_group_step
 from .metrics import subset_accuracy
 from .objective import draw_batch, keep_anchor, step_loss
 from .progress import CancelFn, ForgetStep, ProgressFn
-from .schedules import Blocks, Schedule, schedule_for
+from .schedules import Blocks, Schedule, anneals, schedule_for
 from .stopping import Rule, Stop
 from .task import Inputs, Task
 
@@ -103,7 +103,7 @@ def train(task: Task, on_progress: ProgressFn | None = None,
     cancelled, the model then as the loop left it: the caller removes the task)."""
     model, cfg = task.model, task.cfg
     started = time.perf_counter()
-    plan = schedule_for(cfg, len(model.blocks), bool(task.groups), task.anneals)
+    plan = schedule_for(cfg, len(model.blocks), bool(task.groups), anneals(cfg, model.kind))
     inputs = Inputs(task)
     rule = Rule(task, inputs)
     _use(task, inputs, plan.start())

@@ -6,8 +6,9 @@ checked, and when a task ends.
 progress on the stopping rule for ``stage_steps``, the next block down is released (its adapter
 starts from B = 0, so nothing jumps); it ends as soon as the rule holds, or at a cap on steps or
 seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap,
-restarted at each release. "fixed" is the earlier schedule, the authors' shape: a group lasso over every block
-picks the blocks, then a refit of a fixed count of steps trains the ones it kept.
+restarted at each release. "fixed" is the earlier schedule, the authors' shape: a group lasso
+over every block picks the blocks, then a refit of a fixed count of steps trains the ones it
+kept.
 """
 from __future__ import annotations
 
@@ -133,11 +134,9 @@ class Release(Schedule):
         return "step cap" if step >= self.cfg.steps else super().cap(step, seconds)
 
     def rates(self, step: int) -> tuple[float, float]:
-        cfg = self.cfg
-        if not self.anneal:
-            return cfg.lr, 0.0
-        t = (step - self.stage_from) / max(1, cfg.steps - self.stage_from)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t)), 0.0
+        """Annealed: the fixed schedule's cosine with a warm restart at the stage's first step
+        (``lr_at``); a stage never starts at the cap, so the cosine always has steps left."""
+        return (lr_at(self.cfg, step, self.stage_from) if self.anneal else self.cfg.lr), 0.0
 
     def check_at(self, step: int) -> bool | None:
         """Every ``check_every`` steps and at the cap; every ``FULL_CHECK_EVERY``-th judges

@@ -58,7 +58,6 @@ class Task:
     gen: torch.Generator  # every batch is drawn from it, in the order ``objective`` draws
     tau: float  # the recognizer's open-set threshold
     unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
-    anneals: bool  # ``schedules.anneals``: the rate decays inside each release stage
     grids: Grids  # the gallery's token grids below the top, from ``before`` or on first need
     name: str = ""  # the task's adapters ("" for full fine-tuning)
     params: tuple[torch.Tensor, ...] = ()  # what trains
