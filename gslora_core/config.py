@@ -287,8 +287,9 @@ class ForgetConfig:
                       "BND (forget bound)")
     steps: int = knob(400, "most optimizer steps (release: the cap; fixed: the count)",
                       "step cap")
-    lr: float = knob(1e-2, "learning rate (release: constant; fixed: held during the lasso, "
-                           "cosine in the refit)", "learning rate")
+    lr: float = knob(1e-2, "learning rate (release: constant for faces; for object classes it "
+                           "falls to 0 along a cosine inside each stage; fixed: held during the "
+                           "lasso, cosine in the refit)", "learning rate")
     weight_decay: float = knob(0.0, "AdamW weight decay")
     batch_size: int = knob(128, "retain and forget pictures per step (each)")
     sparsity_warmup: float = knob(
