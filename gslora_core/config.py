@@ -248,7 +248,8 @@ class ForgetConfig:
         80, "release: steps without progress (no fewer forget pictures left than before) "
             "after which the next block down is released (80: on the hybrid backbone the "
             "one-block stage's count of pictures left swings for tens of steps before it "
-            "reaches 0; docs/results.md)", "patience before releasing a block")
+            "reaches 0; docs/results.md). At a decaying rate (lr_decay) no block is released",
+        "patience before releasing a block")
     margin: float = knob(
         0.1, "release: how far below the recognizer's threshold a forget picture's best cosine "
              "must go (its push to 'not recognized' and the stopping rule's margin)",
@@ -260,11 +261,13 @@ class ForgetConfig:
                 "classes, whose measure is Acc_f: a forgotten class may be taken for another)",
         "forgotten = not recognized")
     lr_decay: str = knob(
-        "auto", "release: the learning rate inside a stage: none (constant), cosine (from lr at "
-                "the stage's first step to 0 at the step cap, again from lr after a release), "
-                "or auto (cosine for object classes, whose one-block stage swings at a constant "
-                "rate and never settles on all of a class's pictures; none for faces, where "
-                "cosine left more held-back pictures named; docs/objects.md)",
+        "auto", "release: the learning rate: none (constant; blocks are released as the task "
+                "needs them), cosine (from lr to 0 at the step cap, and the task keeps the "
+                "blocks it starts with: the count of pictures left swings until the rate is "
+                "low, too late for a released block to pay for itself), or auto (cosine for "
+                "object classes, whose one-block stage swings at a constant rate and never "
+                "settles on all of a class's pictures; none for faces, where cosine left more "
+                "held-back pictures named; docs/objects.md)",
         "learning-rate decay")
     check_every: int = knob(5, "release: steps between checks of the stopping rule")
     max_seconds: float = knob(0.0, "cap on the task's training seconds (0 = none)",
@@ -288,7 +291,7 @@ class ForgetConfig:
     steps: int = knob(400, "most optimizer steps (release: the cap; fixed: the count)",
                       "step cap")
     lr: float = knob(1e-2, "learning rate (release: constant for faces; for object classes it "
-                           "falls to 0 along a cosine inside each stage; fixed: held during the "
+                           "falls to 0 along a cosine over the task; fixed: held during the "
                            "lasso, cosine in the refit)", "learning rate")
     weight_decay: float = knob(0.0, "AdamW weight decay")
     batch_size: int = knob(128, "retain and forget pictures per step (each)")

@@ -28,17 +28,24 @@ def test_a_constant_rate_unless_the_schedule_anneals():
     assert [plan.rates(s)[0] for s in (0, 50, 99)] == [0.01] * 3
 
 
-def test_an_annealed_stage_decays_to_zero_at_the_cap_and_restarts_at_a_release():
+def test_an_annealed_task_decays_to_zero_at_the_cap_and_keeps_its_blocks():
     plan = schedule_for(CFG, depth=4, sparse=True, anneal=True)
     plan.begin({"pictures_left": 5})
     rates = [plan.rates(s)[0] for s in range(100)]
     assert rates[0] == pytest.approx(0.01)
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert rates[50] == pytest.approx(0.005) and rates[99] < 1e-5
-    reason, blocks = _stuck(plan, 40)  # 40 steps without progress: the next block down
+    assert [_stuck(plan, s) for s in (40, 60, 80)] == [(None, None)] * 3  # stuck, kept
+    assert plan.blocks == 1
+
+
+def test_a_constant_rate_releases_the_next_block_when_stuck():
+    plan = schedule_for(CFG, depth=4, sparse=True)
+    plan.begin({"pictures_left": 5})
+    assert _stuck(plan, 15) == (None, None) and plan.blocks == 1  # patience not yet spent
+    reason, blocks = _stuck(plan, 20)  # 20 steps without progress: the next block down
     assert reason is None and blocks is not None and plan.blocks == 2
-    assert plan.rates(40)[0] == pytest.approx(0.01)  # the new stage starts at the full rate
-    assert plan.rates(70)[0] == pytest.approx(0.005)  # and decays over the steps left
+    assert _stuck(plan, 30) == (None, None) and plan.blocks == 2  # patience starts again
 
 
 def test_no_block_is_released_at_the_last_step():
