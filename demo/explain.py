@@ -51,11 +51,14 @@ blocks stay untouched). A task starts with the top block's group alone; the grou
 **exactly zero** (the grey "0" cells in the heatmap: those blocks are untouched). Every
 {check} steps the task checks its own training pictures of the people to forget: is any of them
 still answered with their name, or close enough to anyone to be named? If the blocks in use make
-no progress for {stage} steps, the next block down is released. When every picture is past the
-margin the task stops, however few steps that took; a cap ({steps} steps) ends a task that cannot
-get there, and the result says so. Because everything below the first block in use is
-unchanged, each picture's state there is computed once and kept: a one-block task trains and
-measures on a single row per picture, which is why it takes about a second.
+no progress for {stage} steps, the next block down is released (for object classes the learning
+rate falls to zero over the task instead, and the task keeps its top block: while the rate is
+high the count of pictures left swings, so a pause there says nothing about capacity). When
+every picture is past the margin the task stops, however few steps that took; a cap ({steps}
+steps) ends a task that cannot get there, and the result says so. Because everything below
+the first block in use is unchanged, each picture's state there is computed once and kept: a
+one-block task trains and measures on a single row per picture, which is why it takes about a
+second.
 
 **Forgotten means unknown.** The recognizer answers a name only above a threshold (fixed on
 held-back pictures when it was enrolled); below it, "not recognized". A forgotten face must come
