@@ -215,7 +215,7 @@ def knob(default: Any, help: str, label: str = "") -> Any:
 # Whether a task pushes its forget pictures to "not recognized" (ForgetConfig.unknown).
 UNKNOWN = ("auto", "on", "off")
 
-# The learning rate inside a release stage (ForgetConfig.lr_decay).
+# A release task's learning rate: constant, or a cosine over the task (ForgetConfig.lr_decay).
 LR_DECAY = ("auto", "none", "cosine")
 
 # A task's adapters add (LORA_ALPHA / rank) * B A: 1/8 at the default rank 8, the authors'.

@@ -5,8 +5,8 @@ checked, and when a task ends.
 "release" (the default) trains the top block's adapter alone; if the blocks in use have made no
 progress on the stopping rule for ``stage_steps``, the next block down is released (its adapter
 starts from B = 0, so nothing jumps); it ends as soon as the rule holds, or at a cap on steps or
-seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap,
-restarted at each release. "fixed" is the earlier schedule, the authors' shape: a group lasso
+seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap, and
+then no block is released. "fixed" is the earlier schedule, the authors' shape: a group lasso
 over every block picks the blocks, then a refit of a fixed count of steps trains the ones it
 kept.
 """
@@ -123,7 +123,11 @@ class Release(Schedule):
         self.first = depth - start  # the lowest block that trains
         self.best, self.best_at = 0, 0  # progress: the fewest pictures left, and when
         self.anneal = anneal
-        self.releases = sparse and not anneal
+
+    @property
+    def releases(self) -> bool:
+        """Whether the task may release blocks: a sparse one at a constant rate."""
+        return self.sparse and not self.anneal
 
     @property
     def blocks(self) -> int:

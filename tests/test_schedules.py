@@ -1,4 +1,4 @@
-"""The release schedule as a policy: its learning rate inside a stage and when it releases."""
+"""The release schedule as a policy: its learning rate and when it releases a block."""
 from dataclasses import replace
 
 import pytest
