@@ -11,9 +11,11 @@ layers, called *blocks*, and then looks up which enrolled person those numbers a
 To make it forget someone we do not retrain it. We freeze it and add a small correction beside
 its top block, then teach only that correction two things at once: *stop recognizing these
 people* and *keep recognizing everyone else*. If the top block is not enough, the block below
-gets a correction too. The task stops as soon as the chosen people's own photos are no longer
-recognized, and their faces then come out as "not recognized", not as somebody else. Undoing a
-task means deleting its correction.
+gets a correction too. The correction only reaches faces that the recognizer, as it was before,
+placed nearest one of the chosen people: everyone else is answered exactly as before. The task
+stops as soon as the chosen people's own photos are no longer recognized, and their faces then
+come out as "not recognized", not as somebody else. Undoing a task means deleting its
+correction.
 
 The rest of this page says the same in more detail, with the names the paper uses.
 
@@ -66,6 +68,18 @@ out *not recognized*, never as another person's name, so a third loss pushes it 
 threshold (by a margin of {margin}) for everyone, and a fourth holds the retained people's
 embeddings where they were (weight {keep}).
 
+**Only faces near the forgotten people change.** The adapter alone cannot tell an unseen photo
+of a forgotten person from a similar-looking stranger, so what it learns would move every face
+a little, and some kept people would slip under the threshold. So the task's change is *gated*:
+each photo is first read by the recognizer with the adapters left out. If it is nearer one of
+the forgotten people than anyone else (by at least {gate_lead} in cosine, and at most {gate_c}
+under the threshold), the gate opens and the photo gets the whole change, whether it was seen
+in training or not; a photo nearer anyone else gets none of it and is answered exactly as
+before (the gate's sharpness: {gate_k}). A forgotten person's photo that the recognizer
+already took for someone else stays as it was. (Object classes, with the paper's Acc_f as
+their measure, are not gated.) A gated change depends on the photo, so exporting keeps it as an
+adapter beside the plain weights.
+
 **4. How we know it worked.** Accuracy is measured on pictures held back from training:
 - **Acc_f**: the people you forgot (should fall to 0).
 - **Acc_r**: everyone else (should stay where it was).
@@ -100,6 +114,9 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
                         replay=cfg.get("replay_forgotten", 0), check=cfg.get("check_every", 5),
                         stage=cfg.get("stage_steps", 80), steps=cfg["steps"],
                         margin=cfg.get("margin", 0.1), keep=cfg.get("keep", 0),
+                        gate_k=f"{cfg.get('gate_k', 30.0):g}",
+                        gate_c=f"{cfg.get('gate_c', 0.15):g}",
+                        gate_lead=f"{cfg.get('gate_lead', 0.05):g}",
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)
     if not report:

@@ -345,8 +345,10 @@ class Handlers:
         paths = ws.export()
         return {self.page.export_files: [str(p) for p in paths.values()],
                 self.page.export_box: gr.Column(visible=True),
-                self.page.history_md: "Exported: the merged model (plain weights, every task "
-                                      "folded in) and the report as JSON and Markdown."}
+                self.page.history_md: "Exported: the model (every ungated task folded into "
+                                      "plain weights; a gated task, whose change depends on "
+                                      "the picture, stays an adapter with its gate) and the "
+                                      "report as JSON and Markdown."}
 
     def try_photo(self, ws: Workspace | None, photo: str | None,
                   test_picture: str | None) -> dict:

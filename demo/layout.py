@@ -298,7 +298,7 @@ class Page:
         with gr.Row():
             self.again_btn = gr.Button("Forget more (next task)")
             self.rollback_btn = gr.Button("Roll back the last task")
-            self.export_btn = gr.Button("Export merged model + report")
+            self.export_btn = gr.Button("Export model + report")
         self.history_md = gr.Markdown(elem_id="history-status")
         with gr.Column(visible=False) as self.export_box:
             self.export_files = gr.File(label="Downloads", file_count="multiple",

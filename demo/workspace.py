@@ -460,14 +460,15 @@ class Workspace:
         return evaluate(model, gallery, self.state)
 
     def export(self) -> dict[str, Path]:
-        """The merged model (plain weights, loads without LoRA) plus the JSON and Markdown report,
+        """The model, every ungated task folded into plain weights (``merged_copy``: a gated
+        task stays an adapter with its gate), plus the JSON and Markdown report,
         written into this session's directory only."""
         self._idle("export")
         model = self._ready()
         self.touch()
         out = self.dir / "export"
         out.mkdir(exist_ok=True)
-        paths = {"model": out / "gslora_merged.safetensors", "json": out / "gslora_report.json",
+        paths = {"model": out / "gslora_model.safetensors", "json": out / "gslora_report.json",
                  "markdown": out / "gslora_report.md"}
         save_recognizer(merged_copy(model), paths["model"], standalone=True)
         data = {"source": self.source, "identities": model.class_names,

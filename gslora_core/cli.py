@@ -208,7 +208,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     model = merged_copy(load_recognizer(a.checkpoint))
     save_recognizer(model, a.out, standalone=True)  # a file to take away: the trunk inside
     carry_kept(a.checkpoint, a.out, model)
-    print_json({"merged": str(a.out), "tasks": [t.name for t in model.tasks]}, None)
+    print_json({"exported": str(a.out), "merged": [t.name for t in model.tasks if t.merged],
+                "gated": [t.name for t in model.gated_tasks]}, None)
     return 0
 
 
@@ -367,7 +368,8 @@ def _add_checkpoint_tools(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True)
     r.set_defaults(func=cmd_rollback)
 
-    x = sub.add_parser("export", help="merge every task into plain weights")
+    x = sub.add_parser("export", help="fold every ungated task into plain weights (a gated "
+                                           "task stays an adapter with its gate)")
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--out", required=True)
     x.set_defaults(func=cmd_export)

@@ -215,6 +215,9 @@ def knob(default: Any, help: str, label: str = "") -> Any:
 # Whether a task pushes its forget pictures to "not recognized" (ForgetConfig.unknown).
 UNKNOWN = ("auto", "on", "off")
 
+# Whether a task's change is gated by closeness to the forgotten classes (ForgetConfig.gate).
+GATE = ("auto", "on", "off")
+
 # A release task's learning rate: constant, or a cosine over the task (ForgetConfig.lr_decay).
 LR_DECAY = ("auto", "none", "cosine")
 
@@ -260,6 +263,23 @@ class ForgetConfig:
                 "(on for faces, where a forgotten person must come out unknown; off for object "
                 "classes, whose measure is Acc_f: a forgotten class may be taken for another)",
         "forgotten = not recognized")
+    gate: str = knob(
+        "auto", "apply the task's change only to pictures the recognizer, without the gated "
+                "adapters, places nearest a forgotten class (gslora_core/gate.py): on, off, or "
+                "auto (on for faces on the release schedule, where an ungated change cost the "
+                "kept people their answer at the threshold; off for object classes). A gated "
+                "task is exported as its adapter, not merged into plain weights",
+        "gate the change")
+    gate_k: float = knob(
+        30.0, "the gate's sharpness k: g = sigmoid(k (closeness to a forgotten class - "
+              "max(tau - c, closeness to any other class + lead)))", "gate: sharpness k")
+    gate_c: float = knob(
+        0.15, "the gate's reach c: how far under the threshold tau a picture's cosine to a "
+              "forgotten class may be and still open the gate", "gate: reach c")
+    gate_lead: float = knob(
+        0.05, "the gate's lead: how far a picture's cosine to a forgotten class must lead its "
+             "cosine to every other class (a picture the recognizer took for someone else "
+             "before the task is left as it was)", "gate: lead")
     lr_decay: str = knob(
         "auto", "release: the learning rate: none (constant; blocks are released as the task "
                 "needs them), cosine (from lr to 0 at the step cap, and the task keeps the "
@@ -326,6 +346,8 @@ class ForgetConfig:
             (self.stage_steps >= 1, "stage_steps must be at least 1"),
             (self.margin >= 0, "margin must be 0 or more"),
             (self.unknown in UNKNOWN, f"unknown must be one of {', '.join(UNKNOWN)}"),
+            (self.gate in GATE, f"gate must be one of {', '.join(GATE)}"),
+            (self.gate_k > 0, "gate_k must be positive"),
             (self.lr_decay in LR_DECAY, f"lr_decay must be one of {', '.join(LR_DECAY)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),
@@ -397,6 +419,7 @@ class TaskRecord:
     lora_alpha: float
     config: dict[str, Any] = field(default_factory=dict)
     merged: bool = False  # folded into the base weights: history only, no adapter left
+    gate: dict[str, Any] | None = None  # gate.Gate's fields; None: the change acts on every picture
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,6 +29,7 @@ from .states import (
     Grids,
     MidStates,
     advance,
+    below_block,
     embed_states,
     load_kept,
     mid_states,
@@ -84,7 +85,15 @@ def snapshot(model: Recognizer, gallery: Gallery, with_train: bool = True,
             return None
         return lambda k: on_progress({"stage": "measuring", "done": offset + k, "total": total})
 
+    block = model.gated_from()  # the top block unless a gated task changed one under it
+
     def states(part: str, images: torch.Tensor, offset: int) -> MidStates:
+        if block == below_block(model):  # a gated change there: its kept grids hold
+            return grids.below(model, gallery, part, on_done=done(offset))
+        if block < top:  # from the stem tokens (a hybrid's trunk runs once a picture)
+            stem = grids.stem(model, gallery, part, on_done=done(offset))
+            return mid_states(model, images, block, stem=stem,
+                              on_done=None if stem else done(offset))
         below = grids.below(model, gallery, part, on_done=done(offset))  # the costly part
         if below is not None:
             return advance(model, below, top)
@@ -120,6 +129,8 @@ def kept_snapshot(path: str | Path, model: Recognizer, gallery: Gallery) -> Snap
     """The model's snapshot on ``gallery`` from the states kept at ``path``
     (``states.states_path`` of its checkpoint): the top block runs, nothing below it. None
     when no kept states fit this model and gallery."""
+    if model.gated_from() < len(model.blocks) - 1:  # a gate reads states under its change
+        return None
     kept = load_kept(path, model, gallery)
     return snapshot_from(model, *kept) if kept is not None else None
 

@@ -36,6 +36,7 @@ from .evaluation import (
     build_report,
     snapshot,
 )
+from .gate import Gate, gates
 from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
@@ -151,10 +152,21 @@ def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     """Give the model the task (its record and fresh adapters, ``Recognizer.add_task``) and
     make the adapters what ``task`` trains."""
     model, cfg = task.model, task.cfg
-    record = TaskRecord(name=name, forgotten=[model.class_names[c] for c in task.roles.forgotten],
-                        rank=cfg.rank, lora_alpha=LORA_ALPHA, config=cfg.to_dict())
+    forgotten = [model.class_names[c] for c in task.roles.forgotten]
+    record = TaskRecord(name=name, forgotten=forgotten, rank=cfg.rank, lora_alpha=LORA_ALPHA,
+                        config=cfg.to_dict(), gate=_gate(task, forgotten))
     model.add_task(record, seed=cfg.seed)
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record
+
+
+def _gate(task: Task, forgotten: list[str]) -> dict | None:
+    """The task's gate (``gate.Gate``), over its forgotten classes and the earlier ones."""
+    cfg, model = task.cfg, task.model
+    if not gates(cfg.gate, cfg.schedule, model.kind):
+        return None
+    earlier = [model.class_names[c] for c in task.roles.earlier]
+    return Gate(tuple(forgotten + earlier), cfg.gate_k, cfg.gate_c, task.tau,
+                cfg.gate_lead).to_dict()
 
 
 def _lowest_changed(task: Task) -> int:

@@ -2,7 +2,7 @@
 
 ``LoRALinear`` wraps a frozen ``nn.Linear`` and adds ``(lora_alpha / r) * B(A x)`` for every task
 it holds. Tasks stay un-merged until export so that each task's group norms can be shown and the
-last task rolled back; ``merge_all`` folds them into plain weights (identical outputs).
+last task rolled back; ``merge_tasks`` folds them into plain weights (identical outputs).
 
 A *group* is all LoRA matrices of one transformer block for one task (A and B of fc1 and fc2).
 The group lasso acts on a group's B matrices (``lasso_params``): B = 0 means the block is
@@ -11,12 +11,28 @@ untouched by the task, while A stays alive so that the block can come back.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
 LORA_TARGETS = ("mlp.fc1", "mlp.fc2")
+# Tasks whose adapters are skipped in this thread (``muted``): a context variable, not a field
+# of the layers, so a page's other thread answering with the same model is never affected.
+_MUTED: ContextVar[frozenset[str]] = ContextVar("lora_muted", default=frozenset())
+
+
+@contextmanager
+def muted(tasks: Iterable[str]) -> Iterator[None]:
+    """Within the block, every LoRALinear (in this thread) leaves ``tasks``' adapters out: the
+    recognizer as it was without them (``gate``'s ``e0``)."""
+    token = _MUTED.set(_MUTED.get() | frozenset(tasks))
+    try:
+        yield
+    finally:
+        _MUTED.reset(token)
 
 
 class LoRALinear(nn.Module):
@@ -56,23 +72,11 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
+        off = _MUTED.get()
         for task, a in self.lora_A.items():
-            y = y + self.scaling[task] * ((x @ a.t()) @ self.lora_B[task].t())
+            if task not in off:
+                y = y + self.scaling[task] * ((x @ a.t()) @ self.lora_B[task].t())
         return y
-
-    def merged(self) -> nn.Linear:
-        """A plain nn.Linear whose weight includes every adapter."""
-        out = nn.Linear(self.base.in_features, self.base.out_features,
-                        bias=self.base.bias is not None)
-        out.to(device=self.base.weight.device, dtype=self.base.weight.dtype)
-        with torch.no_grad():
-            w = self.base.weight.detach().clone()
-            for task in self.tasks:
-                w += self.delta_weight(task).detach()
-            out.weight.copy_(w)
-            if self.base.bias is not None:
-                out.bias.copy_(self.base.bias.detach())
-        return out
 
 
 def _get_parent(root: nn.Module, dotted: str) -> tuple[nn.Module, str]:
@@ -129,9 +133,18 @@ def task_names(blocks: nn.Sequential) -> list[str]:
     return []
 
 
-def merge_all(blocks: nn.Sequential) -> None:
-    """Fold every adapter into the base weights and drop the LoRA wrappers."""
-    _unwrap(blocks, LoRALinear.merged)
+@torch.no_grad()
+def merge_tasks(blocks: nn.Sequential, tasks: Iterable[str]) -> None:
+    """Fold ``tasks``' adapters into the base weights (the others stay adapters); with none
+    left, the plain linears come back."""
+    tasks = list(tasks)
+    for block in blocks:
+        for layer in lora_layers(block):
+            for task in tasks:
+                layer.base.weight += layer.delta_weight(task)
+                layer.remove_adapter(task)
+    if not task_names(blocks):
+        _unwrap(blocks, lambda layer: layer.base)
 
 
 def _unwrap(blocks: nn.Sequential, plain: Callable[[LoRALinear], nn.Linear]) -> None:

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from . import dlib_resnet, lora
+from . import dlib_resnet, gate, lora
 from .config import DataConfig, ModelConfig, TaskRecord
 from .openset import Threshold
 
@@ -214,7 +214,50 @@ class Recognizer(nn.Module):
         """images: (N, 3, H, W), uint8 or float in [0, 1]."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
-        return self.backbone((images - self.mean) / self.std)
+        if not self.gated_tasks:
+            return self.backbone((images - self.mean) / self.std)
+        x = self.stem_tokens(images)
+        return self._gated(lambda: self._embed_from_tokens(x))
+
+    def _embed_from_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding from ``stem_tokens``: every block, the final norm, the pooling."""
+        bb = self.backbone
+        return bb.forward_head(bb.norm(bb.blocks(x)))
+
+    @property
+    def gated_tasks(self) -> list[TaskRecord]:
+        """The live tasks whose change is gated (``gate``)."""
+        return [t for t in self.tasks if t.gate is not None and not t.merged]
+
+    def _gated(self, run) -> torch.Tensor:
+        """``run()``'s embedding with every gated task's change let through by its gate: ``run``
+        computes the pass from states no gated task has changed (``gated_from``), once as it is
+        and once with the gated adapters muted (``e0``, no gradient)."""
+        tasks = self.gated_tasks
+        if not tasks:
+            return run()
+        e = run()
+        with torch.no_grad(), lora.muted(t.name for t in tasks):
+            e0 = run()
+        return gate.blend(e0, e, self.openness(e0))
+
+    def openness(self, e0: torch.Tensor) -> torch.Tensor:
+        """Per picture, the share of the gated tasks' change its answer gets, from ``e0``, its
+        embedding with every gated adapter muted (1 where no task is gated)."""
+        tasks = self.gated_tasks
+        if not tasks:
+            return torch.ones(len(e0), device=e0.device)
+        return gate.openness([gate.Gate.from_dict(t.gate) for t in tasks], self.head.cosine(e0),
+                             self.class_names)
+
+    def gated_from(self) -> int:
+        """The lowest block whose MLP a gated task changed (the top block when none changed a
+        block under it): states at or under it are the untouched recognizer's, so the gate's
+        ``e0`` can be computed from them (``embed_from_mid``)."""
+        top = len(self.blocks) - 1
+        lowest = [b for t in self.gated_tasks
+                  for b, n in enumerate(lora.delta_norms(self.blocks, t.name)) if n != 0.0]
+        return min(lowest + [top])
 
     @property
     def trunk(self) -> dlib_resnet.DlibResNet | None:
@@ -235,8 +278,8 @@ class Recognizer(nn.Module):
         """The embedding from ``trunk_features``: the rest of ``embed``'s pass."""
         bb = self.backbone
         x = bb.patch_embed.proj(feats.flatten(2).transpose(1, 2))
-        x = bb.blocks(bb.norm_pre(bb.patch_drop(bb._pos_embed(x))))
-        return bb.forward_head(bb.norm(x))
+        x = bb.norm_pre(bb.patch_drop(bb._pos_embed(x)))
+        return self._gated(lambda: self._embed_from_tokens(x))
 
     @property
     def stem_is_costly(self) -> bool:
@@ -278,6 +321,11 @@ class Recognizer(nn.Module):
         return self.mid_state_from_stem(x, block, start=low + 1)
 
     def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """The embedding from ``mid_state`` at ``block`` (``_embed_from_mid``), gated (``h``
+        must then be at or under ``gated_from``)."""
+        return self._gated(lambda: self._embed_from_mid(h, block))
+
+    def _embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,
         the final norm and the class-token pooling. After the top block's attention only the
         class token's row goes on (``kept_rows``): every later step acts on each token by
@@ -305,8 +353,34 @@ class Recognizer(nn.Module):
 
         The usual test-time flip of face verification; on the sample gallery it is worth about
         5 points of top-1. Training steps use ``embed`` (one view)."""
-        return (F.normalize(self.embed(images), dim=-1)
-                + F.normalize(self.embed(images.flip(-1)), dim=-1)) / 2
+        if not self.gated_tasks:
+            return (F.normalize(self.embed(images), dim=-1)
+                    + F.normalize(self.embed(images.flip(-1)), dim=-1)) / 2
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        x, xf = self.stem_tokens(images), self.stem_tokens(images.flip(-1))
+        return self._answer(lambda: self._embed_from_tokens(x),
+                            lambda: self._embed_from_tokens(xf))
+
+    def answer_from_mid(self, plain: torch.Tensor, mirrored: torch.Tensor,
+                        block: int) -> torch.Tensor:
+        """``embed_flip`` from both views' ``mid_state`` at ``block``."""
+        return self._answer(lambda: self._embed_from_mid(plain, block),
+                            lambda: self._embed_from_mid(mirrored, block))
+
+    def _answer(self, plain, mirrored) -> torch.Tensor:
+        """Both views' unit embeddings averaged (``plain()`` and ``mirrored()`` compute them),
+        every gated task's change let through by the wider of the two views' gates: the answer
+        is one picture's, and so is its gate (a view each would let a picture at the edge keep
+        half the change and its old answer)."""
+        tasks = self.gated_tasks
+        if not tasks:
+            return (F.normalize(plain(), dim=-1) + F.normalize(mirrored(), dim=-1)) / 2
+        e = [plain(), mirrored()]
+        with torch.no_grad(), lora.muted(t.name for t in tasks):
+            e0 = [plain(), mirrored()]
+        g = torch.maximum(self.openness(e0[0]), self.openness(e0[1]))
+        return sum(F.normalize(gate.blend(a0, a, g), dim=-1) for a0, a in zip(e0, e)) / 2
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(images), labels)
@@ -425,13 +499,16 @@ def load_recognizer(path: str | Path, device: str | torch.device = "cpu") -> Rec
 
 
 def merged_copy(model: Recognizer) -> Recognizer:
-    """A copy with every task folded into plain weights (loads without any LoRA code)."""
+    """A copy with every ungated task folded into plain weights (history only). A gated task's
+    change depends on the picture (``gate``), which no plain weight can hold: it stays an
+    adapter with its gate, so the copy answers exactly as ``model``."""
     out = Recognizer(model.cfg, model.class_names, model.data_config)
     for rec in model.tasks:
         out.add_task(rec)
     out.load_state_dict(model.state_dict())
-    lora.merge_all(out.blocks)
-    out.tasks = [replace(t, merged=True) for t in model.tasks]  # history only, in the weights
+    folded = [t.name for t in model.tasks if t.gate is None and not t.merged]
+    lora.merge_tasks(out.blocks, folded)
+    out.tasks = [replace(t, merged=True) if t.name in folded else t for t in model.tasks]
     out.threshold = model.threshold
     return out.to(model.device).eval()
 

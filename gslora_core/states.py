@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -177,9 +176,9 @@ def embed_states(model: Recognizer, states: MidStates, chunk: int = CHUNK) -> to
     model.eval()
     out = []
     for i in range(0, len(states.plain), chunk):
-        a = model.embed_from_mid(states.plain[i:i + chunk].to(model.device), states.block)
-        b = model.embed_from_mid(states.flip[i:i + chunk].to(model.device), states.block)
-        out.append(((F.normalize(a, dim=-1) + F.normalize(b, dim=-1)) / 2).float().cpu())
+        out.append(model.answer_from_mid(states.plain[i:i + chunk].to(model.device),
+                                         states.flip[i:i + chunk].to(model.device),
+                                         states.block).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, model.cfg.embedding_dim))
 
 

@@ -36,6 +36,19 @@ class Rule:
         self.task, self.inputs = task, inputs
         self.judged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.focus = torch.zeros(0, dtype=torch.long)  # forget pictures not yet past the rule
+        self.shut: dict[int, bool] = {}  # per picture: its gate keeps the change out (``gate``)
+
+    def _shut(self, idx: torch.Tensor) -> torch.Tensor:
+        """Pictures whose gate is shut (under half open): the recognizer took them for someone
+        else, or for nobody, before the task. No step can move them, so the rule leaves them as
+        they are. Their gate does not move while the task trains: judged once."""
+        if not self.task.model.gated_tasks:
+            return torch.zeros(len(idx), dtype=torch.bool)
+        new = sorted({i for i in idx.tolist() if i not in self.shut})
+        if new:
+            opened = self.inputs.openness(torch.tensor(new))
+            self.shut.update(zip(new, (opened < 0.5).tolist()))
+        return torch.tensor([self.shut[i] for i in idx.tolist()], dtype=torch.bool)
 
     @torch.no_grad()
     def judge(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +63,7 @@ class Rule:
         done = other - own > max(0.0, forget_gap(cfg)) / 2
         if task.unknown:
             done &= best < task.tau - cfg.margin / 2
-        return done, (own >= other) & (own >= task.tau)
+        return done | self._shut(idx), (own >= other) & (own >= task.tau)
 
     @torch.no_grad()
     def check(self, full: bool = True) -> dict:
@@ -75,7 +88,8 @@ class Rule:
                 "pictures_left": int((~done).sum()),
                 "people_left": len(set(y[mine & ~done].tolist())),
                 "recognized_left": len(set(y[mine & recognized].tolist())),
-                "earlier_left": len(set(y[~mine & ~done].tolist()))}
+                "earlier_left": len(set(y[~mine & ~done].tolist())),
+                "left_alone": int((mine & self._shut(idx)).sum())}
 
 
 @dataclass
@@ -91,6 +105,7 @@ class Stop:
     pictures_left: int  # pictures (this task's and replayed earlier ones) not yet past it
     earlier_left: int  # earlier-forgotten people with a replayed picture not past it
     blocks: int  # blocks the task trained (from the top)
+    left_alone: int = 0  # this task's training pictures its gate keeps shut (``Rule._shut``)
 
     @classmethod
     def at(cls, reason: str, steps: int, seconds: float, blocks: int, status: dict) -> "Stop":
@@ -99,7 +114,7 @@ class Stop:
                    people_left=status["people_left"],
                    recognized_left=status["recognized_left"],
                    pictures_left=status["pictures_left"], earlier_left=status["earlier_left"],
-                   blocks=blocks)
+                   blocks=blocks, left_alone=status.get("left_alone", 0))
 
     @property
     def text(self) -> str:
@@ -107,7 +122,7 @@ class Stop:
         if self.reason == "done":
             return (f"all {self.people} forgotten on their training pictures after "
                     f"{self.steps} steps ({self.seconds:.1f} s), {self.blocks} block"
-                    f"{'s' if self.blocks != 1 else ''} used")
+                    f"{'s' if self.blocks != 1 else ''} used" + self._alone)
         if self.reason == "fixed schedule":
             return (f"fixed schedule of {self.steps} steps: {self.people_left} of "
                     f"{self.people} not yet past the stopping rule on their training pictures")
@@ -117,8 +132,17 @@ class Stop:
                 f"the margin" + (f"; {self.earlier_left} earlier-forgotten back within reach"
                                  if self.earlier_left else ""))
 
+    @property
+    def _alone(self) -> str:
+        if not self.left_alone:
+            return ""
+        n, one = self.left_alone, self.left_alone == 1
+        return (f" ({n} training picture{'' if one else 's'} the recognizer took for someone "
+                f"else or nobody before the task left as {'it was' if one else 'they were'})")
+
     def to_dict(self) -> dict:
         return {"reason": self.reason, "steps": self.steps, "seconds": self.seconds,
                 "people": self.people, "people_left": self.people_left,
                 "recognized_left": self.recognized_left, "pictures_left": self.pictures_left,
-                "earlier_left": self.earlier_left, "blocks": self.blocks, "text": self.text}
+                "earlier_left": self.earlier_left, "blocks": self.blocks,
+                "left_alone": self.left_alone, "text": self.text}

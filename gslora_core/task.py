@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
+from . import lora
 from .config import ForgetConfig
 from .data import Gallery
 from .evaluation import Roles, Snapshot, snapshot, snapshot_from
@@ -81,6 +81,7 @@ class Inputs:
         "before" snapshot kept there may fill the cache."""
         if not CACHE_STATES or block is None:
             return
+        block = min(block, self.task.model.gated_from())  # under every gated change
         self.seeded = seeded
         self.cache = StateCache(self.task.model, self.task.gallery.train_x, block,
                                 seed=self._seed("train", block), stem=self._stem("train", block))
@@ -115,8 +116,20 @@ class Inputs:
         """The embedding the recognizer answers with (both views' unit embeddings averaged, as
         ``Recognizer.embed_flip``), with gradients: the forget terms act on what the stopping
         rule and every answer read, not on one view of it."""
-        a, b = (F.normalize(self.embed(idx, flip), dim=-1) for flip in (False, True))
-        return (a + b) / 2
+        model = self.task.model
+        if self.cache is not None:
+            return model.answer_from_mid(self.cache(idx, False), self.cache(idx, True),
+                                         self.cache.block)
+        return model.embed_flip(self.task.gallery.train_x[idx].to(model.device))
+
+    @torch.no_grad()
+    def openness(self, idx: torch.Tensor) -> torch.Tensor:
+        """Per training picture ``idx``, the wider of its two views' gate openings
+        (``Recognizer.openness``; 1 where no task is gated)."""
+        model = self.task.model
+        with lora.muted(t.name for t in model.gated_tasks):
+            e0 = [self.embed(idx, flip) for flip in (False, True)]
+        return torch.maximum(*(model.openness(e) for e in e0)).cpu()
 
     @torch.no_grad()
     def judged(self, idx: torch.Tensor) -> torch.Tensor:
@@ -146,6 +159,7 @@ def after_snapshot(task: Task, lowest: int) -> Snapshot:
     at the block below when nothing under that moved, else from the stem tokens (a hybrid's
     trunk runs no more); the grids that still hold go on to the next task."""
     before, grids, top = task.before, task.grids, len(task.model.blocks) - 1
+    lowest = min(lowest, task.model.gated_from())  # a gate reads states under its change
     if not CACHE_STATES:
         return snapshot(task.model, task.gallery)
     if lowest >= top and before.top_test is not None and before.top_train is not None:

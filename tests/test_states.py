@@ -16,7 +16,15 @@ from gslora_core.metrics import embed_all
 from gslora_core.states import StateCache, embed_states, mid_states
 
 CFG = ForgetConfig(batch_size=4, eval_every=0, steps=16, stage_steps=4, check_every=1,
-                   margin=5.0)  # a margin no picture reaches: the task runs to its cap
+                   margin=5.0, gate="off")  # a margin no picture reaches: the task runs to its cap
+# The same tasks through the gate's machinery (a second pass with the adapters muted, states
+# under the gated change), the gate wide open on a tiny random model: the same numbers.
+OPEN = {"gate": "on", "gate_c": 5.0, "gate_lead": -5.0}
+GATES = pytest.mark.parametrize("gated", [False, True], ids=["ungated", "gated"])
+
+
+def cfg(gated: bool, **kw) -> ForgetConfig:
+    return replace(CFG, **(OPEN if gated else {}), **kw)
 
 
 def adapted_model():
@@ -88,11 +96,12 @@ def test_a_one_block_task_measures_after_from_the_states_before_kept(monkeypatch
     assert after.fits(model, gallery) and not before.fits(model, gallery)
 
 
-def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch):
+@GATES
+def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch, gated):
     model, gallery = tiny_model(), tiny_gallery()
     before = snapshot(model, gallery)
     passes = count_full_passes(monkeypatch)
-    report, after = forget_people(model, gallery, ["ann"], CFG, before=before)
+    report, after = forget_people(model, gallery, ["ann"], cfg(gated), before=before)
     assert report["blocks_used"] == 3 and report["stop"]["reason"] == "step cap"
     assert report["stop"]["text"].startswith("stopped at the cap (16 steps): ")
     assert passes == [1]
@@ -100,14 +109,15 @@ def test_a_task_that_released_blocks_measures_after_with_a_full_pass(monkeypatch
     assert torch.allclose(after.test_cos, full.test_cos, atol=1e-6)
 
 
-def test_training_from_cached_states_equals_the_full_forward(monkeypatch):
+@GATES
+def test_training_from_cached_states_equals_the_full_forward(monkeypatch, gated):
     """The same task with and without cached states: the same losses, releases and adapters."""
     import gslora_core.task as task
     runs = []
     for cache in (False, True):
         monkeypatch.setattr(task, "CACHE_STATES", cache)
         model, gallery = tiny_model(), tiny_gallery()
-        report, _ = forget_people(model, gallery, ["dee"], CFG)
+        report, _ = forget_people(model, gallery, ["dee"], cfg(gated))
         params = [p.detach().clone() for p in lora.iter_task_parameters(model.blocks, "task1")]
         runs.append(([p["loss"] for p in report["curve"]],
                      [p.get("released") for p in report["curve"]], params))
@@ -118,7 +128,8 @@ def test_training_from_cached_states_equals_the_full_forward(monkeypatch):
         assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one():
+@GATES
+def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one(gated):
     """Release schedule: the first steps give gradients to the top block's adapter only; blocks
     below are released one at a time from the top, and stay exactly zero until then."""
     model, gallery = tiny_model(), tiny_gallery()
@@ -130,7 +141,7 @@ def test_the_default_schedule_trains_the_top_block_alone_until_it_releases_one()
         seen.append({n.split(".")[2] for n, p in model.named_parameters()
                      if "lora_" in n and p.grad is not None and bool(p.grad.abs().sum() > 0)})
 
-    report, _ = forget_people(model, gallery, ["ann"], CFG, on_progress=spy)
+    report, _ = forget_people(model, gallery, ["ann"], cfg(gated), on_progress=spy)
     assert seen[0] == {"2"}
     assert set().union(*seen) == {"0", "1", "2"} and report["blocks_used"] == 3
     released = [p["released"] for p in report["curve"] if "released" in p]
@@ -159,7 +170,7 @@ def test_the_stem_tokens_then_the_blocks_give_the_state(block):
                        model.mid_state(x, block))
 
 
-def two_tasks_counting_stems(monkeypatch, costly: bool):
+def two_tasks_counting_stems(monkeypatch, costly: bool, gated: bool = False):
     """Two tasks that release every block, with the stem costly or not: their losses, the
     first one's "after" and its "before", and the pictures the stem ran on after the first
     snapshot."""
@@ -170,19 +181,20 @@ def two_tasks_counting_stems(monkeypatch, costly: bool):
     stem_runs: list[int] = []
     stem = model.stem_tokens
     monkeypatch.setattr(model, "stem_tokens", lambda x: stem_runs.append(len(x)) or stem(x))
-    first, after = forget_people(model, gallery, ["ann"], CFG, before=before)
-    second, _ = forget_people(model, gallery, ["bob"], CFG, before=after)
+    first, after = forget_people(model, gallery, ["ann"], cfg(gated), before=before)
+    second, _ = forget_people(model, gallery, ["bob"], cfg(gated), before=after)
     assert first["blocks_used"] == second["blocks_used"] == 3
     return [p["loss"] for p in first["curve"] + second["curve"]], after, before, stem_runs
 
 
+@GATES
 def test_a_costly_stem_runs_once_per_picture_and_view_however_many_tasks_release_blocks(
-        monkeypatch):
+        monkeypatch, gated):
     """A hybrid's trunk is most of a pass: its stem tokens are taken once (in the first
     snapshot) and every released block, "after" and next task starts from them, with the
     numbers of the pass from the pictures."""
-    loss_a, after_a, before_a, runs_a = two_tasks_counting_stems(monkeypatch, costly=False)
-    loss_b, after_b, before_b, runs_b = two_tasks_counting_stems(monkeypatch, costly=True)
+    loss_a, after_a, before_a, runs_a = two_tasks_counting_stems(monkeypatch, False, gated)
+    loss_b, after_b, before_b, runs_b = two_tasks_counting_stems(monkeypatch, True, gated)
     assert runs_a and before_a.grids.stems["train"] is None  # a cheap stem's are not kept
     assert runs_b == [], "the trunk ran again"
     assert all(after_b.grids.stems[p] is before_b.grids.stems[p] for p in ("test", "train"))
@@ -190,8 +202,9 @@ def test_a_costly_stem_runs_once_per_picture_and_view_however_many_tasks_release
     assert torch.allclose(after_a.test_cos, after_b.test_cos, atol=1e-6)
 
 
+@GATES
 def test_a_task_that_released_the_second_block_starts_and_ends_from_the_grids_kept_there(
-        monkeypatch):
+        monkeypatch, gated):
     """With the stem costly, the states at the block below the top come from the "before"'s
     grids, and the "after" is measured from them (nothing runs from the stem tokens), with
     the numbers of a full pass."""
@@ -207,7 +220,7 @@ def test_a_task_that_released_the_second_block_starts_and_ends_from_the_grids_ke
             from_stem.append(len(x))
         return run(x, block, start)
     monkeypatch.setattr(model, "mid_state_from_stem", counted)
-    report, after = forget_people(model, gallery, ["ann"], replace(CFG, stage_steps=6, steps=11),
+    report, after = forget_people(model, gallery, ["ann"], cfg(gated, stage_steps=6, steps=11),
                                   before=before)
     assert report["blocks_used"] == 2
     assert from_stem == [], "a pass started from the stem tokens"
