@@ -59,7 +59,7 @@ KNOB_FIELDS: dict[str, dict] = {
     "lr": {}, "shots": {"minimum": 0}}
 KNOBS_PER_ROW = 4
 
-SIZES_RESULT = ROOT / "bench" / "results" / "sizes.json"
+SIZES_RESULT = ROOT / "bench" / "results" / "sizes_gate.json"  # the default as it is
 TITLE = ("# GS-LoRA Forgetting Studio\nErase chosen people from a face recognizer (or classes "
          "from an object classifier) while the rest stay recognized: **GS-LoRA** continual "
          "forgetting (Zhao et al., CVPR 2024), running live on real pictures. Steps: **1** load "
@@ -96,7 +96,6 @@ CSS = """
 #forget-faces .caption-label {white-space: normal; max-width: 100%; left: 0; right: 0;
   font-size: 0.72rem; line-height: 1.15; overflow-wrap: anywhere; text-align: center}
 """
-# A typical one-block task changes its block by a norm of 3 to 9 (bench/results/sizes.json):
 
 
 @contextlib.contextmanager

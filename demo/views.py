@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .workspace import Workspace
 
-# A typical one-block task changes its block by a norm of 3 to 9 (bench/results/sizes.json):
+# A typical one-block task changes its block by a norm of 4 to 12 (bench/results/sizes_gate.json):
 # the group-norm colour scale reaches at least 5, so a task filling in is seen to grow.
 HEATMAP_FLOOR = 5.0
 FACE_WORDS = {"mtcnn": "found and aligned automatically (MTCNN face detector)",

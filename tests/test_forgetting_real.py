@@ -42,6 +42,9 @@ def test_forget_two_then_two_more(gallery):
     gone = r1["open_set"]["forgotten"]["after"]
     assert gone["other"] == 0.0 and gone["unknown"] >= 0.75, gone
     assert r1["acc_r_after"] >= r1["acc_r_before"] - 0.05
+    # The gate: the kept people are answered as before, at the threshold too (issue 49).
+    kept = r1["open_set"]["retained"]
+    assert kept["after"]["recognized"] == kept["before"]["recognized"], kept
     assert r1["h_mean"] > 0.5
     assert r1["forgotten_cos_to_prototype_after"] < r1["forgotten_cos_to_prototype_before"]
     # The membership attack has power on the sample recognizer (its 198 retained training vs 72
@@ -101,6 +104,19 @@ def test_cli_forget_then_evaluate(gallery, tmp_path):
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)["predictions"][0]["answer"]
     assert answer["identity"] == "not recognized" and answer["cosine"] < answer["threshold"]
+
+    # Export keeps the gated task as its adapter with its gate, and answers the same.
+    exported = tmp_path / "exported.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "export", "--checkpoint", str(out),
+                           "--out", str(exported)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["gated"] == ["task1"]
+    proc = subprocess.run([sys.executable, "-m", "gslora_core", "evaluate", "--checkpoint",
+                           str(exported), "--gallery", str(GALLERY)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["acc_r"] == ev["acc_r"]
 
     # The forgotten people cannot be forgotten again by a later task.
     cmd_again = [*cmd[:cmd.index("--checkpoint") + 1], str(out), *cmd[cmd.index("--gallery"):]]
