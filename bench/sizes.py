@@ -217,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: the sample gallery, 1 draw of 2 and 6 people, 2 "
                          "continual tasks, no LFW-100")
-    ap.add_argument("--parts", nargs="*", choices=["sample", "continual", "lfw"],
+    ap.add_argument("--parts", nargs="*", choices=["sample", "continual", "lfw", "lfw-continual"],
                     default=["sample", "continual", "lfw"])
     ap.add_argument("--galleries", nargs="*", default=["sample", "unseen"],
                     help="20-person galleries of the sample part (bench/galleries.py)")
@@ -254,6 +254,12 @@ def task_plans(a: argparse.Namespace, recipe_names: list[str]) -> list[tuple]:
         order = random.Random(a.seed + 7).sample(names, 8 if not a.quick else 4)
         tasks = [sorted(order[i:i + 2]) for i in range(0, len(order), 2)]
         plans.append(("continual", "sample", 2, 0, tasks, ["default"]))
+    if "lfw-continual" in a.parts:  # the paper's 4 x 10 on LFW-100, one sequence per draw
+        names = load_names("lfw100")
+        for d in range(a.lfw_draws):
+            order = random.Random(a.seed * 1000 + 400 + d).sample(names, 40)
+            plans.append(("lfw-continual", "lfw100", 10, d,
+                          [sorted(order[i:i + 10]) for i in range(0, 40, 10)], ["default"]))
     if "lfw" in a.parts:
         names = load_names("lfw100")
         plans += [("lfw", "lfw100", k, d, [ns], ["default"]) for k in a.lfw_sizes

@@ -43,3 +43,16 @@ def test_quick_sizes_benchmark(tmp_path):
     diff = pairs[("sample", 2)]["h_mean_default_minus_dense"]
     assert diff["n"] == 1 and abs(diff["mean"] - (two["h_mean"] - dense["h_mean"])) < 1e-12
     assert "| sample | 2 | 1 |" in (tmp_path / "sizes_paired.md").read_text()
+
+
+def test_the_lfw100_continual_part_draws_four_disjoint_tasks_of_ten_per_sequence():
+    from bench.sizes import parser, task_plans
+
+    a = parser().parse_args(["--parts", "lfw-continual", "--lfw-draws", "2", "--seed", "1"])
+    plans = task_plans(a, ["default"])
+    assert [(p[0], p[1], p[3]) for p in plans] == [("lfw-continual", "lfw100", 0),
+                                                   ("lfw-continual", "lfw100", 1)]
+    for *_, tasks, _ in plans:
+        names = [n for t in tasks for n in t]
+        assert [len(t) for t in tasks] == [10] * 4 and len(set(names)) == 40
+    assert plans[0][4] != plans[1][4]
