@@ -217,7 +217,7 @@ class Recognizer(nn.Module):
         if not self.gated_tasks:
             return self.backbone((images - self.mean) / self.std)
         x = self.stem_tokens(images)
-        return self._gated(lambda: self._embed_from_tokens(x))
+        return self._gated(lambda: self._embed_from_tokens(x))[0]
 
     def _embed_from_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding from ``stem_tokens``: every block, the final norm, the pooling."""
@@ -229,17 +229,21 @@ class Recognizer(nn.Module):
         """The live tasks whose change is gated (``gate``)."""
         return [t for t in self.tasks if t.gate is not None and not t.merged]
 
-    def _gated(self, run) -> torch.Tensor:
-        """``run()``'s embedding with every gated task's change let through by its gate: ``run``
-        computes the pass from states no gated task has changed (``gated_from``), once as it is
-        and once with the gated adapters muted (``e0``, no gradient)."""
+    def _gated(self, *views) -> list[torch.Tensor]:
+        """Each view's embedding (``view()`` computes it) with every gated task's change let
+        through by the gate: each ``view`` runs the pass from states no gated task has changed
+        (``gated_from``), once as it is and once with the gated adapters muted (``e0``, no
+        gradient). The views of one picture share one gate, the widest of theirs: the answer
+        averages them, and a view each would let a picture at the edge keep half the change and
+        its old answer."""
         tasks = self.gated_tasks
         if not tasks:
-            return run()
-        e = run()
+            return [view() for view in views]
+        e = [view() for view in views]
         with torch.no_grad(), lora.muted(t.name for t in tasks):
-            e0 = run()
-        return gate.blend(e0, e, self.openness(e0))
+            e0 = [view() for view in views]
+        g = torch.stack([self.openness(a0) for a0 in e0]).max(0).values
+        return [gate.blend(a0, a, g) for a0, a in zip(e0, e)]
 
     def openness(self, e0: torch.Tensor) -> torch.Tensor:
         """Per picture, the share of the gated tasks' change its answer gets, from ``e0``, its
@@ -279,7 +283,7 @@ class Recognizer(nn.Module):
         bb = self.backbone
         x = bb.patch_embed.proj(feats.flatten(2).transpose(1, 2))
         x = bb.norm_pre(bb.patch_drop(bb._pos_embed(x)))
-        return self._gated(lambda: self._embed_from_tokens(x))
+        return self._gated(lambda: self._embed_from_tokens(x))[0]
 
     @property
     def stem_is_costly(self) -> bool:
@@ -323,7 +327,7 @@ class Recognizer(nn.Module):
     def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block`` (``_embed_from_mid``), gated (``h``
         must then be at or under ``gated_from``)."""
-        return self._gated(lambda: self._embed_from_mid(h, block))
+        return self._gated(lambda: self._embed_from_mid(h, block))[0]
 
     def _embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,
@@ -370,17 +374,9 @@ class Recognizer(nn.Module):
 
     def _answer(self, plain, mirrored) -> torch.Tensor:
         """Both views' unit embeddings averaged (``plain()`` and ``mirrored()`` compute them),
-        every gated task's change let through by the wider of the two views' gates: the answer
-        is one picture's, and so is its gate (a view each would let a picture at the edge keep
-        half the change and its old answer)."""
-        tasks = self.gated_tasks
-        if not tasks:
-            return (F.normalize(plain(), dim=-1) + F.normalize(mirrored(), dim=-1)) / 2
-        e = [plain(), mirrored()]
-        with torch.no_grad(), lora.muted(t.name for t in tasks):
-            e0 = [plain(), mirrored()]
-        g = torch.maximum(self.openness(e0[0]), self.openness(e0[1]))
-        return sum(F.normalize(gate.blend(a0, a, g), dim=-1) for a0, a in zip(e0, e)) / 2
+        gated as one picture (``_gated``)."""
+        a, b = self._gated(plain, mirrored)
+        return (F.normalize(a, dim=-1) + F.normalize(b, dim=-1)) / 2
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(images), labels)
