@@ -24,6 +24,11 @@ LORA_TARGETS = ("mlp.fc1", "mlp.fc2")
 _MUTED: ContextVar[frozenset[str]] = ContextVar("lora_muted", default=frozenset())
 
 
+def muted_now() -> frozenset[str]:
+    """The tasks muted in this thread now (``muted``)."""
+    return _MUTED.get()
+
+
 @contextmanager
 def muted(tasks: Iterable[str]) -> Iterator[None]:
     """Within the block, every LoRALinear (in this thread) leaves ``tasks``' adapters out: the

@@ -237,22 +237,24 @@ class Recognizer(nn.Module):
         averages them, and a view each would let a picture at the edge keep half the change and
         its old answer."""
         tasks = self.gated_tasks
-        if not tasks:
+        if not tasks or lora.muted_now() >= {t.name for t in tasks}:  # nothing to let through
             return [view() for view in views]
         e = [view() for view in views]
         with torch.no_grad(), lora.muted(t.name for t in tasks):
             e0 = [view() for view in views]
-        g = torch.stack([self.openness(a0) for a0 in e0]).max(0).values
+        g = self.openness(*e0)
         return [gate.blend(a0, a, g) for a0, a in zip(e0, e)]
 
-    def openness(self, e0: torch.Tensor) -> torch.Tensor:
+    def openness(self, *e0: torch.Tensor) -> torch.Tensor:
         """Per picture, the share of the gated tasks' change its answer gets, from ``e0``, its
-        embedding with every gated adapter muted (1 where no task is gated)."""
+        views' embeddings with every gated adapter muted: the widest of the views' gates (1
+        where no task is gated)."""
         tasks = self.gated_tasks
         if not tasks:
-            return torch.ones(len(e0), device=e0.device)
-        return gate.openness([gate.Gate.from_dict(t.gate) for t in tasks], self.head.cosine(e0),
-                             self.class_names)
+            return torch.ones(len(e0[0]), device=e0[0].device)
+        gates = [gate.Gate.from_dict(t.gate) for t in tasks]
+        return torch.stack([gate.openness(gates, self.head.cosine(view), self.class_names)
+                            for view in e0]).max(0).values
 
     def gated_from(self) -> int:
         """The lowest block whose MLP a gated task changed (the top block when none changed a
@@ -360,8 +362,6 @@ class Recognizer(nn.Module):
         if not self.gated_tasks:
             return (F.normalize(self.embed(images), dim=-1)
                     + F.normalize(self.embed(images.flip(-1)), dim=-1)) / 2
-        if images.dtype == torch.uint8:
-            images = images.float() / 255.0
         x, xf = self.stem_tokens(images), self.stem_tokens(images.flip(-1))
         return self._answer(lambda: self._embed_from_tokens(x),
                             lambda: self._embed_from_tokens(xf))

@@ -124,12 +124,12 @@ class Inputs:
 
     @torch.no_grad()
     def openness(self, idx: torch.Tensor) -> torch.Tensor:
-        """Per training picture ``idx``, the wider of its two views' gate openings
+        """Per training picture ``idx``, its gate's opening from both views
         (``Recognizer.openness``; 1 where no task is gated)."""
         model = self.task.model
         with lora.muted(t.name for t in model.gated_tasks):
             e0 = [self.embed(idx, flip) for flip in (False, True)]
-        return torch.maximum(*(model.openness(e) for e in e0)).cpu()
+        return model.openness(*e0).cpu()
 
     @torch.no_grad()
     def judged(self, idx: torch.Tensor) -> torch.Tensor:
