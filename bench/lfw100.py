@@ -34,6 +34,12 @@ def most_pictured(count: int = PEOPLE, lfw: Path = LFW) -> list[str]:
     return [n for _, n in sorted(sizes, key=lambda t: (-t[0], t[1]))[:count]]
 
 
+def people(count: int = PEOPLE) -> list[str]:
+    """LFW-``count``'s people in its recognizer's class order (the gallery labels its folders
+    sorted by name), known without building the recognizer."""
+    return sorted(most_pictured(count))
+
+
 def build(root: Path = ROOT / "runs" / "galleries", lfw: Path = LFW,
           people: int = PEOPLE) -> tuple[Path, Path]:
     """(gallery folder, recognizer checkpoint) of LFW-``people``, built on first use."""

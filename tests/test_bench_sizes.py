@@ -24,6 +24,8 @@ def test_quick_sizes_benchmark(tmp_path):
     two = next(r for r in rows if (r["part"], r["recipe"], r["people"]) == ("sample", "default", 2))
     assert two["stop"] == "done" and two["blocks_used"] == 1 and two["acc_f_after"] == 0.0, two
     assert two["f_other"] == 0.0 and two["before_seconds"] == 0.0
+    # Acc_f 0 is every held-back picture's best other person ahead of its own: the lowest gap > 0.
+    assert two["f_gap_low"] > 0.0
     for r in rows:
         if r["recipe"] == "dense":
             assert r["blocks_used"] == 6 and r["zero_groups"] == 0, r
@@ -49,7 +51,7 @@ def test_the_lfw100_continual_part_draws_four_disjoint_tasks_of_ten_per_sequence
     from bench.sizes import parser, task_plans
 
     a = parser().parse_args(["--parts", "lfw-continual", "--lfw-draws", "2", "--seed", "1"])
-    plans = task_plans(a, ["default"])
+    plans = task_plans(a, ["default"])  # planned from LFW's folders: no recognizer is built
     assert [(p[0], p[1], p[3]) for p in plans] == [("lfw-continual", "lfw100", 0),
                                                    ("lfw-continual", "lfw100", 1)]
     for *_, tasks, _ in plans:
