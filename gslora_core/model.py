@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -229,21 +229,27 @@ class Recognizer(nn.Module):
         """The live tasks whose change is gated (``gate``)."""
         return [t for t in self.tasks if t.gate is not None and not t.merged]
 
-    def _gated(self, *views) -> list[torch.Tensor]:
+    def _gated(self, *views, e0: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Each view's embedding (``view()`` computes it) with every gated task's change let
         through by the gate: each ``view`` runs the pass from states no gated task has changed
-        (``gated_from``), once as it is and once with the gated adapters muted (``e0``, no
-        gradient). The views of one picture share one gate, the widest of theirs: the answer
-        averages them, and a view each would let a picture at the edge keep half the change and
-        its old answer."""
+        (``gated_from``), once as it is and, unless the caller kept them (``e0``), once with
+        the gated adapters muted (``ungated``). The views of one picture share one gate, the
+        widest of theirs: the answer averages them, and a view each would let a picture at the
+        edge keep half the change and its old answer."""
         tasks = self.gated_tasks
         if not tasks or lora.muted_now() >= {t.name for t in tasks}:  # nothing to let through
             return [view() for view in views]
         e = [view() for view in views]
-        with torch.no_grad(), lora.muted(t.name for t in tasks):
-            e0 = [view() for view in views]
+        e0 = self.ungated(*views) if e0 is None else e0
         g = self.openness(*e0)
         return [gate.blend(a0, a, g) for a0, a in zip(e0, e)]
+
+    @torch.no_grad()
+    def ungated(self, *views) -> list[torch.Tensor]:
+        """The gate's ``e0``: each view's embedding with every gated task's adapters muted.
+        No step of a task moves it (its own adapters are muted too), so a task may keep it."""
+        with lora.muted(t.name for t in self.gated_tasks):
+            return [view() for view in views]
 
     def openness(self, *e0: torch.Tensor) -> torch.Tensor:
         """Per picture, the share of the gated tasks' change its answer gets, from ``e0``, its
@@ -326,10 +332,16 @@ class Recognizer(nn.Module):
         x = h + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(h))))
         return self.mid_state_from_stem(x, block, start=low + 1)
 
-    def embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
+    def embed_from_mid(self, h: torch.Tensor, block: int,
+                       e0: torch.Tensor | None = None) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block`` (``_embed_from_mid``), gated (``h``
-        must then be at or under ``gated_from``)."""
-        return self._gated(lambda: self._embed_from_mid(h, block))[0]
+        must then be at or under ``gated_from``; ``e0``: its ``ungated`` embedding, if kept)."""
+        return self._gated(lambda: self._embed_from_mid(h, block),
+                           e0=None if e0 is None else [e0])[0]
+
+    def ungated_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """``embed_from_mid``'s ``e0``: the pass from ``h`` with every gated adapter muted."""
+        return self.ungated(lambda: self._embed_from_mid(h, block))[0]
 
     def _embed_from_mid(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """The embedding from ``mid_state`` at ``block``: that block's MLP, the blocks above,
@@ -366,16 +378,17 @@ class Recognizer(nn.Module):
         return self._answer(lambda: self._embed_from_tokens(x),
                             lambda: self._embed_from_tokens(xf))
 
-    def answer_from_mid(self, plain: torch.Tensor, mirrored: torch.Tensor,
-                        block: int) -> torch.Tensor:
-        """``embed_flip`` from both views' ``mid_state`` at ``block``."""
+    def answer_from_mid(self, plain: torch.Tensor, mirrored: torch.Tensor, block: int,
+                        e0: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """``embed_flip`` from both views' ``mid_state`` at ``block`` (``e0``: both views'
+        ``ungated`` embeddings, if kept)."""
         return self._answer(lambda: self._embed_from_mid(plain, block),
-                            lambda: self._embed_from_mid(mirrored, block))
+                            lambda: self._embed_from_mid(mirrored, block), e0)
 
-    def _answer(self, plain, mirrored) -> torch.Tensor:
+    def _answer(self, plain, mirrored, e0: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Both views' unit embeddings averaged (``plain()`` and ``mirrored()`` compute them),
         gated as one picture (``_gated``)."""
-        a, b = self._gated(plain, mirrored)
+        a, b = self._gated(plain, mirrored, e0=e0)
         return (F.normalize(a, dim=-1) + F.normalize(b, dim=-1)) / 2
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

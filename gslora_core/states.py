@@ -170,15 +170,18 @@ class Grids:
 
 
 @torch.no_grad()
-def embed_states(model: Recognizer, states: MidStates, chunk: int = CHUNK) -> torch.Tensor:
+def embed_states(model: Recognizer, states: MidStates, chunk: int = CHUNK,
+                 e0: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Evaluation embeddings from states: the mean of both views' unit embeddings, as
-    ``Recognizer.embed_flip`` gives from the pictures."""
+    ``Recognizer.embed_flip`` gives from the pictures (``e0``: both views' gate inputs, kept
+    by the caller; ``Recognizer.ungated``)."""
     model.eval()
     out = []
     for i in range(0, len(states.plain), chunk):
+        part = None if e0 is None else tuple(v[i:i + chunk] for v in e0)
         out.append(model.answer_from_mid(states.plain[i:i + chunk].to(model.device),
                                          states.flip[i:i + chunk].to(model.device),
-                                         states.block).float().cpu())
+                                         states.block, part).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, model.cfg.embedding_dim))
 
 

@@ -74,6 +74,9 @@ class Inputs:
         self.cache: StateCache | None = None
         self.test_cache: StateCache | None = None
         self.seeded = False
+        # Per training picture and view, the gate's e0 (``Recognizer.ungated``): no step moves
+        # it, so it is computed once a task rather than by a muted pass in every step and check.
+        self.e0: dict[tuple[int, bool], torch.Tensor] = {}
 
     def start_at(self, block: int | None, seeded: bool = False) -> None:
         """Training pictures from states at ``block`` from now on (None: the whole backbone);
@@ -108,7 +111,8 @@ class Inputs:
         """Training embeddings of gallery pictures ``idx`` (mirrored if ``flip``)."""
         model = self.task.model
         if self.cache is not None:
-            return model.embed_from_mid(self.cache(idx, flip), self.cache.block)
+            return model.embed_from_mid(self.cache(idx, flip), self.cache.block,
+                                        self._e0(idx, flip))
         x = self.task.gallery.train_x[idx].to(model.device)
         return model.embed(x.flip(-1) if flip else x)
 
@@ -119,16 +123,35 @@ class Inputs:
         model = self.task.model
         if self.cache is not None:
             return model.answer_from_mid(self.cache(idx, False), self.cache(idx, True),
-                                         self.cache.block)
+                                         self.cache.block, self._views_e0(idx))
         return model.embed_flip(self.task.gallery.train_x[idx].to(model.device))
+
+    def _e0(self, idx: torch.Tensor, flip: bool) -> torch.Tensor | None:
+        """The gate's e0 of training pictures ``idx`` (one view; kept in ``self.e0``), None
+        when no task is gated, the pictures enter whole or there are none."""
+        model, keys = self.task.model, idx.tolist()
+        if self.cache is None or not model.gated_tasks or not keys:
+            return None
+        missing = [i for i in dict.fromkeys(keys) if (i, flip) not in self.e0]
+        if missing:
+            h = self.cache(torch.tensor(missing), flip)
+            self.e0.update(zip(((i, flip) for i in missing),
+                               model.ungated_from_mid(h, self.cache.block)))
+        return torch.stack([self.e0[(i, flip)] for i in keys])
+
+    def _views_e0(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        e0 = self._e0(idx, False)
+        return None if e0 is None else (e0, self._e0(idx, True))
 
     @torch.no_grad()
     def openness(self, idx: torch.Tensor) -> torch.Tensor:
         """Per training picture ``idx``, its gate's opening from both views
         (``Recognizer.openness``; 1 where no task is gated)."""
         model = self.task.model
-        with lora.muted(t.name for t in model.gated_tasks):
-            e0 = [self.embed(idx, flip) for flip in (False, True)]
+        e0 = self._views_e0(idx)
+        if e0 is None:
+            with lora.muted(t.name for t in model.gated_tasks):
+                e0 = tuple(self.embed(idx, flip) for flip in (False, True))
         return model.openness(*e0).cpu()
 
     @torch.no_grad()
@@ -136,7 +159,7 @@ class Inputs:
         """Evaluation embeddings (both views) of training pictures ``idx``."""
         model = self.task.model
         if self.cache is not None:
-            return embed_states(model, self.cache.states(idx))
+            return embed_states(model, self.cache.states(idx), e0=self._views_e0(idx))
         return embed_all(model, self.task.gallery.train_x[idx])
 
     @torch.no_grad()

@@ -157,3 +157,43 @@ def test_both_views_of_a_picture_share_the_wider_of_their_gates():
     want = sum(F.normalize(gate.blend(a0, a, g), dim=-1) for a0, a in zip(e0, e)) / 2
     assert torch.allclose(model.embed_flip(x), want, atol=1e-6)
     assert torch.allclose(embed_all(model, x), want, atol=1e-6)
+
+
+def test_a_task_computes_each_training_pictures_e0_once_and_answers_as_the_whole_pass(
+        monkeypatch):
+    """The gate's e0 does not move while a task trains (every gated adapter muted, its own
+    too), so a task keeps it per picture and view: its steps and checks run no muted pass.
+    Given kept e0, the states give the whole gated pass."""
+    from tiny import forget_people
+
+    from gslora_core.config import ForgetConfig
+    from gslora_core.model import Recognizer
+
+    model, x = gated_model(c=0.5), images(8)
+    h = model.kept_rows(model.mid_state(x, 1), 1)
+    hf = model.kept_rows(model.mid_state(x.flip(-1), 1), 1)
+    e0 = model.ungated_from_mid(h, 1)
+    assert torch.allclose(model.embed_from_mid(h, 1, e0), model.embed(x), atol=1e-6)
+    both = (e0, model.ungated_from_mid(hf, 1))
+    assert torch.allclose(model.answer_from_mid(h, hf, 1, both), model.embed_flip(x), atol=1e-6)
+
+    rows = []
+    real = Recognizer.ungated
+
+    def counted(self, *views):
+        out = real(self, *views)
+        rows.append(sum(len(v) for v in out))
+        return out
+
+    monkeypatch.setattr(Recognizer, "ungated", counted)
+    model, gallery = tiny_model(), tiny_gallery()
+    before = snapshot(model, gallery)
+    cfg = ForgetConfig(batch_size=4, eval_every=0, steps=30, check_every=1, gate="on",
+                       gate_c=5.0, gate_lead=-5.0, margin=5.0)  # runs to its cap, gates open
+    report, after = forget_people(model, gallery, ["ann"], cfg, before=before)
+    assert report["stop"]["steps"] == 30
+    # e0 once per training picture and view, and once per picture in the "after" pass (both
+    # views, training and test pictures): a muted pass per step would be ~30 x 12 rows more.
+    n = len(gallery.train_y) + len(gallery.test_y)
+    assert sum(rows) <= 2 * len(gallery.train_y) + 2 * n, rows
+    assert torch.allclose(after.train_cos, snapshot(model, gallery).train_cos, atol=1e-5)
