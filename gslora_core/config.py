@@ -280,6 +280,11 @@ class ForgetConfig:
         0.05, "the gate's lead: how far a picture's cosine to a forgotten class must lead its "
              "cosine to every other class (a picture the recognizer took for someone else "
              "before the task is left as it was)", "gate: lead")
+    gate_bnd: float = knob(
+        55.0, "BND of a gated task, in place of bnd: the gate keeps the kept people out of the "
+              "push's way, so it asks the forgotten people's pictures for a wider gap, and their "
+              "held-back pictures end further from their own class (chosen on validation "
+              "pictures: bench/results/tuning/gate/round3)", "gate: BND")
     lr_decay: str = knob(
         "auto", "release: the learning rate: none (constant; blocks are released as the task "
                 "needs them), cosine (from lr to 0 at the step cap, and the task keeps the "

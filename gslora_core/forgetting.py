@@ -36,7 +36,7 @@ from .evaluation import (
     build_report,
     snapshot,
 )
-from .gate import Gate, gates
+from .gate import SHUT, Gate, gates
 from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
@@ -131,8 +131,8 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
     prototypes = (shot_prototypes(model, gallery, pools.forget) if cfg.prototype_weight > 0
                   else torch.zeros(0))
     return Task(model, gallery, cfg, roles, before, pools, prototypes, gen, tau,
-                unknown=pushes_unknown(cfg, model.kind),
-                grids=before.grids or Grids())
+                unknown=pushes_unknown(cfg, model.kind), grids=before.grids or Grids(),
+                bnd=cfg.bnd)
 
 
 def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:
@@ -150,12 +150,14 @@ def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:
 
 def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     """Give the model the task (its record and fresh adapters, ``Recognizer.add_task``) and
-    make the adapters what ``task`` trains."""
+    make the adapters what ``task`` trains; a gated task asks ``gate_bnd``."""
     model, cfg = task.model, task.cfg
     forgotten = [model.class_names[c] for c in task.roles.forgotten]
     record = TaskRecord(name=name, forgotten=forgotten, rank=cfg.rank, lora_alpha=LORA_ALPHA,
                         config=cfg.to_dict(), gate=_gate(task, forgotten))
     model.add_task(record, seed=cfg.seed)
+    if record.gate is not None:
+        task = replace(task, bnd=cfg.gate_bnd)
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record
 
 
@@ -166,7 +168,7 @@ def _gate(task: Task, forgotten: list[str]) -> dict | None:
         return None
     earlier = [model.class_names[c] for c in task.roles.earlier]
     return Gate(tuple(forgotten + earlier), cfg.gate_k, cfg.gate_c, task.tau,
-                cfg.gate_lead).to_dict()
+                cfg.gate_lead, SHUT).to_dict()
 
 
 def _lowest_changed(task: Task) -> int:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .config import PAPER_HEAD_MARGIN, PAPER_HEAD_SCALE, ForgetConfig
+from .config import PAPER_HEAD_MARGIN, PAPER_HEAD_SCALE
 from .losses import (
     bounded_forget_loss,
     group_lasso,
@@ -27,21 +27,21 @@ from .task import Inputs, Task
 Anchor = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
-def forget_gap(cfg: ForgetConfig) -> float:
+def forget_gap(bnd: float) -> float:
     """BND as the cosine gap it asks of a forget picture: its best other class ahead of its own
-    class by this much. The knob is in the logits of the paper's face head (s 64, m 0.35),
-    where 45 asks 45 / 64 - 0.35 = 0.35."""
-    return cfg.bnd / PAPER_HEAD_SCALE - PAPER_HEAD_MARGIN
+    class by this much. BND is in the logits of the paper's face head (s 64, m 0.35), where 45
+    asks 45 / 64 - 0.35 = 0.35. A task's BND is ``Task.bnd``."""
+    return bnd / PAPER_HEAD_SCALE - PAPER_HEAD_MARGIN
 
 
-def forget_bound(cfg: ForgetConfig, s: float, m: float) -> float:
+def forget_bound(bnd: float, s: float, m: float) -> float:
     """BND in the margin logits of a head of scale ``s`` and margin ``m``, asking the same
     cosine gap (``forget_gap``): a picture's forget margin is about s (best other - own + m).
     The face head keeps 45. The object classifier's head (s 16, m 0.1) gets 7.25: 45 unscaled
     was out of reach (its logits span 32, the forget term never rested), and scaled by s / 64
     alone it asked a gap of 0.60 instead of 0.35, which "cat" against "dog" reached only with
     5 blocks after 245 steps (bench/results/tuning/objects_rule)."""
-    return s * (forget_gap(cfg) + m)
+    return s * (forget_gap(bnd) + m)
 
 
 def _draw(pool: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -108,7 +108,7 @@ def step_loss(task: Task, inputs: Inputs, batch: Batch, anchor: Anchor | None,
     l_r, l_keep = _retain_terms(task, inputs, batch.retain, yr, anchor)
     emb_f = inputs.answer(batch.forget) if answer else inputs.embed(batch.forget)
     cos_f = model.head.cosine(emb_f)
-    bnd = forget_bound(cfg, model.head.s, model.head.m)
+    bnd = forget_bound(task.bnd, model.head.s, model.head.m)
     l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, bnd)
     l_u = torch.zeros((), device=model.device)
     loss = l_r + cfg.beta * l_f

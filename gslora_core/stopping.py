@@ -60,7 +60,7 @@ class Rule:
         best = cos.max(1).values
         # Half of each margin the loss pushes to: the loss goes past the rule, so the rule is met
         # while the push goes on, and held-back pictures, which follow less far, still clear it.
-        done = other - own > max(0.0, forget_gap(cfg)) / 2
+        done = other - own > max(0.0, forget_gap(task.bnd)) / 2
         if task.unknown:
             done &= best < task.tau - cfg.margin / 2
         return done | self._shut(idx), (own >= other) & (own >= task.tau)

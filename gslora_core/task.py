@@ -59,6 +59,7 @@ class Task:
     tau: float  # the recognizer's open-set threshold
     unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
     grids: Grids  # the gallery's token grids below the top, from ``before`` or on first need
+    bnd: float  # the BND it asks (``ForgetConfig.bnd``; ``gate_bnd`` when its change is gated)
     name: str = ""  # the task's adapters ("" for full fine-tuning)
     params: tuple[torch.Tensor, ...] = ()  # what trains
     groups: tuple[list[torch.Tensor], ...] = ()  # LoRA groups, one per block (none: full)

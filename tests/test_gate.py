@@ -197,3 +197,39 @@ def test_a_task_computes_each_training_pictures_e0_once_and_answers_as_the_whole
     n = len(gallery.train_y) + len(gallery.test_y)
     assert sum(rows) <= 2 * len(gallery.train_y) + 2 * n, rows
     assert torch.allclose(after.train_cos, snapshot(model, gallery).train_cos, atol=1e-5)
+
+
+def test_an_opening_under_shut_is_none_and_the_rest_stays_continuous():
+    """A new task's gate shuts exactly under ``SHUT`` (the sigmoid alone leaves a kept face a
+    sliver of the change); an older record, without ``shut``, answers as it did."""
+    cos0 = torch.tensor([[0.9, 0.6, 0.0], [0.3, 0.7, 0.1], [0.0, 0.4, 0.0]])
+    old = gate.Gate(("bob",), 30.0, 0.1, 0.5)
+    new = gate.Gate(("bob",), 30.0, 0.1, 0.5, shut=gate.SHUT)
+    g_old, g_new = (gate.openness([g], cos0, ["ann", "bob", "cid"]) for g in (old, new))
+    assert 0 < g_old[0] < gate.SHUT and g_new[0] == 0.0  # nearer ann (kept): now exactly shut
+    assert g_new[1] == pytest.approx(1.0, abs=1e-3) and g_new[2] == pytest.approx(0.4949, abs=1e-4)
+    assert gate.Gate.from_dict({k: v for k, v in new.to_dict().items() if k != "shut"}) == old
+    assert gate.Gate.from_dict(new.to_dict()) == new
+
+
+def test_a_gated_task_asks_gate_bnd_and_an_ungated_one_bnd():
+    """``gate_bnd`` replaces ``bnd`` in a gated task's loss and stopping rule only: a bound no
+    picture can reach keeps a gated task to its cap and leaves an ungated one as it was."""
+    from tiny import forget_people
+
+    from gslora_core.config import ForgetConfig
+
+    def stop(**kw):
+        model, gallery = tiny_model(), tiny_gallery()
+        cfg = ForgetConfig(batch_size=4, eval_every=0, steps=40, check_every=1, **kw)
+        return forget_people(model, gallery, ["ann"], cfg)[0]["stop"]
+
+    gated = {"gate": "on", "gate_c": 5.0, "gate_lead": -5.0}  # wide open: no picture left alone
+    unreachable = stop(**gated, gate_bnd=1000.0)
+    assert unreachable["reason"] == "step cap" and unreachable["pictures_left"] > 0
+    without = {k: v for k, v in stop(**gated).items() if k not in ("seconds", "text")}
+    assert {k: v for k, v in stop(**gated, bnd=1000.0).items()
+            if k not in ("seconds", "text")} == without
+    off = {k: v for k, v in stop(gate="off").items() if k not in ("seconds", "text")}
+    assert {k: v for k, v in stop(gate="off", gate_bnd=1000.0).items()
+            if k not in ("seconds", "text")} == off

@@ -123,13 +123,13 @@ def test_the_forget_bound_asks_one_cosine_gap_of_any_head() -> None:
     from gslora_core.objective import forget_bound, forget_gap
 
     cfg = ForgetConfig()
-    assert forget_bound(cfg, 64.0, 0.35) == pytest.approx(cfg.bnd)
-    assert forget_gap(cfg) == pytest.approx(45 / 64 - 0.35)
+    assert forget_bound(cfg.bnd, 64.0, 0.35) == pytest.approx(cfg.bnd)
+    assert forget_gap(cfg.bnd) == pytest.approx(45 / 64 - 0.35)
     s, m = 16.0, 0.1
-    bound = forget_bound(cfg, s, m)
+    bound = forget_bound(cfg.bnd, s, m)
     assert bound < 2 * s < cfg.bnd
     # a picture whose best other class leads its own by exactly the gap sits on the bound
-    own, other = 0.2, 0.2 + forget_gap(cfg)
+    own, other = 0.2, 0.2 + forget_gap(cfg.bnd)
     assert s * (other - (own - m)) == pytest.approx(bound)
 
 
