@@ -36,13 +36,14 @@ back just deletes its adapter.
 - *Retain loss* on pictures of the people who stay: "keep recognizing them". It is the usual
   classification loss, *cross-entropy*: small when the right person gets the highest score,
   large when someone else does.
-- *Forget loss* `β · ReLU(BND − m)` on each picture of the people to forget (β = {beta},
-  BND = {bnd}). Here m says how far the picture is from its own person: the best of the other
-  people's scores (taken smoothly, as a *log-sum-exp*) minus its own; once the picture is
-  misrecognized, m is its cross-entropy. In words: "push it away, but only until m reaches
-  BND" (ReLU(x) is x when x is positive, else 0). Without the bound the loss would run off to
-  infinity and wreck the whole model. The authors bound the cross-entropy itself, but for a
-  face the recognizer is sure of that has no gradient to follow.
+- *Forget loss* `β · ReLU(BND − m)` on each picture of the people to forget (β = {beta}, BND =
+  {bnd:g}; {gate_bnd} for faces, whose change is gated, below). Here m says how far the picture
+  is from its own person: the best of the other people's scores (taken smoothly, as a
+  *log-sum-exp*) minus its own; once the picture is misrecognized, m is its cross-entropy. In
+  words: "push it away, but only until m reaches BND" (ReLU(x) is x when x is positive, else 0).
+  Without the bound the loss would run off to infinity and wreck the whole model. The authors
+  bound the cross-entropy itself, but for a face the recognizer is sure of that has no gradient
+  to follow.
 - From the second task on, a few pictures of the people forgotten *earlier* get the same bounded
   forget loss ({replay} per step), so the new adapter cannot bring them back; for people already
   past the bound it costs nothing.
@@ -75,7 +76,9 @@ each photo is first read by the recognizer with the adapters left out. If it is 
 the forgotten people than anyone else (by at least {gate_lead} in cosine, and at most {gate_c}
 under the threshold), the gate opens and the photo gets the whole change, whether it was seen
 in training or not; a photo nearer anyone else gets none of it and is answered exactly as
-before (the gate's sharpness: {gate_k}). A forgotten person's photo that the recognizer
+before (the gate's sharpness: {gate_k}; under 1 % open it is shut). With the kept people out of
+its way, the forget loss can ask more (BND {gate_bnd}), which carries the forgotten people's
+unseen photos further from their name. A forgotten person's photo that the recognizer
 already took for someone else stays as it was. (Object classes, with the paper's Acc_f as
 their measure, are not gated.) A gated change depends on the photo, so exporting keeps it as an
 adapter beside the plain weights.
@@ -117,6 +120,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
                         gate_k=f"{cfg.get('gate_k', 30.0):g}",
                         gate_c=f"{cfg.get('gate_c', 0.15):g}",
                         gate_lead=f"{cfg.get('gate_lead', 0.05):g}",
+                        gate_bnd=f"{cfg.get('gate_bnd', cfg['bnd']):g}",
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)
     if not report:
