@@ -353,6 +353,7 @@ class ForgetConfig:
             (self.unknown in UNKNOWN, f"unknown must be one of {', '.join(UNKNOWN)}"),
             (self.gate in GATE, f"gate must be one of {', '.join(GATE)}"),
             (self.gate_k > 0, "gate_k must be positive"),
+            (self.gate_bnd > 0, "gate_bnd (a gated task's forget-loss bound) must be positive"),
             (self.lr_decay in LR_DECAY, f"lr_decay must be one of {', '.join(LR_DECAY)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),

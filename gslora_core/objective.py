@@ -37,7 +37,7 @@ def forget_gap(bnd: float) -> float:
 def forget_bound(bnd: float, s: float, m: float) -> float:
     """BND in the margin logits of a head of scale ``s`` and margin ``m``, asking the same
     cosine gap (``forget_gap``): a picture's forget margin is about s (best other - own + m).
-    The face head keeps 45. The object classifier's head (s 16, m 0.1) gets 7.25: 45 unscaled
+    The face head keeps BND as it is. The object classifier's head (s 16, m 0.1) gets 7.25: 45 unscaled
     was out of reach (its logits span 32, the forget term never rested), and scaled by s / 64
     alone it asked a gap of 0.60 instead of 0.35, which "cat" against "dog" reached only with
     5 blocks after 245 steps (bench/results/tuning/objects_rule)."""
