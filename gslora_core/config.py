@@ -281,7 +281,7 @@ class ForgetConfig:
              "cosine to every other class (a picture the recognizer took for someone else "
              "before the task is left as it was)", "gate: lead")
     gate_bnd: float = knob(
-        55.0, "BND of a gated task, in place of bnd: the gate keeps the kept people out of the "
+        65.0, "BND of a gated task, in place of bnd: the gate keeps the kept people out of the "
               "push's way, so it asks the forgotten people's pictures for a wider gap, and their "
               "held-back pictures end further from their own class (chosen on validation "
               "pictures: bench/results/tuning/gate/round3)", "gate: BND")
