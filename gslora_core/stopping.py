@@ -36,19 +36,14 @@ class Rule:
         self.task, self.inputs = task, inputs
         self.judged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.focus = torch.zeros(0, dtype=torch.long)  # forget pictures not yet past the rule
-        self.shut: dict[int, bool] = {}  # per picture: its gate keeps the change out (``gate``)
 
     def _shut(self, idx: torch.Tensor) -> torch.Tensor:
         """Pictures whose gate is shut (under half open): the recognizer took them for someone
         else, or for nobody, before the task. No step can move them, so the rule leaves them as
-        they are. Their gate does not move while the task trains: judged once."""
+        they are. (Their gate reads the e0 ``Inputs`` keeps: a few cosines a check.)"""
         if not self.task.model.gated_tasks:
             return torch.zeros(len(idx), dtype=torch.bool)
-        new = sorted({i for i in idx.tolist() if i not in self.shut})
-        if new:
-            opened = self.inputs.openness(torch.tensor(new))
-            self.shut.update(zip(new, (opened < 0.5).tolist()))
-        return torch.tensor([self.shut[i] for i in idx.tolist()], dtype=torch.bool)
+        return self.inputs.openness(idx) < 0.5
 
     @torch.no_grad()
     def judge(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 import torch
 
-from . import lora
 from .config import ForgetConfig
 from .data import Gallery
 from .evaluation import Roles, Snapshot, snapshot, snapshot_from
@@ -149,10 +148,8 @@ class Inputs:
         """Per training picture ``idx``, its gate's opening from both views
         (``Recognizer.openness``; 1 where no task is gated)."""
         model = self.task.model
-        e0 = self._views_e0(idx)
-        if e0 is None:
-            with lora.muted(t.name for t in model.gated_tasks):
-                e0 = tuple(self.embed(idx, flip) for flip in (False, True))
+        e0 = self._views_e0(idx) or model.ungated(lambda: self.embed(idx),
+                                                   lambda: self.embed(idx, flip=True))
         return model.openness(*e0).cpu()
 
     @torch.no_grad()
