@@ -25,11 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from gslora_core.alignment import FaceAligner
 from gslora_core.config import DataConfig, TrainConfig
 from gslora_core.data import Gallery, load_gallery, load_gallery_for
 from gslora_core.model import Recognizer, load_recognizer, save_recognizer
+from gslora_core.threads import torch_threads
 from gslora_core.training import fix_threshold, from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
@@ -47,9 +51,34 @@ def backbone_path() -> Path:
 
 def enrolled_path(root: Path, name: str) -> Path:
     """Where gallery ``name``'s recognizer is kept: beside the pictures, in a folder of the
-    backbone's own (a digest of its file), so another backbone never reuses it."""
+    backbone's own (a digest of its file), so another backbone never reuses it; "-alone": its
+    crops were aligned one picture at a time (``built``), so no older enrolment is reused."""
     digest = hashlib.sha1(backbone_path().read_bytes()).hexdigest()[:10]
-    return root / f"enrolled-{digest}" / f"{name}.safetensors"
+    return root / f"enrolled-{digest}-alone" / f"{name}.safetensors"
+
+
+# MTCNN's landmarks move by ~1e-5 px with the pictures batched beside a picture and torch's
+# thread count, which moves about half the crops by a grey level. The shared crop cache kept
+# whichever crop the first run made (a test, the app, a script with 1 thread), so two machines
+# enrolled the same gallery with thresholds 1e-3 apart and the benchmarks' steps differed
+# (docs/results.md). Aligned alone, at a fixed thread count, into a cache of their own, a bench
+# gallery's crops are its pictures' own, whoever builds it (on the same kind of CPU).
+BUILD_THREADS = 2
+_ALIGNERS: dict[str, FaceAligner] = {}
+
+
+def crop_cache(root: Path = ROOT / "runs" / "galleries") -> Path:
+    return root / "crops-alone"
+
+
+@contextmanager
+def built(template: str) -> Iterator[dict]:
+    """Build or read a bench gallery as above: ``load_gallery``'s crop arguments, with the
+    thread count fixed for the enrolment inside too."""
+    if template not in _ALIGNERS:
+        _ALIGNERS[template] = FaceAligner(template=template, batch_size=1)
+    with torch_threads(BUILD_THREADS):
+        yield {"cache_dir": crop_cache(), "aligner": _ALIGNERS[template]}
 SAMPLE = (ROOT / "assets" / "sample_gallery", ROOT / "checkpoints" / "sample_recognizer.safetensors")
 NAMES = ["sample", "validation", "validation2", "validation_unseen", "unseen"]
 PER_IDENTITY = 15
@@ -88,10 +117,11 @@ def gallery_files(name: str, root: Path = ROOT / "runs" / "galleries",
         holdout_folder(identities(name, lfw), lfw, folder, per_identity)
     if not ckpt.exists():
         backbone = load_recognizer(backbone_path())
-        gallery = load_gallery(folder, backbone.cfg.img_size, DataConfig(preprocess="mtcnn"),
-                               template=backbone.cfg.face_template)
-        model = from_backbone(backbone, gallery)
-        report = train_recognizer(model, gallery, TrainConfig.from_backbone())
+        with built(backbone.cfg.face_template) as crops:
+            gallery = load_gallery(folder, backbone.cfg.img_size, DataConfig(preprocess="mtcnn"),
+                                   template=backbone.cfg.face_template, **crops)
+            model = from_backbone(backbone, gallery)
+            report = train_recognizer(model, gallery, TrainConfig.from_backbone())
         save_recognizer(model, ckpt)
         print(f"enrolled {name}: {len(gallery.names)} people, test top-1 "
               f"{report['test_accuracy']:.3f}", flush=True)
@@ -116,7 +146,8 @@ def load_built(folder: Path, ckpt: Path) -> tuple[Recognizer, Gallery]:
     """A built gallery's recognizer (``as_enrolled``) and its gallery in the recognizer's class
     order."""
     model = load_recognizer(ckpt)
-    gallery = load_gallery_for(model, folder)
+    with built(model.cfg.face_template) as crops:
+        gallery = load_gallery_for(model, folder, **crops)
     return as_enrolled(model, gallery, ckpt), gallery
 
 

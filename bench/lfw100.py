@@ -18,7 +18,7 @@ from gslora_core.model import Recognizer, load_recognizer, save_recognizer
 from gslora_core.training import from_backbone, train_recognizer
 
 from .backbone import LFW, holdout_folder
-from .galleries import backbone_path, enrolled_path, load_built
+from .galleries import backbone_path, built, enrolled_path, load_built
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE, CAP = 100, 40
@@ -49,10 +49,11 @@ def build(root: Path = ROOT / "runs" / "galleries", lfw: Path = LFW,
         holdout_folder(most_pictured(people, lfw), lfw, folder, CAP)
     if not ckpt.exists():
         backbone = load_recognizer(backbone_path())
-        gallery = load_gallery(folder, backbone.cfg.img_size, DATA,
-                               template=backbone.cfg.face_template)
-        model = from_backbone(backbone, gallery, DATA)
-        report = train_recognizer(model, gallery, TrainConfig.from_backbone())
+        with built(backbone.cfg.face_template) as crops:
+            gallery = load_gallery(folder, backbone.cfg.img_size, DATA,
+                                   template=backbone.cfg.face_template, **crops)
+            model = from_backbone(backbone, gallery, DATA)
+            report = train_recognizer(model, gallery, TrainConfig.from_backbone())
         save_recognizer(model, ckpt)
         print(f"enrolled {name}: {len(gallery.names)} people, {len(gallery.train_y)} train / "
               f"{len(gallery.val_y)} validation / {len(gallery.test_y)} test pictures, test top-1 "

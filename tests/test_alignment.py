@@ -111,3 +111,27 @@ def test_two_faces_pick_the_larger_and_say_so(aligner):
     assert r.method == "mtcnn" and r.n_faces == 2
     assert "2 faces found" in r.note
     assert (r.box[0] + r.box[2]) / 2 > 150
+
+
+def test_a_bench_gallery_crop_is_its_pictures_own():
+    """Crops of the benchmarks' galleries (``bench.galleries.built``) do not depend on the
+    caller's torch thread count or on the pictures aligned beside them: a plain batch moves
+    landmarks by ~1e-5 px with either, and about half the crops by a grey level."""
+    import torch
+
+    from bench.galleries import built
+
+    pictures = [lfw(i) for i in range(len(FILES))]
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads, which in ((1, [0, 1, 2, 3]), (3, [3, 2, 1, 0]), (2, [1])):
+            torch.set_num_threads(threads)
+            with built("dlib") as kw:
+                res = kw["aligner"].align_many([pictures[i] for i in which])
+            runs.append({i: np.asarray(r.crop) for i, r in zip(which, res)})
+    finally:
+        torch.set_num_threads(before)
+    for run in runs[1:]:
+        for i, crop in run.items():
+            assert np.array_equal(crop, runs[0][i]), FILES[i]
