@@ -116,7 +116,9 @@ class CropCache:
 
     Each entry is ``<key>.json`` (method, note, faces) plus ``<key>.png`` when a face was found.
     ``shipped``: read-only entries of the same layout a gallery ships beside it
-    (``shipped_crops``), read when ``root`` has none."""
+    (``shipped_crops``), read before ``root``'s: they are the crops its kept states were
+    measured on, and a cached crop of the same picture may have been aligned beside other
+    pictures or with another thread count (a grey level apart in about half the pictures)."""
 
     def __init__(self, root: str | Path | None, template: str = "arcface",
                  shipped: str | Path | None = None):
@@ -131,7 +133,7 @@ class CropCache:
         return root / key[:2] / f"{key}.json", root / key[:2] / f"{key}.png"
 
     def get(self, digest: str) -> dict | None:
-        for root, mine in ((self.root, True), (self.shipped, False)):
+        for root, mine in ((self.shipped, False), (self.root, True)):
             if root is None:
                 continue
             meta_path, png = self._paths(digest, root)

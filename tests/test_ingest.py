@@ -293,3 +293,20 @@ def test_a_gallery_of_object_classes_uses_whole_pictures_and_looks_for_no_face(t
     assert int(x[:, 0].min()) > 150 and int(x[:, 1].max()) < 60
     with pytest.raises(ValueError, match="unknown preprocess 'objects'"):
         DataConfig(preprocess="objects")
+
+
+def test_a_gallery_s_shipped_crop_comes_before_a_cached_one(tmp_path: Path) -> None:
+    """The sample's pictures are LFW pictures a bench gallery also aligns: a cached crop of the
+    same picture (another batch, another thread count) must not replace the one its kept
+    states were measured on."""
+    from PIL import Image
+
+    from gslora_core.data import CropCache
+
+    digest = "cd" * 20
+    CropCache(tmp_path / "ship").put(digest, Image.new("RGB", (8, 8), (10, 20, 30)), "mtcnn", None, 1)
+    CropCache(tmp_path / "cache").put(digest, Image.new("RGB", (8, 8), (11, 20, 30)), "mtcnn", None, 1)
+    both = CropCache(tmp_path / "cache", shipped=tmp_path / "ship")
+    assert both.get(digest)["crop"].getpixel((0, 0)) == (10, 20, 30)
+    assert CropCache(tmp_path / "cache").get(digest)["crop"].getpixel((0, 0)) == (11, 20, 30)
+    assert both.get("ef" * 20) is None
