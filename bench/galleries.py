@@ -18,7 +18,9 @@ on a *validation* gallery and reported on others:
 Each other LFW gallery takes 15 pictures per person (the first by the SHA-1 of the file name, as
 assets/sample_gallery was made) and is enrolled from the shipped backbone with the app's own
 recipe (``TrainConfig.from_backbone``, seed 0), exactly what ``python -m gslora_core enroll``
-does; the folder and recognizer are kept in ``runs/galleries/`` and rebuilt when missing.
+does; the folder and recognizer are kept in ``runs/galleries/`` and rebuilt when missing
+(delete ``runs/galleries/`` to build them again from LFW). Their crops are aligned one picture
+at a time at a fixed thread count (``built``), so every machine builds the same recognizers.
 """
 from __future__ import annotations
 
