@@ -70,6 +70,7 @@ _ALIGNERS: dict[str, FaceAligner] = {}
 
 
 def crop_cache(root: Path = ROOT / "runs" / "galleries") -> Path:
+    """The bench galleries' own crop cache (never the app's, ``data.default_cache_dir``)."""
     return root / "crops-alone"
 
 
@@ -81,6 +82,8 @@ def built(template: str) -> Iterator[dict]:
         _ALIGNERS[template] = FaceAligner(template=template, batch_size=1)
     with torch_threads(BUILD_THREADS):
         yield {"cache_dir": crop_cache(), "aligner": _ALIGNERS[template]}
+
+
 SAMPLE = (ROOT / "assets" / "sample_gallery", ROOT / "checkpoints" / "sample_recognizer.safetensors")
 NAMES = ["sample", "validation", "validation2", "validation_unseen", "unseen"]
 PER_IDENTITY = 15
