@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Iterator
 
@@ -66,22 +67,36 @@ def enrolled_path(root: Path, name: str) -> Path:
 # (docs/results.md). Aligned alone, at a fixed thread count, into a cache of their own, a bench
 # gallery's crops are its pictures' own, whoever builds it (on the same kind of CPU).
 BUILD_THREADS = 2
-_ALIGNERS: dict[str, FaceAligner] = {}
+CROPS = ROOT / "runs" / "galleries" / "crops-alone"  # never the app's (``default_cache_dir``)
 
 
-def crop_cache(root: Path = ROOT / "runs" / "galleries") -> Path:
-    """The bench galleries' own crop cache (never the app's, ``data.default_cache_dir``)."""
-    return root / "crops-alone"
+@cache
+def _aligner(template: str) -> FaceAligner:
+    return FaceAligner(template=template, batch_size=1)
 
 
 @contextmanager
 def built(template: str) -> Iterator[dict]:
     """Build or read a bench gallery as above: ``load_gallery``'s crop arguments, with the
     thread count fixed for the enrolment inside too."""
-    if template not in _ALIGNERS:
-        _ALIGNERS[template] = FaceAligner(template=template, batch_size=1)
     with torch_threads(BUILD_THREADS):
-        yield {"cache_dir": crop_cache(), "aligner": _ALIGNERS[template]}
+        yield {"cache_dir": CROPS, "aligner": _aligner(template)}
+
+
+def enroll(folder: Path, ckpt: Path, data: DataConfig,
+           data_config: DataConfig | None = None) -> tuple[Gallery, dict]:
+    """Enroll the gallery in ``folder`` from the bench backbone with the app's own recipe
+    (``TrainConfig.from_backbone``), its crops ``built``, and save the recognizer to ``ckpt``.
+    ``data``: how the pictures are loaded; ``data_config``: what the recognizer records
+    (``from_backbone``; default the backbone's). Returns the gallery and the training report."""
+    backbone = load_recognizer(backbone_path())
+    with built(backbone.cfg.face_template) as crops:
+        gallery = load_gallery(folder, backbone.cfg.img_size, data,
+                               template=backbone.cfg.face_template, **crops)
+        model = from_backbone(backbone, gallery, data_config)
+        report = train_recognizer(model, gallery, TrainConfig.from_backbone())
+    save_recognizer(model, ckpt)
+    return gallery, report
 
 
 SAMPLE = (ROOT / "assets" / "sample_gallery", ROOT / "checkpoints" / "sample_recognizer.safetensors")
@@ -121,13 +136,7 @@ def gallery_files(name: str, root: Path = ROOT / "runs" / "galleries",
         per_identity = None if name == "validation_unseen" else PER_IDENTITY
         holdout_folder(identities(name, lfw), lfw, folder, per_identity)
     if not ckpt.exists():
-        backbone = load_recognizer(backbone_path())
-        with built(backbone.cfg.face_template) as crops:
-            gallery = load_gallery(folder, backbone.cfg.img_size, DataConfig(preprocess="mtcnn"),
-                                   template=backbone.cfg.face_template, **crops)
-            model = from_backbone(backbone, gallery)
-            report = train_recognizer(model, gallery, TrainConfig.from_backbone())
-        save_recognizer(model, ckpt)
+        gallery, report = enroll(folder, ckpt, DataConfig(preprocess="mtcnn"))
         print(f"enrolled {name}: {len(gallery.names)} people, test top-1 "
               f"{report['test_accuracy']:.3f}", flush=True)
     return folder, ckpt

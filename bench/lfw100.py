@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gslora_core.config import DataConfig, TrainConfig
-from gslora_core.data import Gallery, load_gallery
-from gslora_core.model import Recognizer, load_recognizer, save_recognizer
-from gslora_core.training import from_backbone, train_recognizer
+from gslora_core.config import DataConfig
+from gslora_core.data import Gallery
+from gslora_core.model import Recognizer
 
 from .backbone import LFW, holdout_folder
-from .galleries import backbone_path, built, enrolled_path, load_built
+from .galleries import enroll, enrolled_path, load_built
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE, CAP = 100, 40
@@ -48,13 +47,7 @@ def build(root: Path = ROOT / "runs" / "galleries", lfw: Path = LFW,
     if not folder.exists():
         holdout_folder(most_pictured(people, lfw), lfw, folder, CAP)
     if not ckpt.exists():
-        backbone = load_recognizer(backbone_path())
-        with built(backbone.cfg.face_template) as crops:
-            gallery = load_gallery(folder, backbone.cfg.img_size, DATA,
-                                   template=backbone.cfg.face_template, **crops)
-            model = from_backbone(backbone, gallery, DATA)
-            report = train_recognizer(model, gallery, TrainConfig.from_backbone())
-        save_recognizer(model, ckpt)
+        gallery, report = enroll(folder, ckpt, DATA, DATA)
         print(f"enrolled {name}: {len(gallery.names)} people, {len(gallery.train_y)} train / "
               f"{len(gallery.val_y)} validation / {len(gallery.test_y)} test pictures, test top-1 "
               f"{report['test_accuracy']:.3f}", flush=True)
