@@ -10,7 +10,7 @@ from pathlib import Path
 
 GATE = Path(__file__).parent.parent
 RUNS = ["round3c/bnd65", "round3d/head_lora", "round3d/jitter_judged", "round3d/jitter_trained",
-        "round3d/head_lora_jitter", "round3d/relax70"]
+        "round3d/relax70"]
 
 
 def rows_of(run: str) -> list[tuple[str, dict]]:
