@@ -7,8 +7,9 @@ Tasks: LFW-100 validation pictures, the draw ``bench.sizes.draws_of(names, PEOPL
 by default round 3c's three misses. Environment: ``DETAIL=1`` prints each task's three
 held-back pictures nearest their own person; ``HEADLORA=1`` adds a LoRA on the projection to
 the embedding (head_lora.patch in-process); ``AUG=K`` adds K jittered copies of the forgotten
-people's training pictures to the gallery (the judged variant: jitter_judged.patch's forgetting
-part must be applied for them to stay out of the retain pool)."""
+people's training pictures to the gallery: they join the forget pool and are judged by the rule
+(jitter_judged's variant, no patch needed). The gallery then differs per task, so each task
+measures it again (a whole LFW-100 snapshot: minutes a task at K = 4)."""
 import copy
 import os
 import sys
