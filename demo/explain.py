@@ -1,6 +1,7 @@
 """The "how it works" panel: GS-LoRA in plain words, with the numbers of the visitor's last run."""
 from __future__ import annotations
 
+from gslora_core.gate import gated_bnds
 from gslora_core.report import blocks_text, forgotten_line, num, pct, task_norms, upper_first
 
 INTRO = """
@@ -77,8 +78,8 @@ the forgotten people than anyone else (by at least {gate_lead} in cosine, and at
 under the threshold), the gate opens and the photo gets the whole change, whether it was seen
 in training or not; a photo nearer anyone else gets none of it and is answered exactly as
 before (the gate's sharpness: {gate_k}; under 1 % open it is shut). With the kept people out of
-its way, the forget loss can ask more (BND {gate_bnd}), which carries the forgotten people's
-unseen photos further from their name. A forgotten person's photo that the recognizer
+its way, the forget loss can ask more (BND {gate_push}), which carries the forgotten people's unseen
+photos further from their name. A forgotten person's photo that the recognizer
 already took for someone else stays as it was. (Object classes, with the paper's Acc_f as
 their measure, are not gated.) A gated change depends on the photo, so exporting keeps it as an
 adapter beside the plain weights.
@@ -108,6 +109,16 @@ RUN = """
 """
 
 
+def _gate_push(cfg: dict) -> str:
+    """What a gated task's forget loss asks, in words: its BND and, if it has one, the lower
+    BND it falls back to before it takes another block (``Task.bnds``)."""
+    bnds = gated_bnds(cfg.get("gate_bnd", cfg["bnd"]), cfg.get("gate_bnd_fallback", 0.0))
+    if len(bnds) == 1:
+        return f"{bnds[0]:g}"
+    return (f"{bnds[0]:g}, eased to {bnds[1]:g} if the top block cannot reach it, before a "
+            "lower block is released")
+
+
 def how_it_works(report: dict | None, defaults: dict) -> str:
     """The panel's Markdown: the method, filled with this run's settings and results."""
     cfg = (report or {}).get("config", defaults)
@@ -121,6 +132,7 @@ def how_it_works(report: dict | None, defaults: dict) -> str:
                         gate_c=f"{cfg.get('gate_c', 0.15):g}",
                         gate_lead=f"{cfg.get('gate_lead', 0.05):g}",
                         gate_bnd=f"{cfg.get('gate_bnd', cfg['bnd']):g}",
+                        gate_push=_gate_push(cfg),
                         trainable=f"{trainable:,}" if trainable else "a few tens of thousands",
                         share=share)
     if not report:

@@ -88,6 +88,9 @@ def loss_curves(curve: Sequence[dict]) -> go.Figure:
         if "released" in p:
             fig.add_vline(x=p["step"], line={"dash": "dash", "color": "#999"},
                           annotation_text=f"block {p['released'] + 1} released")
+        if "eased" in p:
+            fig.add_vline(x=p["step"], line={"dash": "dot", "color": "#999"},
+                          annotation_text=f"BND eased to {p['eased']:g}")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="share", range=[0, 1.05], secondary_y=True)
     fig.update_layout(title="Training curves", xaxis_title="step",

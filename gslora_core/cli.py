@@ -143,8 +143,9 @@ def cmd_forget(a: argparse.Namespace) -> int:
                     f"margin: {p['people_left']})" if "people_left" in p else "")
             acc = f" Acc_r {p['acc_r']:.3f} Acc_f {p['acc_f']:.3f}" if "acc_r" in p else ""
             released = f" released block {p['released'] + 1}" if "released" in p else ""
+            eased = f" BND eased to {p['eased']:g}" if "eased" in p else ""
             print(f"step {p['step']} (cap {p['steps']}) loss {p['loss']:.3f}{left}{acc} "
-                  f"blocks {p.get('blocks', '-')}{released}", file=sys.stderr)
+                  f"blocks {p.get('blocks', '-')}{released}{eased}", file=sys.stderr)
 
     # The states the previous command kept (enroll's, or the previous task's "after"): the
     # task's "before" then costs the top block only.

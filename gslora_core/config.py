@@ -281,10 +281,15 @@ class ForgetConfig:
              "cosine to every other class (a picture the recognizer took for someone else "
              "before the task is left as it was)", "gate: lead")
     gate_bnd: float = knob(
-        65.0, "BND of a gated task, in place of bnd: the gate keeps the kept people out of the "
+        70.0, "BND of a gated task, in place of bnd: the gate keeps the kept people out of the "
               "push's way, so it asks the forgotten people's pictures for a wider gap, and their "
               "held-back pictures end further from their own class (chosen on validation "
-              "pictures: bench/results/tuning/gate/round3)", "gate: BND")
+              "pictures: bench/results/tuning/gate, rounds 3-4)", "gate: BND")
+    gate_bnd_fallback: float = knob(
+        65.0, "release: the BND a gated task falls back to when the blocks in use make no "
+              "progress, before it releases a block (once; 0 or not under gate_bnd: none). The "
+              "wider gap costs a few steps where it is within reach and no block where it is "
+              "not", "gate: fallback BND")
     lr_decay: str = knob(
         "auto", "release: the learning rate: none (constant; blocks are released as the task "
                 "needs them), cosine (from lr to 0 at the step cap, and the task keeps the "
@@ -354,6 +359,7 @@ class ForgetConfig:
             (self.gate in GATE, f"gate must be one of {', '.join(GATE)}"),
             (self.gate_k > 0, "gate_k must be positive"),
             (self.gate_bnd > 0, "gate_bnd (a gated task's forget-loss bound) must be positive"),
+            (self.gate_bnd_fallback >= 0, "gate_bnd_fallback must be 0 (none) or more"),
             (self.lr_decay in LR_DECAY, f"lr_decay must be one of {', '.join(LR_DECAY)}"),
             (self.check_every >= 1, "check_every must be at least 1"),
             (self.max_seconds >= 0, "max_seconds must be 0 (no cap) or more"),

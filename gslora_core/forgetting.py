@@ -36,7 +36,7 @@ from .evaluation import (
     build_report,
     snapshot,
 )
-from .gate import SHUT, Gate, gates
+from .gate import SHUT, Gate, gated_bnds, gates
 from .loop import train
 from .metrics import class_prototypes
 from .model import Recognizer, count_parameters, resolve_device
@@ -132,7 +132,7 @@ def _prepare(model: Recognizer, gallery: Gallery, roles: Roles, cfg: ForgetConfi
                   else torch.zeros(0))
     return Task(model, gallery, cfg, roles, before, pools, prototypes, gen, tau,
                 unknown=pushes_unknown(cfg, model.kind), grids=before.grids or Grids(),
-                bnd=cfg.bnd)
+                bnds=(cfg.bnd,))
 
 
 def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:
@@ -150,14 +150,14 @@ def _trains(task: Task, params: list[torch.Tensor], name: str = "") -> Task:
 
 def _start_task(task: Task, name: str) -> tuple[Task, TaskRecord]:
     """Give the model the task (its record and fresh adapters, ``Recognizer.add_task``) and
-    make the adapters what ``task`` trains; a gated task asks ``gate_bnd``."""
+    make the adapters what ``task`` trains; a gated task asks ``gate_bnd``, then its fallback."""
     model, cfg = task.model, task.cfg
     forgotten = [model.class_names[c] for c in task.roles.forgotten]
     record = TaskRecord(name=name, forgotten=forgotten, rank=cfg.rank, lora_alpha=LORA_ALPHA,
                         config=cfg.to_dict(), gate=_gate(task, forgotten))
     model.add_task(record, seed=cfg.seed)
     if record.gate is not None:
-        task = replace(task, bnd=cfg.gate_bnd)
+        task = replace(task, bnds=gated_bnds(cfg.gate_bnd, cfg.gate_bnd_fallback))
     return _trains(task, list(lora.iter_task_parameters(model.blocks, name)), name), record
 
 

@@ -84,3 +84,11 @@ def gates(cfg_gate: str, schedule: str, kind: str) -> bool:
     schedule, where the ungated change cost the kept people (issue 49); the fixed schedule keeps
     the authors' shape, and object classes were not measured with it."""
     return cfg_gate == "on" or (cfg_gate == "auto" and schedule == "release" and kind == "faces")
+
+
+def gated_bnds(gate_bnd: float, fallback: float) -> tuple[float, ...]:
+    """The BNDs a gated task asks, in order (``Task.bnds``): ``gate_bnd``, then the fallback
+    when it is a lower one. The wider gap carries more of the forgotten people's held-back
+    pictures away from their name; where the top block cannot reach it, the narrower one is
+    asked before a block is released (bench/results/tuning/gate, round 4)."""
+    return (gate_bnd, fallback) if 0 < fallback < gate_bnd else (gate_bnd,)

@@ -83,14 +83,17 @@ def _optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -
 def _check(task: Task, inputs: Inputs, rule: Rule, plan: Schedule, step: int,
            point: ForgetStep) -> tuple[str | None, dict | None]:
     """After step ``step``, when the schedule asks: the stopping rule's status (into ``point``)
-    and the schedule's answer to it: "done", or one more block released."""
+    and the schedule's answer to it: "done", a lower BND from the next step, or one more block
+    released."""
     full = plan.check_at(step)
     if full is None:
         return None, None
     task.model.eval()
-    status = rule.check(full)
+    status = rule.check(plan.bnd, full)
     point.update(status)  # type: ignore[typeddict-item]
     reason, blocks = plan.after_check(step, status)
+    if plan.bnd != status["bnd"]:
+        point["eased"] = plan.bnd
     if blocks is not None:
         _use(task, inputs, blocks)
         point["released"] = blocks.trained.index(True)
@@ -103,12 +106,13 @@ def train(task: Task, on_progress: ProgressFn | None = None,
     cancelled, the model then as the loop left it: the caller removes the task)."""
     model, cfg = task.model, task.cfg
     started = time.perf_counter()
-    plan = schedule_for(cfg, len(model.blocks), bool(task.groups), anneals(cfg, model.kind))
+    plan = schedule_for(cfg, len(model.blocks), bool(task.groups), anneals(cfg, model.kind),
+                        task.bnds)
     inputs = Inputs(task)
     rule = Rule(task, inputs)
     _use(task, inputs, plan.start())
     anchor = keep_anchor(task, inputs) if plan.keeps and cfg.keep > 0 else None
-    status = rule.check() if plan.checks else None
+    status = rule.check(plan.bnd) if plan.checks else None
     plan.begin(status)
     opt = torch.optim.AdamW(task.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve: list[ForgetStep] = []
@@ -121,7 +125,8 @@ def train(task: Task, on_progress: ProgressFn | None = None,
         _use(task, inputs, plan.refit(step, opt, task.lasso))
         lr, alpha = plan.rates(step)
         # draw -> loss -> step
-        loss, parts = step_loss(task, inputs, draw_batch(task, rule.focus), anchor, plan.answer)
+        loss, parts = step_loss(task, inputs, draw_batch(task, rule.focus), anchor, plan.answer,
+                                plan.bnd)
         _optimizer_step(opt, loss, lr)
         _sparsify(task, opt, lr, alpha)
         step += 1
@@ -138,6 +143,6 @@ def train(task: Task, on_progress: ProgressFn | None = None,
             on_progress(point)
     if status is None:  # a schedule that never checked: how far the people are now
         model.eval()
-        status = rule.check()
+        status = rule.check(plan.bnd)
     blocks_used = plan.blocks_used(task.name, model.blocks)
     return curve, Stop.at(reason, step, time.perf_counter() - started, blocks_used, status)

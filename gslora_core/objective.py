@@ -30,7 +30,7 @@ Anchor = tuple[torch.Tensor, "torch.Tensor | None"]
 def forget_gap(bnd: float) -> float:
     """BND as the cosine gap it asks of a forget picture: its best other class ahead of its own
     class by this much. BND is in the logits of the paper's face head (s 64, m 0.35), where 45
-    asks 45 / 64 - 0.35 = 0.35. A task's BND is ``Task.bnd``."""
+    asks 45 / 64 - 0.35 = 0.35. A task's BNDs are ``Task.bnds``."""
     return bnd / PAPER_HEAD_SCALE - PAPER_HEAD_MARGIN
 
 
@@ -87,33 +87,35 @@ def _retain_terms(task: Task, inputs: Inputs, idx: torch.Tensor, y: torch.Tensor
 
 
 def _add_earlier(task: Task, inputs: Inputs, idx: torch.Tensor, y: torch.Tensor,
-                 answer: bool, bnd: float, loss: torch.Tensor) -> torch.Tensor:
-    """``loss`` plus the replayed earlier people's own bounded term (so this task's pictures
-    keep their full weight in L_f), and their push below the threshold."""
+                 answer: bool, bound: float, loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` plus the replayed earlier people's own bounded term (``bound``, in the head's
+    logits: so this task's pictures keep their full weight in L_f), and their push below the
+    threshold."""
     model, cfg = task.model, task.cfg
     cos = model.head.cosine(inputs.answer(idx) if answer else inputs.embed(idx))
-    loss = loss + cfg.beta * bounded_forget_loss(model.head.margin_logits(cos, y), y, bnd)
+    loss = loss + cfg.beta * bounded_forget_loss(model.head.margin_logits(cos, y), y, bound)
     if task.unknown:
         loss = loss + cfg.beta * unknown_loss(cos, task.tau - cfg.margin, model.head.s)
     return loss
 
 
 def step_loss(task: Task, inputs: Inputs, batch: Batch, anchor: Anchor | None,
-              answer: bool) -> tuple[torch.Tensor, dict[str, float]]:
+              answer: bool, bnd: float) -> tuple[torch.Tensor, dict[str, float]]:
     """One step's loss and its parts (for the curve). ``answer``: the forget terms act on the
-    answer's embedding (both views) rather than the training view."""
+    answer's embedding (both views) rather than the training view; ``bnd``: the BND asked now
+    (``Schedule.bnd``)."""
     model, cfg, y_all = task.model, task.cfg, task.gallery.train_y
     yr, yf, yo = (y_all[i].to(model.device) for i in batch)
     model.train()
     l_r, l_keep = _retain_terms(task, inputs, batch.retain, yr, anchor)
     emb_f = inputs.answer(batch.forget) if answer else inputs.embed(batch.forget)
     cos_f = model.head.cosine(emb_f)
-    bnd = forget_bound(task.bnd, model.head.s, model.head.m)
-    l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, bnd)
+    bound = forget_bound(bnd, model.head.s, model.head.m)
+    l_f = bounded_forget_loss(model.head.margin_logits(cos_f, yf), yf, bound)
     l_u = torch.zeros((), device=model.device)
     loss = l_r + cfg.beta * l_f
     if len(batch.earlier):
-        loss = _add_earlier(task, inputs, batch.earlier, yo, answer, bnd, loss)
+        loss = _add_earlier(task, inputs, batch.earlier, yo, answer, bound, loss)
     if task.unknown:
         l_u = unknown_loss(cos_f, task.tau - cfg.margin, model.head.s)
         loss = loss + cfg.beta * l_u

@@ -53,7 +53,9 @@ class ForgetStep(TypedDict, total=False):
     group_norms: list[float]
     zero_groups: int
     released: int  # 0-based index of the block released at this step
+    eased: float  # the lower BND asked from the next step (``schedules.Release``)
     full: bool  # the check judged every picture of the task again
+    bnd: float  # the BND the check judged at
     people: int
     pictures_left: int
     people_left: int

@@ -3,9 +3,10 @@ train, what learning rate and group-sparsity alpha a step gets, when the stoppin
 checked, and when a task ends.
 
 "release" (the default) trains the top block's adapter alone; if the blocks in use have made no
-progress on the stopping rule for ``stage_steps``, the next block down is released (its adapter
-starts from B = 0, so nothing jumps); it ends as soon as the rule holds, or at a cap on steps or
-seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap, and
+progress on the stopping rule for ``stage_steps``, the task first asks its next, lower BND if it
+has one (a gated task: ``gate_bnd_fallback``), and then releases the next block down (its
+adapter starts from B = 0, so nothing jumps); it ends as soon as the rule holds, or at a cap on
+steps or seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap, and
 then no block is released. "fixed" is the earlier schedule, the authors' shape: a group lasso
 over every block picks the blocks, then a refit of a fixed count of steps trains the ones it
 kept.
@@ -43,10 +44,18 @@ class Schedule:
     keeps = False  # the keep term holds retained embeddings where they started
     checks = False  # the stopping rule is checked as the task goes
 
-    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool):
+    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool,
+                 bnds: tuple[float, ...] = ()):
         """``sparse``: the task trains LoRA groups (not every weight), so blocks can be
-        released or held."""
+        released or held; ``bnds``: the BNDs the task asks, in order (``Task.bnds``; none:
+        ``cfg.bnd``)."""
         self.cfg, self.depth, self.sparse = cfg, depth, sparse
+        self.bnds = list(bnds or (cfg.bnd,))  # the first is asked now
+
+    @property
+    def bnd(self) -> float:
+        """The BND the loss and the stopping rule ask now."""
+        return self.bnds[0]
 
     @property
     def blocks(self) -> int:
@@ -117,8 +126,9 @@ class Release(Schedule):
 
     answer = keeps = checks = True
 
-    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool, anneal: bool = False):
-        super().__init__(cfg, depth, sparse)
+    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool, anneal: bool = False,
+                 bnds: tuple[float, ...] = ()):
+        super().__init__(cfg, depth, sparse, bnds)
         start = min(cfg.start_blocks, depth) if cfg.start_blocks and sparse else depth
         self.first = depth - start  # the lowest block that trains
         self.best, self.best_at = 0, 0  # progress: the fewest pictures left, and when
@@ -159,10 +169,10 @@ class Release(Schedule):
         return step % (FULL_CHECK_EVERY * cfg.check_every) == 0 or step == cfg.steps
 
     def after_check(self, step: int, status: dict) -> tuple[str | None, Blocks | None]:
-        """"done" when the rule holds on every picture; else, if the task releases blocks, the
-        next block down when the blocks in use made no progress for ``stage_steps`` (a full
-        check's count), unless this is the last step (a block released then would never
-        train)."""
+        """"done" when the rule holds on every picture; else, if the task releases blocks and
+        the blocks in use made no progress for ``stage_steps`` (a full check's count): the
+        next BND if one is left (the wider gap is out of their reach), or else the next block
+        down. Neither at the last step (a block released then would never train)."""
         if not status["full"]:
             return None, None
         if status["pictures_left"] < self.best:
@@ -170,7 +180,13 @@ class Release(Schedule):
         if status["pictures_left"] == 0:
             return "done", None
         stuck = step - self.best_at >= self.cfg.stage_steps
-        if stuck and self.first > 0 and self.releases and step < self.cfg.steps:
+        if not (stuck and self.releases and step < self.cfg.steps):
+            return None, None
+        if len(self.bnds) > 1:
+            self.bnds.pop(0)  # patience starts again, at the lower BND
+            self.best_at = step
+            return None, None
+        if self.first > 0:
             self.first -= 1  # the blocks in use cannot finish: one more
             self.best_at = step
             return None, self._use()
@@ -197,8 +213,9 @@ class Fixed(Schedule):
     learning rate, and cached states below the first active block. Its steps report 0 blocks
     in use: the lasso decides them, not the schedule."""
 
-    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool):
-        super().__init__(cfg, depth, sparse)
+    def __init__(self, cfg: ForgetConfig, depth: int, sparse: bool,
+                 bnds: tuple[float, ...] = ()):
+        super().__init__(cfg, depth, sparse, bnds)
         self.warm = int(round(cfg.sparsity_warmup * cfg.steps))
         self.refit_from = cfg.steps - int(round(cfg.refit * cfg.steps))
 
@@ -230,8 +247,10 @@ class Fixed(Schedule):
         return len(norms) - next((i for i, n in enumerate(norms) if n != 0.0), len(norms))
 
 
-def schedule_for(cfg: ForgetConfig, depth: int, sparse: bool, anneal: bool = False) -> Schedule:
-    """The policy of ``cfg.schedule`` (``anneal``: a release task's rate decays, ``anneals``)."""
+def schedule_for(cfg: ForgetConfig, depth: int, sparse: bool, anneal: bool = False,
+                 bnds: tuple[float, ...] = ()) -> Schedule:
+    """The policy of ``cfg.schedule`` (``anneal``: a release task's rate decays, ``anneals``;
+    ``bnds``: the BNDs the task asks, ``Task.bnds``)."""
     if cfg.schedule == "release":
-        return Release(cfg, depth, sparse, anneal)
-    return Fixed(cfg, depth, sparse)
+        return Release(cfg, depth, sparse, anneal, bnds)
+    return Fixed(cfg, depth, sparse, bnds)

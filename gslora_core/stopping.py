@@ -35,6 +35,7 @@ class Rule:
     def __init__(self, task: Task, inputs: Inputs):
         self.task, self.inputs = task, inputs
         self.judged: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.bnd = 0.0  # the BND ``judged`` was judged at
         self.focus = torch.zeros(0, dtype=torch.long)  # forget pictures not yet past the rule
 
     def _shut(self, idx: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,8 @@ class Rule:
 
     @torch.no_grad()
     def judge(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For pictures ``idx``: (past the stopping rule, still answered as themselves)."""
+        """For pictures ``idx``: (past the stopping rule at BND ``self.bnd``, still answered as
+        themselves)."""
         task, cfg = self.task, self.task.cfg
         model = task.model
         cos = model.head.cosine(self.inputs.judged(idx).to(model.device)).cpu()
@@ -55,19 +57,21 @@ class Rule:
         best = cos.max(1).values
         # Half of each margin the loss pushes to: the loss goes past the rule, so the rule is met
         # while the push goes on, and held-back pictures, which follow less far, still clear it.
-        done = other - own > max(0.0, forget_gap(task.bnd)) / 2
+        done = other - own > max(0.0, forget_gap(self.bnd)) / 2
         if task.unknown:
             done &= best < task.tau - cfg.margin / 2
         return done | self._shut(idx), (own >= other) & (own >= task.tau)
 
     @torch.no_grad()
-    def check(self, full: bool = True) -> dict:
-        """The rule on the task's own training pictures and the replayed pictures of earlier
-        tasks. Between full checks only the pictures not yet past it are judged again (a
-        50-person task has hundreds of pictures, most of them done early); when none is left,
-        all are judged again before the task may stop."""
+    def check(self, bnd: float, full: bool = True) -> dict:
+        """The rule at BND ``bnd`` (``Schedule.bnd``) on the task's own training pictures and
+        the replayed pictures of earlier tasks. Between full checks only the pictures not yet
+        past it are judged again (a 50-person task has hundreds of pictures, most of them done
+        early); when none is left, or the BND changed, all are judged again (the first before
+        the task may stop)."""
         task = self.task
-        if full or self.judged is None:
+        if full or self.judged is None or bnd != self.bnd:
+            self.bnd = bnd
             idx = torch.cat([task.pools.forget, task.pools.earlier.unique()])
             self.judged = (idx, *self.judge(idx))
         idx, done, recognized = self.judged
@@ -75,11 +79,11 @@ class Rule:
             open_ = ~done
             done[open_], recognized[open_] = self.judge(idx[open_])
             if bool(done.all()):
-                return self.check(full=True)
+                return self.check(bnd, full=True)
         y = task.gallery.train_y[idx]
         mine = torch.isin(y, torch.tensor(task.roles.forgotten))
         self.focus = idx[mine & ~done]
-        return {"full": full, "people": len(task.roles.forgotten),
+        return {"full": full, "bnd": bnd, "people": len(task.roles.forgotten),
                 "pictures_left": int((~done).sum()),
                 "people_left": len(set(y[mine & ~done].tolist())),
                 "recognized_left": len(set(y[mine & recognized].tolist())),
@@ -101,6 +105,7 @@ class Stop:
     earlier_left: int  # earlier-forgotten people with a replayed picture not past it
     blocks: int  # blocks the task trained (from the top)
     left_alone: int = 0  # this task's training pictures its gate keeps shut (``Rule._shut``)
+    bnd: float = 0.0  # the BND the rule was last judged at (0: not recorded)
 
     @classmethod
     def at(cls, reason: str, steps: int, seconds: float, blocks: int, status: dict) -> "Stop":
@@ -109,7 +114,8 @@ class Stop:
                    people_left=status["people_left"],
                    recognized_left=status["recognized_left"],
                    pictures_left=status["pictures_left"], earlier_left=status["earlier_left"],
-                   blocks=blocks, left_alone=status.get("left_alone", 0))
+                   blocks=blocks, left_alone=status.get("left_alone", 0),
+                   bnd=status.get("bnd", 0.0))
 
     @property
     def text(self) -> str:
@@ -140,4 +146,4 @@ class Stop:
                 "people": self.people, "people_left": self.people_left,
                 "recognized_left": self.recognized_left, "pictures_left": self.pictures_left,
                 "earlier_left": self.earlier_left, "blocks": self.blocks,
-                "left_alone": self.left_alone, "text": self.text}
+                "left_alone": self.left_alone, "bnd": self.bnd, "text": self.text}

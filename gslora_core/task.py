@@ -58,7 +58,9 @@ class Task:
     tau: float  # the recognizer's open-set threshold
     unknown: bool  # ``stopping.pushes_unknown``: pushed to "not recognized" too
     grids: Grids  # the gallery's token grids below the top, from ``before`` or on first need
-    bnd: float  # the BND it asks (``ForgetConfig.bnd``; ``gate_bnd`` when its change is gated)
+    # The BNDs it asks, in order: ``ForgetConfig.bnd``, or when its change is gated ``gate_bnd``
+    # then ``gate_bnd_fallback`` (``schedules.Release`` takes the next one when stuck).
+    bnds: tuple[float, ...]
     name: str = ""  # the task's adapters ("" for full fine-tuning)
     params: tuple[torch.Tensor, ...] = ()  # what trains
     groups: tuple[list[torch.Tensor], ...] = ()  # LoRA groups, one per block (none: full)

@@ -233,3 +233,33 @@ def test_a_gated_task_asks_gate_bnd_and_an_ungated_one_bnd():
     off = {k: v for k, v in stop(gate="off").items() if k not in ("seconds", "text")}
     assert {k: v for k, v in stop(gate="off", gate_bnd=1000.0).items()
             if k not in ("seconds", "text")} == off
+
+
+def test_a_gated_task_falls_back_to_the_lower_bnd_before_it_takes_a_block():
+    """A gate_bnd no picture can reach: the stuck task asks ``gate_bnd_fallback`` on the block
+    it has and finishes there; with no fallback it releases blocks and still cannot finish."""
+    from tiny import forget_people
+
+    from gslora_core.config import ForgetConfig
+
+    def run(**kw):
+        model, gallery = tiny_model(), tiny_gallery()
+        cfg = ForgetConfig(batch_size=4, eval_every=0, steps=60, check_every=1, stage_steps=4,
+                           gate="on", gate_c=5.0, gate_lead=-5.0, gate_bnd=1000.0,
+                           unknown="off", **kw)  # the tiny model reaches the margin, not tau
+        return forget_people(model, gallery, ["ann"], cfg)[0]
+
+    eased = run(gate_bnd_fallback=1.0)
+    assert eased["stop"]["reason"] == "done" and eased["stop"]["bnd"] == 1.0
+    assert [p["eased"] for p in eased["curve"] if "eased" in p] == [1.0]
+    assert not any("released" in p for p in eased["curve"]) and eased["stop"]["blocks"] == 1
+    stuck = run(gate_bnd_fallback=0.0)
+    assert stuck["stop"]["reason"] == "step cap" and stuck["stop"]["bnd"] == 1000.0
+    assert not any("eased" in p for p in stuck["curve"])
+    assert any("released" in p for p in stuck["curve"])
+
+
+def test_the_fallback_bnd_counts_only_below_gate_bnd():
+    assert gate.gated_bnds(70.0, 65.0) == (70.0, 65.0)
+    assert gate.gated_bnds(65.0, 65.0) == gate.gated_bnds(65.0, 0.0) == (65.0,)
+    assert gate.gated_bnds(60.0, 65.0) == (60.0,)

@@ -54,3 +54,23 @@ def test_no_block_is_released_at_the_last_step():
     plan.begin({"pictures_left": 5})
     assert _stuck(plan, 100) == (None, None) and plan.blocks == 1
     assert _stuck(plan, 99)[1] is not None and plan.blocks == 2
+
+
+def test_a_stuck_task_with_a_lower_bnd_eases_before_it_releases_a_block():
+    """``Task.bnds`` (a gated task: ``gate_bnd``, then ``gate_bnd_fallback``): stuck, the task
+    first asks the lower BND with the blocks it has, and releases a block only if stuck again."""
+    plan = schedule_for(CFG, depth=4, sparse=True, bnds=(70.0, 65.0))
+    plan.begin({"pictures_left": 5})
+    assert plan.bnd == 70.0
+    assert _stuck(plan, 20) == (None, None) and (plan.bnd, plan.blocks) == (65.0, 1)
+    assert _stuck(plan, 35) == (None, None) and plan.blocks == 1  # patience starts again
+    assert _stuck(plan, 40)[1] is not None and (plan.bnd, plan.blocks) == (65.0, 2)
+    assert schedule_for(CFG, depth=4, sparse=True).bnd == CFG.bnd  # one BND: the config's
+
+
+def test_an_annealed_or_dense_task_keeps_its_first_bnd():
+    for plan in (schedule_for(CFG, depth=4, sparse=True, anneal=True, bnds=(70.0, 65.0)),
+                 schedule_for(CFG, depth=4, sparse=False, bnds=(70.0, 65.0))):
+        plan.begin({"pictures_left": 5})
+        assert [_stuck(plan, s) for s in (20, 40, 60)] == [(None, None)] * 3
+        assert plan.bnd == 70.0
