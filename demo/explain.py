@@ -78,9 +78,9 @@ the forgotten people than anyone else (by at least {gate_lead} in cosine, and at
 under the threshold), the gate opens and the photo gets the whole change, whether it was seen
 in training or not; a photo nearer anyone else gets none of it and is answered exactly as
 before (the gate's sharpness: {gate_k}; under 1 % open it is shut). With the kept people out of
-its way, the forget loss can ask more (BND {gate_push}), which carries the forgotten people's unseen
-photos further from their name. A forgotten person's photo that the recognizer
-already took for someone else stays as it was. (Object classes, with the paper's Acc_f as
+its way, the forget loss can ask more (BND {gate_push}), which carries the forgotten people's
+unseen photos further from their name. A forgotten person's photo that the recognizer already
+took for someone else stays as it was. (Object classes, with the paper's Acc_f as
 their measure, are not gated.) A gated change depends on the photo, so exporting keeps it as an
 adapter beside the plain weights.
 
