@@ -64,6 +64,15 @@ def test_how_it_works_quotes_the_run():
     assert "Acc_f went from **100.0 %** to **0.0 %**" in text and "0.88 → 0.27" in text
 
 
+def test_how_it_works_says_what_a_gated_task_asked():
+    """The BND and its fallback as the run's config had them; a report from before the
+    fallback (no ``gate_bnd_fallback``) reads as one BND."""
+    cfg = asdict(PRESETS["fast"])
+    assert "BND 70, eased to 65 if the top block cannot reach it" in how_it_works(None, cfg)
+    old = {k: v for k, v in cfg.items() if k != "gate_bnd_fallback"} | {"gate_bnd": 65.0}
+    assert "ask more (BND 65)" in how_it_works(None, old)
+
+
 def test_blocks_text_names_the_blocks_changed_and_of_how_many():
     """"6" under "blocks used" read as six blocks; the text says which, of how many."""
     from gslora_core.report import blocks_text
