@@ -55,7 +55,8 @@ def group_heatmap(group_norms: Sequence[Sequence[float]], task_names: Sequence[s
 def loss_curves(curve: Sequence[dict]) -> go.Figure:
     """Retain / forget / "not recognized" losses per step; on the right axis the stopping rule
     moving (the share of the task's training pictures not yet forgotten, at each full check) and
-    Acc_r / Acc_f on test pictures where they were measured. A released block is a dashed line."""
+    Acc_r / Acc_f on test pictures where they were measured. A released block is a dashed line,
+    the step a gated task eased its BND a dotted one."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     curve = [p for p in curve if "step" in p]  # stage points ("measuring …") carry no step
     steps = [p["step"] for p in curve]

@@ -238,8 +238,10 @@ def live_view(page: Page, job: Job, earlier: dict | None, progress) -> dict:
         left = (f" · still recognized on their training pictures: {c['recognized_left']} "
                 f"of {c['people']} (not yet past the margin: {c['people_left']})")
     released = [q["released"] + 1 for q in points if "released" in q]
+    eased = [q["eased"] for q in points if "eased" in q]
     blocks = (f" · blocks in use: {p['blocks']}" if p.get("blocks") else "") + (
-        f" (released block {', '.join(map(str, released))})" if released else "")
+        f" (released block {', '.join(map(str, released))})" if released else "") + (
+        f" · BND eased to {eased[-1]:g}" if eased else "")
     to_cap = seconds_left(p["step"], p["steps"], job.elapsed())
     cap = ("" if to_cap is None else
            f" · stops when they are forgotten, at the latest in {duration(to_cap)}")

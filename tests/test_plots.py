@@ -54,6 +54,10 @@ def test_curves_and_bars_follow_the_report() -> None:
     assert "group sparsity" not in by_name
     # Stage points (no step) are not drawn.
     assert list(loss_curves([{"stage": "preparing"}] + curve).data[0].x) == [5, 10, 20]
+    # A released block and an eased BND are marked where they happened, in words.
+    curve[0]["eased"] = 65.0
+    marks = {(a.x, a.text) for a in loss_curves(curve).layout.annotations}
+    assert marks == {(5, "BND eased to 65"), (20, "block 5 released")}
 
 
 def test_per_person_dots_show_forgotten_people_at_zero_first() -> None:
@@ -114,3 +118,19 @@ def test_the_live_heatmap_ends_on_the_tasks_last_step_while_it_is_measured() -> 
     view = live_view(page, job, None, None)
     zeros, live = view["heatmap"].data
     assert list(live.z[-1]) == [None, 6.896] and "Measuring" in view["md"]
+
+
+def test_the_live_status_says_a_released_block_and_an_eased_bnd() -> None:
+    from types import SimpleNamespace
+
+    from demo.jobs import Job
+    from demo.views import live_view
+
+    page = SimpleNamespace(forget_md="md", live_curves="curves", live_heatmap="heatmap")
+    job = Job("forget", lambda progress, cancelled: None)
+    step = {"steps": 400, "loss": 1.0, "group_norms": [0.0, 6.8], "zero_groups": 1,
+            "seconds": 0.1}
+    job.points = [{**step, "step": 80, "blocks": 1, "eased": 65.0},
+                  {**step, "step": 160, "blocks": 2, "released": 0}]
+    text = live_view(page, job, None, None)["md"]
+    assert "blocks in use: 2 (released block 1) · BND eased to 65" in text
