@@ -6,8 +6,8 @@ checked, and when a task ends.
 progress on the stopping rule for ``stage_steps``, the task first asks its next, lower BND if it
 has one (a gated task: ``gate_bnd_fallback``), and then releases the next block down (its
 adapter starts from B = 0, so nothing jumps); it ends as soon as the rule holds, or at a cap on
-steps or seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step cap, and
-then no block is released. "fixed" is the earlier schedule, the authors' shape: a group lasso
+steps or seconds. Its rate is constant, or (``anneals``) a cosine from ``lr`` to 0 at the step
+cap, and then no block is released. "fixed" is the earlier schedule, the authors' shape: a group lasso
 over every block picks the blocks, then a refit of a fixed count of steps trains the ones it
 kept.
 """

@@ -104,8 +104,8 @@ class Stop:
     pictures_left: int  # pictures (this task's and replayed earlier ones) not yet past it
     earlier_left: int  # earlier-forgotten people with a replayed picture not past it
     blocks: int  # blocks the task trained (from the top)
+    bnd: float  # the BND the rule was last judged at (``Schedule.bnd``)
     left_alone: int = 0  # this task's training pictures its gate keeps shut (``Rule._shut``)
-    bnd: float = 0.0  # the BND the rule was last judged at (0: not recorded)
 
     @classmethod
     def at(cls, reason: str, steps: int, seconds: float, blocks: int, status: dict) -> "Stop":
@@ -114,8 +114,7 @@ class Stop:
                    people_left=status["people_left"],
                    recognized_left=status["recognized_left"],
                    pictures_left=status["pictures_left"], earlier_left=status["earlier_left"],
-                   blocks=blocks, left_alone=status.get("left_alone", 0),
-                   bnd=status.get("bnd", 0.0))
+                   blocks=blocks, bnd=status["bnd"], left_alone=status.get("left_alone", 0))
 
     @property
     def text(self) -> str:
